@@ -1,0 +1,326 @@
+"""The HTTP API: routes -> validation (core) -> store, and JSON answers.
+
+Rules (DESIGN §2):
+- Bodies are JSON (`application/json`; the batch route also takes NDJSON). Anything
+  else is a 415, an empty or malformed body a 400, a well-formed but invalid one a 422
+  naming the field. Unknown routes are 404, wrong methods 405 with `Allow`.
+- `POST /v1/events` answers 202 only after the event and its deliveries are committed.
+  A repeated event id or `Idempotency-Key` answers as the first time and creates nothing.
+- On the TCP listener, when `server.api_token` is set, every route but `/healthz` needs
+  `Authorization: Bearer <token>`. The Unix socket is guarded by its file mode.
+- Secrets are shown when an endpoint is created or its secret changes, never otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+
+from hookd import __version__, ids
+from hookd.clock import Clock
+from hookd.core import endpoints as endpoint_rules
+from hookd.core import envelope
+from hookd.errors import ApiError, bad_request, invalid
+from hookd.http import Request, Response, json_response
+from hookd.store import NewDelivery, Store
+
+DeliveriesCreated = Callable[[list[NewDelivery]], None]
+RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
+
+JSON_TYPES = frozenset({"application/json"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+MAX_PAGE = 1000
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str
+    events: list[str]
+    description: str = ""
+    enabled: bool = True
+    secret: str | None = None
+
+
+class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    events: list[str] | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    secret: str | None = None
+
+
+class Api:
+    """Routes requests to handlers; one per daemon."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        api_token: str = "",
+        on_deliveries: DeliveriesCreated | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._token = api_token
+        self._on_deliveries = on_deliveries
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one request."""
+        if request.origin == "tcp" and self._token and request.path != "/healthz":
+            self._authorize(request)
+        handler, params = _route(request.method, request.path)
+        return await handler(self, request, params)
+
+    def _authorize(self, request: Request) -> None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token.encode()
+        ):
+            raise ApiError(401, "unauthorized", "missing or wrong 'Authorization: Bearer' token")
+
+    def _created(self, deliveries: list[NewDelivery]) -> None:
+        if deliveries and self._on_deliveries is not None:
+            self._on_deliveries(deliveries)
+
+    # -- events -------------------------------------------------------------------------
+
+    async def ingest(self, request: Request, _: dict[str, str]) -> Response:
+        _require_body(request, JSON_TYPES)
+        now = self.clock.now()
+        event = envelope.prepare(
+            envelope.decode_event(request.body), envelope.format_timestamp(now)
+        )
+        key = _idempotency_key(request)
+        [result] = await self.store.ingest([(event, ids.event_id(now), key)], now)
+        self._created(result.created)
+        return _accepted(result.accepted, replayed=result.replayed)
+
+    async def ingest_batch(self, request: Request, _: dict[str, str]) -> Response:
+        media = _require_body(request, JSON_TYPES | NDJSON_TYPES)
+        now = self.clock.now()
+        received = envelope.format_timestamp(now)
+        requests = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
+        key = _idempotency_key(request)
+        items = [
+            (
+                envelope.prepare(item, received, where=f"item {index}: "),
+                ids.event_id(now),
+                f"{key}#{index}" if key else None,
+            )
+            for index, item in enumerate(requests)
+        ]
+        results = await self.store.ingest(items, now)
+        created = [d for result in results for d in result.created]
+        self._created(created)
+        answer = {
+            "ids": [r.accepted.id for r in results],
+            "deliveries": sum(r.accepted.deliveries for r in results),
+        }
+        return json_response(202, answer)
+
+    async def list_events(self, request: Request, _: dict[str, str]) -> Response:
+        query = request.query
+        event_type = query.get("type") or None
+        if event_type is not None:
+            envelope.check_event_name(event_type, "type")
+        page = await self.store.list_events(
+            _limit(query), _cursor(query), event_type, _since(query)
+        )
+        return json_response(200, page)
+
+    async def get_event(self, _: Request, params: dict[str, str]) -> Response:
+        return json_response(200, await self.store.get_event(params["id"]))
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def create_endpoint(self, request: Request, _: dict[str, str]) -> Response:
+        _require_body(request, JSON_TYPES)
+        spec = _decode(request.body, EndpointCreate)
+        fields = msgspec.structs.asdict(spec)
+        fields["secret"] = spec.secret or endpoint_rules.new_secret(ids.random_bytes(32))
+        _check_endpoint(fields)
+        fields["id"] = ids.endpoint_id()
+        endpoint = await self.store.create_endpoint(fields, self.clock.now())
+        return json_response(201, endpoint, [("Location", f"/v1/endpoints/{endpoint.id}")])
+
+    async def list_endpoints(self, request: Request, _: dict[str, str]) -> Response:
+        page = await self.store.list_endpoints(_limit(request.query), _cursor(request.query))
+        return json_response(200, page)
+
+    async def get_endpoint(self, _: Request, params: dict[str, str]) -> Response:
+        return json_response(200, await self.store.get_endpoint(params["id"]))
+
+    async def update_endpoint(self, request: Request, params: dict[str, str]) -> Response:
+        _require_body(request, JSON_TYPES)
+        patch = _decode(request.body, EndpointPatch)
+        changes = {
+            name: value
+            for name, value in msgspec.structs.asdict(patch).items()
+            if value is not msgspec.UNSET
+        }
+        if not changes:
+            raise invalid("nothing to change: give url, events, description, enabled or secret")
+        _check_endpoint(changes)
+        endpoint, _stopped = await self.store.update_endpoint(
+            params["id"], changes, self.clock.now()
+        )
+        return json_response(200, endpoint)
+
+    async def delete_endpoint(self, _: Request, params: dict[str, str]) -> Response:
+        await self.store.delete_endpoint(params["id"], self.clock.now())
+        return Response(status=204)
+
+    async def rotate_secret(self, request: Request, params: dict[str, str]) -> Response:
+        given = None
+        if request.body.strip():
+            _require_body(request, JSON_TYPES)
+            given = _decode(request.body, SecretRotation).secret
+        secret = given or endpoint_rules.new_secret(ids.random_bytes(32))
+        _check_endpoint({"secret": secret})
+        endpoint, _ = await self.store.update_endpoint(
+            params["id"], {"secret": secret}, self.clock.now()
+        )
+        return json_response(200, endpoint)
+
+    # -- health -------------------------------------------------------------------------
+
+    async def health(self, _: Request, __: dict[str, str]) -> Response:
+        return json_response(200, {"status": "ok", "version": __version__})
+
+
+# -- routing ---------------------------------------------------------------------------
+
+_ROUTES: list[tuple[str, str, RouteHandler]] = [
+    ("POST", "/v1/events", Api.ingest),
+    ("GET", "/v1/events", Api.list_events),
+    ("POST", "/v1/events/batch", Api.ingest_batch),
+    ("GET", "/v1/events/{id}", Api.get_event),
+    ("POST", "/v1/endpoints", Api.create_endpoint),
+    ("GET", "/v1/endpoints", Api.list_endpoints),
+    ("GET", "/v1/endpoints/{id}", Api.get_endpoint),
+    ("PATCH", "/v1/endpoints/{id}", Api.update_endpoint),
+    ("DELETE", "/v1/endpoints/{id}", Api.delete_endpoint),
+    ("POST", "/v1/endpoints/{id}/rotate-secret", Api.rotate_secret),
+    ("GET", "/healthz", Api.health),
+]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "/?$")
+
+
+_TABLE = [(method, _compile(path), handler) for method, path, handler in _ROUTES]
+
+
+def _route(method: str, path: str) -> tuple[RouteHandler, dict[str, str]]:
+    allowed: list[str] = []
+    for route_method, pattern, handler in _TABLE:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        if route_method == method:
+            return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+        allowed.append(route_method)
+    if allowed:
+        allow = ", ".join(sorted(set(allowed)))
+        raise ApiError(
+            405, "method_not_allowed", f"{method} is not allowed here; use {allow}", allow
+        )
+    raise ApiError(404, "not_found", f"no route {path[:200]!r}")
+
+
+# -- request helpers -------------------------------------------------------------------
+
+
+def _require_body(request: Request, accepted: frozenset[str]) -> str:
+    """The request's media type, when it is one of `accepted` and the body is not empty."""
+    content_type = request.headers.get("content-type", "")
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    charset = re.search(r"charset\s*=\s*\"?([\w-]+)", params, re.IGNORECASE)
+    if media not in accepted or (charset and charset.group(1).lower() not in ("utf-8", "utf8")):
+        wanted = " or ".join(sorted(accepted))
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Type must be {wanted}, got {content_type!r}"
+        )
+    if not request.body.strip():
+        raise bad_request("empty body: expected JSON", "empty_body")
+    return media
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise invalid(str(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"invalid JSON: {exc}", "invalid_json") from None
+    except RecursionError:
+        raise bad_request("invalid JSON: nested too deeply", "invalid_json") from None
+
+
+def _check_endpoint(fields: dict[str, Any]) -> None:
+    checks = {
+        "url": endpoint_rules.url_error,
+        "events": endpoint_rules.events_error,
+        "secret": endpoint_rules.secret_error,
+    }
+    for name, check in checks.items():
+        if name in fields:
+            problem = check(fields[name])
+            if problem is not None:
+                raise invalid(f"$.{name}: {problem}")
+    description = fields.get("description", "")
+    if len(description) > endpoint_rules.MAX_DESCRIPTION:
+        raise invalid(f"$.description is longer than {endpoint_rules.MAX_DESCRIPTION} characters")
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if _KEY.match(key) is None:
+        raise bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
+    return key
+
+
+def _accepted(accepted: Any, replayed: bool) -> Response:
+    headers = [("Idempotent-Replayed", "true")] if replayed else []
+    return json_response(202, accepted, headers)
+
+
+def _limit(query: dict[str, str]) -> int:
+    text = query.get("limit", "50")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {text[:40]!r}")
+    return int(text)
+
+
+def _cursor(query: dict[str, str]) -> int | None:
+    text = query.get("cursor")
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise bad_request(f"cursor is not one this API gave: {text[:40]!r}")
+    return int(text)
+
+
+def _since(query: dict[str, str]) -> float | None:
+    text = query.get("since")
+    if not text:
+        return None
+    if envelope.is_rfc3339(text):
+        return datetime.fromisoformat(text.replace("z", "Z")).timestamp()
+    raise bad_request(
+        f"since must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
+    )

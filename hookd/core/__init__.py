@@ -1,0 +1,4 @@
+"""Pure logic: no trio, httpx, apsw, clock or random imports.
+
+Everything here takes time and randomness as arguments, so it is tested with plain values.
+"""

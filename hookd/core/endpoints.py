@@ -1,0 +1,81 @@
+"""Endpoint fields: what a valid URL, event list, secret and id look like.
+
+Rules:
+- A URL is absolute `http://` or `https://` with a host, no user:password part, and at
+  most 2048 characters. Whether the host may be private is decided when sending.
+- `events` is a non-empty list of subscription patterns (see `routing`).
+- A generated secret is `whsec_` + base64 of 32 random bytes (a Standard Webhooks
+  secret); a given one is kept as given (the spec's examples use `sua_chave_secreta`).
+- Ids of endpoints declared in the config file are derived from their URL, so they stay
+  the same across restarts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from urllib.parse import urlsplit
+
+from hookd.core.routing import MAX_PATTERNS, pattern_error
+
+MAX_URL = 2048
+MAX_SECRET = 512
+MAX_DESCRIPTION = 1024
+
+
+def url_error(url: object) -> str | None:
+    """Why `url` cannot be an endpoint URL, or None when it can."""
+    if not isinstance(url, str) or not url:
+        return "url must be a non-empty string"
+    if len(url) > MAX_URL:
+        return f"url is longer than {MAX_URL} characters"
+    if any(c.isspace() or ord(c) < 0x20 for c in url):
+        return "url must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"url is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"url must start with http:// or https://, got {url[:80]!r}"
+    if not parts.hostname:
+        return f"url has no host: {url[:80]!r}"
+    if parts.username is not None or parts.password is not None:
+        return "url must not carry a user name or password"
+    if port == 0:
+        return "url port must be between 1 and 65535"
+    return None
+
+
+def events_error(events: object) -> str | None:
+    """Why `events` is not a list of subscription patterns, or None."""
+    if not isinstance(events, list) or not events:
+        return "events must be a non-empty list of patterns like ['cliente.*']"
+    if len(events) > MAX_PATTERNS:
+        return f"events holds at most {MAX_PATTERNS} patterns"
+    for index, pattern in enumerate(events):
+        problem = pattern_error(pattern)
+        if problem is not None:
+            return f"events[{index}]: {problem}"
+    return None
+
+
+def secret_error(secret: object) -> str | None:
+    """Why `secret` cannot sign deliveries, or None."""
+    if not isinstance(secret, str) or not secret:
+        return "secret must be a non-empty string"
+    if len(secret) > MAX_SECRET:
+        return f"secret is longer than {MAX_SECRET} characters"
+    if secret != secret.strip() or any(ord(c) < 0x20 for c in secret):
+        return "secret must not contain control characters or surrounding spaces"
+    return None
+
+
+def new_secret(random32: bytes) -> str:
+    """A Standard Webhooks secret made of 32 random bytes."""
+    return "whsec_" + base64.b64encode(random32).decode("ascii")
+
+
+def config_endpoint_id(url: str) -> str:
+    """The stable id of an endpoint declared in the config file."""
+    return "ep_cfg_" + hashlib.sha256(url.encode()).hexdigest()[:16]

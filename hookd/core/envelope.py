@@ -1,0 +1,196 @@
+"""Ingest requests -> validated events and the exact body bytes every receiver gets.
+
+Rules (DESIGN §1, the spec's payloads):
+- A request is `{"event", "data", "timestamp"?, "id"?}` and nothing else; `event` is a
+  dotted lowercase name (`cliente.criado`, `whatsapp.mensagem.recebida`), `data` an
+  object, `timestamp` RFC 3339, `id` a header-safe token.
+- The body is built once, here, as compact UTF-8 JSON with the keys in the spec's order:
+  `{"event":...,"timestamp":...,"data":{...}}`. `data` keeps the CRM's keys, order and
+  values.
+- The body must survive the spec's Node receiver, which re-serialises the parsed body
+  with `JSON.stringify` before checking the signature. Strings and integers already come
+  out of msgspec exactly as JavaScript writes them; floats are rewritten in JavaScript's
+  number format (`1.0` -> `1`, `1e21` -> `1e+21`), which denotes the same value. Numbers
+  too large for a double are refused rather than delivered as `Infinity`.
+- Malformed JSON (bad syntax, invalid UTF-8, absurd nesting) is a 400; well-formed JSON
+  of the wrong shape is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from hookd.errors import ApiError, bad_request, invalid
+
+MAX_EVENT_NAME = 128
+MAX_BATCH = 1000
+
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
+EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$"
+)
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+class IngestRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One event as the CRM sends it."""
+
+    event: str
+    data: dict[str, Any]
+    timestamp: str | None = None
+    id: str | None = None
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """The body every receiver gets; field order is the wire order."""
+
+    event: str
+    timestamp: str
+    data: dict[str, Any]
+
+
+class PreparedEvent(msgspec.Struct, frozen=True):
+    """A validated event with its final body bytes, ready to store."""
+
+    event: str
+    timestamp: str
+    body: bytes
+    id: str | None
+
+
+def js_number(text: str) -> msgspec.Raw:
+    """A JSON float literal rewritten the way JavaScript's JSON.stringify prints it."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is too large to deliver")
+    if value == 0:
+        return msgspec.Raw(b"0")
+    _sign, digits, exponent = Decimal(repr(abs(value))).as_tuple()
+    assert isinstance(exponent, int)
+    text_digits = "".join(map(str, digits)).rstrip("0")
+    exponent += len(digits) - len(text_digits)
+    k = len(text_digits)
+    n = k + exponent  # value = 0.<digits> * 10**n
+    if k <= n <= 21:
+        out = text_digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        out = text_digits[:n] + "." + text_digits[n:]
+    elif -6 < n <= 0:
+        out = "0." + "0" * -n + text_digits
+    else:
+        mantissa = text_digits if k == 1 else text_digits[0] + "." + text_digits[1:]
+        out = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+    return msgspec.Raw(("-" if value < 0 else "") + out)
+
+
+_request_decoder = msgspec.json.Decoder(IngestRequest, float_hook=js_number)
+_batch_decoder = msgspec.json.Decoder(list[IngestRequest], float_hook=js_number)
+_encoder = msgspec.json.Encoder()
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, where: str = "") -> Any:
+    if not raw.strip():
+        raise bad_request(f"{where}empty body: expected a JSON object", "empty_body")
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise invalid(f"{where}{exc}", "invalid_event") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"{where}invalid JSON: {exc}", "invalid_json") from None
+    except RecursionError:
+        raise bad_request(f"{where}invalid JSON: nested too deeply", "invalid_json") from None
+
+
+def is_rfc3339(text: str) -> bool:
+    """True when `text` is an RFC 3339 date-time with a real calendar date."""
+    match = _RFC3339.match(text)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second, off_h, off_m = (
+        int(g) if g is not None else 0 for g in match.groups()
+    )
+    if not 1 <= month <= 12 or not 1 <= day <= _DAYS[month - 1]:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if month == 2 and day == 29 and not leap:
+        return False
+    return hour < 24 and minute < 60 and second <= 60 and off_h < 24 and off_m < 60
+
+
+def check_event_name(name: str, where: str = "$.event") -> None:
+    """Refuse anything but a dotted lowercase event name."""
+    if len(name) > MAX_EVENT_NAME or EVENT_NAME.match(name) is None:
+        raise invalid(
+            f"{where} must be a dotted lowercase name like 'cliente.criado', got {name[:80]!r}",
+            "invalid_event",
+        )
+
+
+def _validate(request: IngestRequest, where: str) -> None:
+    check_event_name(request.event, f"{where}$.event")
+    if request.timestamp is not None and not is_rfc3339(request.timestamp):
+        raise invalid(
+            f"{where}$.timestamp must be RFC 3339, like '2024-01-01T10:00:00Z', "
+            f"got {request.timestamp[:80]!r}",
+            "invalid_event",
+        )
+    if request.id is not None and EVENT_ID.match(request.id) is None:
+        raise invalid(
+            f"{where}$.id must be 1-128 characters of letters, digits and . _ : -, "
+            f"got {request.id[:80]!r}",
+            "invalid_event",
+        )
+
+
+def prepare(request: IngestRequest, received_at: str, where: str = "") -> PreparedEvent:
+    """Validate `request` and build its body; `received_at` stands in for a missing timestamp."""
+    _validate(request, where)
+    timestamp = request.timestamp or received_at
+    body = _encoder.encode(Envelope(request.event, timestamp, request.data))
+    return PreparedEvent(request.event, timestamp, body, request.id)
+
+
+def decode_event(raw: bytes) -> IngestRequest:
+    """Decode one ingest request (400 for bad JSON, 422 for a bad shape)."""
+    request: IngestRequest = _decode(_request_decoder, raw)
+    return request
+
+
+def decode_batch(raw: bytes, ndjson: bool) -> list[IngestRequest]:
+    """Decode a batch: a JSON array, or one object per line; at most MAX_BATCH items."""
+    if ndjson:
+        lines = [line for line in raw.split(b"\n") if line.strip()]
+        if not lines:
+            raise bad_request("empty body: expected one JSON object per line", "empty_body")
+        _check_batch_size(len(lines))
+        return [
+            _decode(_request_decoder, line, f"line {number}: ")
+            for number, line in enumerate(lines, 1)
+        ]
+    stripped = raw.lstrip()
+    if stripped[:1] != b"[" and stripped:
+        raise invalid("a batch is a JSON array of events (or NDJSON)", "invalid_batch")
+    requests: list[IngestRequest] = _decode(_batch_decoder, raw)
+    if not requests:
+        raise invalid("a batch needs at least one event", "invalid_batch")
+    _check_batch_size(len(requests))
+    return requests
+
+
+def _check_batch_size(count: int) -> None:
+    if count > MAX_BATCH:
+        raise ApiError(
+            413, "batch_too_large", f"a batch holds at most {MAX_BATCH} events, got {count}"
+        )
+
+
+def format_timestamp(unix_seconds: float) -> str:
+    """`unix_seconds` as the spec writes timestamps: UTC, whole seconds, `Z`."""
+    return datetime.fromtimestamp(int(unix_seconds), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

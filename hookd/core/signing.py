@@ -1,0 +1,74 @@
+"""Signatures on delivered bodies, and their verification.
+
+Rules (DESIGN §1):
+- `X-Webhook-Signature: sha256=<hex>` is HMAC-SHA256 of the exact body bytes, keyed
+  with the endpoint secret's UTF-8 bytes: the spec's scheme, checked by its receivers.
+- When the secret is a Standard Webhooks secret (`whsec_<base64>`), the `webhook-id`,
+  `webhook-timestamp` and `webhook-signature` headers are added too:
+  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`.
+- Verification compares in constant time. The timestamp is an argument: nothing here
+  reads the clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+SIGNATURE_HEADER = "X-Webhook-Signature"
+STANDARD_PREFIX = "whsec_"
+
+
+def spec_signature(secret: str, body: bytes) -> str:
+    """The `X-Webhook-Signature` value: `sha256=<hex>`."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def standard_key(secret: str) -> bytes | None:
+    """The HMAC key of a `whsec_` secret, or None when `secret` is not of that form."""
+    if not secret.startswith(STANDARD_PREFIX):
+        return None
+    try:
+        return base64.b64decode(secret[len(STANDARD_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def standard_signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
+    """One Standard Webhooks signature: `v1,<base64>`."""
+    message = f"{event_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> list[tuple[str, str]]:
+    """The signature headers for one attempt of `body`."""
+    headers = [(SIGNATURE_HEADER, spec_signature(secret, body))]
+    key = standard_key(secret)
+    if key is not None:
+        headers += [
+            ("webhook-id", event_id),
+            ("webhook-timestamp", str(timestamp)),
+            ("webhook-signature", standard_signature(key, event_id, timestamp, body)),
+        ]
+    return headers
+
+
+def verify_spec(secret: str, body: bytes, signature: str) -> bool:
+    """True when `signature` (`sha256=<hex>`, or bare hex) signs `body` with `secret`."""
+    given = signature.strip()
+    given = given.removeprefix("sha256=")
+    expected = spec_signature(secret, body).removeprefix("sha256=")
+    return hmac.compare_digest(given.lower().encode(), expected.encode())
+
+
+def verify_standard(secret: str, event_id: str, timestamp: str, body: bytes, header: str) -> bool:
+    """True when any `v1,` signature in the `webhook-signature` header signs the message."""
+    key = standard_key(secret)
+    if key is None or not timestamp.isdigit():
+        return False
+    expected = standard_signature(key, event_id, int(timestamp), body).encode()
+    return any(hmac.compare_digest(candidate.encode(), expected) for candidate in header.split())

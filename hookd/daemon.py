@@ -1,0 +1,118 @@
+"""The daemon: open the store, load config endpoints, serve the API, stop cleanly.
+
+Rules:
+- Start-up order: database open and migrated, config endpoints synced, listeners bound;
+  only then is the daemon ready (`task_status.started`).
+- Stop (SIGTERM, SIGINT or `stop()`): stop accepting connections, let requests in
+  progress finish within `delivery.shutdown_grace`, then cancel what is left, close
+  the database (its queued writes are committed first) and remove the socket file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+import msgspec
+import trio
+
+from hookd import __version__
+from hookd import config as config_module
+from hookd.api import Api
+from hookd.clock import Clock
+from hookd.config import Config
+from hookd.http import Limits, Server
+from hookd.listeners import open_tcp_listeners, open_unix_listener
+from hookd.store import Store
+
+log = logging.getLogger("hookd.daemon")
+
+
+class Daemon:
+    """One hookd instance; `await run()` serves until `stop()` or a signal."""
+
+    def __init__(self, config: Config, handle_signals: bool = True) -> None:
+        self.config = config
+        self._handle_signals = handle_signals
+        self._stop = trio.Event()
+        self.store: Store | None = None
+
+    def stop(self) -> None:
+        """Begin a graceful stop."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until stopped."""
+        config = self.config
+        clock = Clock()
+        store = self.store = await Store.open(config.storage.path, config.storage.durability)
+        socket_path = config.server.socket
+        try:
+            await store.sync_config_endpoints(
+                ({**_asdict(e), "id": config_module.endpoint_id(e)} for e in config.endpoint),
+                clock.now(),
+            )
+            api = Api(store, clock, config.server.api_token)
+            server = Server(api.handle, _limits(config), f"hookd/{__version__}")
+            listeners = [
+                (await open_unix_listener(socket_path, config_module.socket_mode(config)), "socket")
+            ]
+            if config.server.listen:
+                tcp = await open_tcp_listeners(config.server.listen)
+                listeners += [(listener, "tcp") for listener in tcp]
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as accepting:
+                    for listener, origin in listeners:
+                        accepting.start_soon(server.serve, listener, origin, connections)
+                    if self._handle_signals:
+                        accepting.start_soon(self._wait_for_signal)
+                    log.info(
+                        "action=ready version=%s socket=%s listen=%s db=%s",
+                        __version__,
+                        socket_path,
+                        config.server.listen or "-",
+                        config.storage.path,
+                    )
+                    task_status.started(self)
+                    await self._stop.wait()
+                    accepting.cancel_scope.cancel()
+                for listener, _ in listeners:
+                    await listener.aclose()
+                server.drain()
+                with trio.move_on_after(config.delivery.shutdown_grace):
+                    await server.wait_closed()
+                connections.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.aclose()
+            _remove_socket(socket_path)
+            log.info("action=stopped")
+
+    async def _wait_for_signal(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for number in signals:
+                log.info("action=stopping signal=%s", signal.Signals(number).name)
+                self.stop()
+                return
+
+
+def _limits(config: Config) -> Limits:
+    server = config.server
+    return Limits(
+        max_body_bytes=server.max_body_bytes,
+        request_timeout=server.request_timeout,
+        idle_timeout=server.idle_timeout,
+        max_connections=server.max_connections,
+    )
+
+
+def _asdict(endpoint: config_module.EndpointConfig) -> dict[str, Any]:
+    return msgspec.structs.asdict(endpoint)
+
+
+def _remove_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

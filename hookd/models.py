@@ -1,0 +1,87 @@
+"""What the API shows: the JSON shapes of endpoints, events, deliveries and attempts.
+
+Rules:
+- One Struct per shape, built by the store from its rows and encoded as is by the API.
+- Times are RFC 3339 strings in UTC with milliseconds (`2024-01-01T10:00:00.123Z`).
+- A secret appears only where `secret` is set (on create and rotation); it is UNSET,
+  and so absent from the JSON, everywhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+
+def iso(unix_seconds: float | None) -> str | None:
+    """`unix_seconds` as an RFC 3339 UTC string with milliseconds (None stays None)."""
+    if unix_seconds is None:
+        return None
+    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Endpoint(msgspec.Struct, kw_only=True):
+    id: str
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    origin: str  # "api" or "config"
+    created_at: str | None
+    updated_at: str | None
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    number: int
+    started_at: str | None
+    duration_ms: float
+    status_code: int | None
+    error_kind: str | None
+    error: str | None
+    response_excerpt: str
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    id: int
+    event_id: str
+    event: str
+    endpoint_id: str
+    status: str  # pending, succeeded, failed, cancelled
+    attempts: int
+    next_attempt_at: str | None
+    created_at: str | None
+    updated_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    attempt_log: list[Attempt] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Event(msgspec.Struct, kw_only=True):
+    id: str
+    event: str
+    timestamp: str
+    received_at: str | None
+    data: msgspec.Raw
+    deliveries: list[Delivery] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Accepted(msgspec.Struct):
+    """The 202 answer to one ingested event (and to any repeat of it)."""
+
+    id: str
+    event: str
+    deliveries: int
+
+
+class BatchAccepted(msgspec.Struct):
+    ids: list[str]
+    deliveries: int
+
+
+class Page(msgspec.Struct):
+    items: list[Any]
+    next_cursor: str | None

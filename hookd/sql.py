@@ -1,0 +1,150 @@
+"""Every SQL statement hookd runs, by name, and the schema's migrations.
+
+Rules:
+- The schema version is `PRAGMA user_version`; `MIGRATIONS[n]` takes a database from
+  version n to n + 1. Migrations only move forward and each runs in one transaction.
+- Times are Unix seconds (REAL). A delivery is due when `status = 'pending'` and
+  `next_attempt_at <= now`; the partial index `deliveries_due` serves exactly that
+  question per endpoint, so the scheduler never scans finished rows.
+- Only `store.py` executes these.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: events, endpoints, deliveries, attempts.
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        body BLOB NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        delivery_count INTEGER NOT NULL
+    );
+    CREATE INDEX events_type ON events (type, seq);
+
+    CREATE TABLE endpoints (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        enabled INTEGER NOT NULL DEFAULT 1,
+        origin TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        deleted_at REAL
+    );
+
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        event_seq INTEGER NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        round_start INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_status_code INTEGER,
+        last_error TEXT
+    );
+    CREATE INDEX deliveries_due ON deliveries (endpoint_id, next_attempt_at, id)
+        WHERE status = 'pending';
+    CREATE INDEX deliveries_event ON deliveries (event_seq);
+    CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, id);
+    CREATE INDEX deliveries_status ON deliveries (status, id);
+
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        status_code INTEGER,
+        error_kind TEXT,
+        error TEXT,
+        response_excerpt BLOB NOT NULL DEFAULT x''
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
+    """,
+]
+
+# -- events ---------------------------------------------------------------------------
+
+EVENT_BY_ID = "SELECT id, type, delivery_count FROM events WHERE id = ?"
+EVENT_BY_KEY = "SELECT id, type, delivery_count FROM events WHERE idempotency_key = ?"
+INSERT_EVENT = """
+    INSERT INTO events (id, type, timestamp, received_at, body, idempotency_key, delivery_count)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+EVENT_COLUMNS = "seq, id, type, timestamp, received_at, body"
+GET_EVENT = f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"
+LIST_EVENTS = f"""
+    SELECT {EVENT_COLUMNS} FROM events
+    WHERE seq < :before AND (:type IS NULL OR type = :type)
+      AND (:since IS NULL OR received_at >= :since)
+    ORDER BY seq DESC LIMIT :limit
+"""
+
+# -- endpoints ------------------------------------------------------------------------
+
+ENDPOINT_COLUMNS = (
+    "id, url, events, secret, description, enabled, origin, created_at, updated_at, rowid"
+)
+GET_ENDPOINT = f"SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ? AND deleted_at IS NULL"
+LIST_ENDPOINTS = f"""
+    SELECT {ENDPOINT_COLUMNS} FROM endpoints
+    WHERE deleted_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?
+"""
+ALL_SUBSCRIPTIONS = """
+    SELECT id, events, enabled FROM endpoints WHERE deleted_at IS NULL ORDER BY rowid
+"""
+INSERT_ENDPOINT = """
+    INSERT INTO endpoints (id, url, events, secret, description, enabled, origin,
+                           created_at, updated_at)
+    VALUES (:id, :url, :events, :secret, :description, :enabled, :origin, :now, :now)
+"""
+UPSERT_CONFIG_ENDPOINT = """
+    INSERT INTO endpoints (id, url, events, secret, description, enabled, origin,
+                           created_at, updated_at)
+    VALUES (:id, :url, :events, :secret, :description, :enabled, 'config', :now, :now)
+    ON CONFLICT (id) DO UPDATE SET
+        url = excluded.url, events = excluded.events, secret = excluded.secret,
+        description = excluded.description, enabled = excluded.enabled, origin = 'config',
+        deleted_at = NULL,
+        updated_at = CASE WHEN url IS excluded.url AND events IS excluded.events
+                          AND secret IS excluded.secret AND description IS excluded.description
+                          AND enabled IS excluded.enabled AND deleted_at IS NULL
+                     THEN updated_at ELSE excluded.updated_at END
+"""
+CONFIG_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE origin = 'config' AND deleted_at IS NULL"
+UPDATE_ENDPOINT = """
+    UPDATE endpoints SET url = :url, events = :events, secret = :secret,
+        description = :description, enabled = :enabled, updated_at = :now
+    WHERE id = :id AND deleted_at IS NULL
+"""
+DELETE_ENDPOINT = "UPDATE endpoints SET deleted_at = ?, enabled = 0 WHERE id = ?"
+
+# -- deliveries -----------------------------------------------------------------------
+
+INSERT_DELIVERY = """
+    INSERT INTO deliveries (event_seq, endpoint_id, status, next_attempt_at,
+                            created_at, updated_at)
+    VALUES (?, ?, 'pending', ?, ?, ?)
+"""
+DELIVERY_COLUMNS = """
+    d.id, e.id, e.type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+    d.created_at, d.updated_at, d.last_status_code, d.last_error
+"""
+DELIVERIES_OF_EVENT = f"""
+    SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    WHERE d.event_seq = ? ORDER BY d.id
+"""
+CANCEL_PENDING_OF_ENDPOINT = """
+    UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
+    WHERE endpoint_id = ? AND status = 'pending'
+"""

@@ -1,0 +1,141 @@
+"""Shared fixtures: a real hookd daemon on a real Unix socket with a real SQLite file.
+
+`hookd_factory(extra_toml)` starts a daemon in the test's trio run and returns a
+`Running` with an httpx client bound to its socket; every daemon is stopped at the end
+of the test. Socket paths live in a short temporary directory (Unix socket paths are
+limited to about 100 bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from hookd import config
+from hookd.daemon import Daemon
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A temporary directory with a short path, for Unix sockets."""
+    path = Path(tempfile.mkdtemp(prefix="hk"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_config(directory: Path, extra: str = "") -> Path:
+    """A config file with state under `directory`; `extra` TOML is appended."""
+    text = f"""
+[server]
+socket = "{directory / "hookd.sock"}"
+request_timeout = "2s"
+idle_timeout = "5s"
+
+[storage]
+path = "{directory / "hookd.db"}"
+durability = "normal"
+
+[delivery]
+allow_private_networks = true
+shutdown_grace = "2s"
+"""
+    path = directory / "hookd.toml"
+    path.write_text(merge_toml(text, extra))
+    return path
+
+
+def merge_toml(base: str, extra: str) -> str:
+    """`base` with the keys of `extra` added to (or replacing) its tables."""
+
+    merged = tomllib.loads(base)
+    for table, values in tomllib.loads(extra).items():
+        if isinstance(values, dict):
+            merged.setdefault(table, {}).update(values)
+        else:
+            merged[table] = values
+    return dump_toml(merged)
+
+
+def dump_toml(data: dict[str, object]) -> str:
+    """A tiny TOML writer for test configs (tables, arrays of tables, scalars, lists)."""
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+
+    lines = []
+    for key, v in data.items():
+        if (
+            not isinstance(v, dict | list)
+            or (isinstance(v, list) and not v)
+            or (isinstance(v, list) and not isinstance(v[0], dict))
+        ):
+            lines.append(f"{key} = {value(v)}")
+    for key, v in data.items():
+        if isinstance(v, dict):
+            lines.append(f"[{key}]")
+            lines += [f"{k} = {value(x)}" for k, x in v.items()]
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines.append(f"[[{key}]]")
+                lines += [f"{k} = {value(x)}" for k, x in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    client: httpx.AsyncClient
+    directory: Path
+
+    @property
+    def socket(self) -> str:
+        return self.daemon.config.server.socket
+
+
+def socket_client(path: str) -> httpx.AsyncClient:
+    """An httpx client speaking to the API over the Unix socket at `path`."""
+    return httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=path), base_url="http://hookd", timeout=10
+    )
+
+
+@pytest.fixture
+async def hookd_factory(
+    short_dir: Path,
+) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    """Start daemons on demand; all are stopped when the test ends."""
+    started: list[Running] = []
+    async with trio.open_nursery() as nursery:
+
+        async def start(extra: str = "", directory: Path | None = None) -> Running:
+            where = directory or short_dir
+            settings = config.load(str(write_config(where, extra)))
+            daemon = Daemon(settings, handle_signals=False)
+            await nursery.start(daemon.run)
+            running = Running(daemon, socket_client(settings.server.socket), where)
+            started.append(running)
+            return running
+
+        yield start
+        for running in started:
+            await running.client.aclose()
+            running.daemon.stop()
+
+
+@pytest.fixture
+async def hookd(hookd_factory: Callable[..., Awaitable[Running]]) -> Running:
+    """One daemon with the test defaults."""
+    return await hookd_factory()
