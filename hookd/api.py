@@ -17,7 +17,7 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import msgspec
@@ -26,16 +26,17 @@ from hookd import __version__, ids
 from hookd.clock import Clock
 from hookd.core import endpoints as endpoint_rules
 from hookd.core import envelope
+from hookd.dispatcher import Scheduler
 from hookd.errors import ApiError, bad_request, invalid
 from hookd.http import Request, Response, json_response
-from hookd.store import NewDelivery, Store
+from hookd.store import Store
 
-DeliveriesCreated = Callable[[list[NewDelivery]], None]
 RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 MAX_PAGE = 1000
+DELIVERY_STATUSES = frozenset({"pending", "succeeded", "failed", "cancelled"})
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -59,20 +60,24 @@ class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: str | None = None
 
 
+class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    status: Literal["failed", "succeeded", "cancelled"] = "failed"
+    since: str | None = None
+
+
+TEST_EVENT = "hookd.teste"
+
+
 class Api:
     """Routes requests to handlers; one per daemon."""
 
     def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        api_token: str = "",
-        on_deliveries: DeliveriesCreated | None = None,
+        self, store: Store, clock: Clock, scheduler: Scheduler, api_token: str = ""
     ) -> None:
         self.store = store
         self.clock = clock
+        self.scheduler = scheduler
         self._token = api_token
-        self._on_deliveries = on_deliveries
 
     async def handle(self, request: Request) -> Response:
         """Answer one request."""
@@ -88,10 +93,6 @@ class Api:
         ):
             raise ApiError(401, "unauthorized", "missing or wrong 'Authorization: Bearer' token")
 
-    def _created(self, deliveries: list[NewDelivery]) -> None:
-        if deliveries and self._on_deliveries is not None:
-            self._on_deliveries(deliveries)
-
     # -- events -------------------------------------------------------------------------
 
     async def ingest(self, request: Request, _: dict[str, str]) -> Response:
@@ -102,7 +103,7 @@ class Api:
         )
         key = _idempotency_key(request)
         [result] = await self.store.ingest([(event, ids.event_id(now), key)], now)
-        self._created(result.created)
+        self.scheduler.deliveries_created(result.created)
         return _accepted(result.accepted, replayed=result.replayed)
 
     async def ingest_batch(self, request: Request, _: dict[str, str]) -> Response:
@@ -120,8 +121,7 @@ class Api:
             for index, item in enumerate(requests)
         ]
         results = await self.store.ingest(items, now)
-        created = [d for result in results for d in result.created]
-        self._created(created)
+        self.scheduler.deliveries_created([d for result in results for d in result.created])
         answer = {
             "ids": [r.accepted.id for r in results],
             "deliveries": sum(r.accepted.deliveries for r in results),
@@ -171,13 +171,14 @@ class Api:
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
         _check_endpoint(changes)
-        endpoint, _stopped = await self.store.update_endpoint(
-            params["id"], changes, self.clock.now()
-        )
+        endpoint = await self.store.update_endpoint(params["id"], changes, self.clock.now())
+        if changes.keys() & {"url", "secret", "enabled"}:
+            self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
 
     async def delete_endpoint(self, _: Request, params: dict[str, str]) -> Response:
         await self.store.delete_endpoint(params["id"], self.clock.now())
+        self.scheduler.endpoint_changed(params["id"], receiving=False)
         return Response(status=204)
 
     async def rotate_secret(self, request: Request, params: dict[str, str]) -> Response:
@@ -187,10 +188,53 @@ class Api:
             given = _decode(request.body, SecretRotation).secret
         secret = given or endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
-        endpoint, _ = await self.store.update_endpoint(
+        endpoint = await self.store.update_endpoint(
             params["id"], {"secret": secret}, self.clock.now()
         )
+        self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
+
+    async def send_test(self, _: Request, params: dict[str, str]) -> Response:
+        now = self.clock.now()
+        timestamp = envelope.format_timestamp(now)
+        data = {"endpointId": params["id"], "mensagem": "Teste de webhook do hookd"}
+        event = envelope.prepare(envelope.IngestRequest(TEST_EVENT, data), timestamp)
+        result = await self.store.send_test_event(params["id"], event, ids.event_id(now), now)
+        self.scheduler.deliveries_created(result.created)
+        return _accepted(result.accepted, replayed=False)
+
+    async def replay_endpoint(self, request: Request, params: dict[str, str]) -> Response:
+        replay = Replay()
+        if request.body.strip():
+            _require_body(request, JSON_TYPES)
+            replay = _decode(request.body, Replay)
+        since = _time(replay.since, "$.since") if replay.since else 0.0
+        count = await self.store.replay_endpoint(
+            params["id"], replay.status, since, self.clock.now()
+        )
+        self.scheduler.rescan(params["id"])
+        return json_response(202, {"replayed": count})
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    async def list_deliveries(self, request: Request, _: dict[str, str]) -> Response:
+        query = request.query
+        filters = {name: query[name] for name in ("status", "endpoint", "event") if query.get(name)}
+        if filters.get("status", "pending") not in DELIVERY_STATUSES:
+            raise bad_request(
+                f"status must be one of {', '.join(sorted(DELIVERY_STATUSES))}, "
+                f"got {filters['status'][:40]!r}"
+            )
+        page = await self.store.list_deliveries(_limit(query), _cursor(query), filters)
+        return json_response(200, page)
+
+    async def get_delivery(self, _: Request, params: dict[str, str]) -> Response:
+        return json_response(200, await self.store.get_delivery(_delivery_id(params)))
+
+    async def retry_delivery(self, _: Request, params: dict[str, str]) -> Response:
+        delivery = await self.store.retry_delivery(_delivery_id(params), self.clock.now())
+        self.scheduler.delivery_due(delivery.endpoint_id, delivery.id)
+        return json_response(202, delivery)
 
     # -- health -------------------------------------------------------------------------
 
@@ -211,6 +255,11 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("PATCH", "/v1/endpoints/{id}", Api.update_endpoint),
     ("DELETE", "/v1/endpoints/{id}", Api.delete_endpoint),
     ("POST", "/v1/endpoints/{id}/rotate-secret", Api.rotate_secret),
+    ("POST", "/v1/endpoints/{id}/test", Api.send_test),
+    ("POST", "/v1/endpoints/{id}/replay", Api.replay_endpoint),
+    ("GET", "/v1/deliveries", Api.list_deliveries),
+    ("GET", "/v1/deliveries/{id}", Api.get_delivery),
+    ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),
     ("GET", "/healthz", Api.health),
 ]
 
@@ -317,10 +366,19 @@ def _cursor(query: dict[str, str]) -> int | None:
 
 def _since(query: dict[str, str]) -> float | None:
     text = query.get("since")
-    if not text:
-        return None
+    return _time(text, "since") if text else None
+
+
+def _time(text: str, name: str) -> float:
     if envelope.is_rfc3339(text):
-        return datetime.fromisoformat(text.replace("z", "Z")).timestamp()
+        return datetime.fromisoformat(text.upper()).timestamp()
     raise bad_request(
-        f"since must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
+        f"{name} must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
     )
+
+
+def _delivery_id(params: dict[str, str]) -> int:
+    text = params["id"]
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(404, "not_found", f"delivery {text[:40]!r} not found")
+    return int(text)

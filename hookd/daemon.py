@@ -24,8 +24,11 @@ from hookd import config as config_module
 from hookd.api import Api
 from hookd.clock import Clock
 from hookd.config import Config
+from hookd.core.addresses import AddressPolicy
+from hookd.dispatcher import Scheduler
 from hookd.http import Limits, Server
 from hookd.listeners import open_tcp_listeners, open_unix_listener
+from hookd.sender import Sender
 from hookd.store import Store
 
 log = logging.getLogger("hookd.daemon")
@@ -39,6 +42,7 @@ class Daemon:
         self._handle_signals = handle_signals
         self._stop = trio.Event()
         self.store: Store | None = None
+        self.scheduler: Scheduler | None = None
 
     def stop(self) -> None:
         """Begin a graceful stop."""
@@ -55,36 +59,39 @@ class Daemon:
                 ({**_asdict(e), "id": config_module.endpoint_id(e)} for e in config.endpoint),
                 clock.now(),
             )
-            api = Api(store, clock, config.server.api_token)
+            sender = _sender(config, clock)
+            scheduler = self.scheduler = _scheduler(config, store, sender, clock)
+            api = Api(store, clock, scheduler, config.server.api_token)
             server = Server(api.handle, _limits(config), f"hookd/{__version__}")
-            listeners = [
-                (await open_unix_listener(socket_path, config_module.socket_mode(config)), "socket")
-            ]
-            if config.server.listen:
-                tcp = await open_tcp_listeners(config.server.listen)
-                listeners += [(listener, "tcp") for listener in tcp]
-            async with trio.open_nursery() as connections:
-                async with trio.open_nursery() as accepting:
-                    for listener, origin in listeners:
-                        accepting.start_soon(server.serve, listener, origin, connections)
-                    if self._handle_signals:
-                        accepting.start_soon(self._wait_for_signal)
-                    log.info(
-                        "action=ready version=%s socket=%s listen=%s db=%s",
-                        __version__,
-                        socket_path,
-                        config.server.listen or "-",
-                        config.storage.path,
-                    )
-                    task_status.started(self)
-                    await self._stop.wait()
-                    accepting.cancel_scope.cancel()
-                for listener, _ in listeners:
-                    await listener.aclose()
-                server.drain()
-                with trio.move_on_after(config.delivery.shutdown_grace):
-                    await server.wait_closed()
-                connections.cancel_scope.cancel()
+            listeners = await _listeners(config)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(scheduler.run)
+                async with trio.open_nursery() as connections:
+                    async with trio.open_nursery() as accepting:
+                        for listener, origin in listeners:
+                            accepting.start_soon(server.serve, listener, origin, connections)
+                        if self._handle_signals:
+                            accepting.start_soon(self._wait_for_signal)
+                        log.info(
+                            "action=ready version=%s socket=%s listen=%s db=%s",
+                            __version__,
+                            socket_path,
+                            config.server.listen or "-",
+                            config.storage.path,
+                        )
+                        task_status.started(self)
+                        await self._stop.wait()
+                        accepting.cancel_scope.cancel()
+                    for listener, _ in listeners:
+                        await listener.aclose()
+                    server.drain()
+                    grace = config.delivery.shutdown_grace
+                    async with trio.open_nursery() as stopping:
+                        stopping.start_soon(scheduler.stop, grace)
+                        with trio.move_on_after(grace):
+                            await server.wait_closed()
+                    connections.cancel_scope.cancel()
+                await sender.aclose()
         finally:
             with trio.CancelScope(shield=True):
                 await store.aclose()
@@ -97,6 +104,39 @@ class Daemon:
                 log.info("action=stopping signal=%s", signal.Signals(number).name)
                 self.stop()
                 return
+
+
+async def _listeners(config: Config) -> list[tuple[trio.SocketListener, str]]:
+    mode = config_module.socket_mode(config)
+    listeners = [(await open_unix_listener(config.server.socket, mode), "socket")]
+    if config.server.listen:
+        tcp = await open_tcp_listeners(config.server.listen)
+        listeners += [(listener, "tcp") for listener in tcp]
+    return listeners
+
+
+def _sender(config: Config, clock: Clock) -> Sender:
+    delivery = config.delivery
+    return Sender(
+        clock,
+        timeout=delivery.timeout,
+        per_endpoint=delivery.per_endpoint_concurrency,
+        policy=AddressPolicy(delivery.allow_private_networks, delivery.allowed_networks),
+        require_https=delivery.require_https,
+        ca_file=delivery.ca_file,
+    )
+
+
+def _scheduler(config: Config, store: Store, sender: Sender, clock: Clock) -> Scheduler:
+    delivery = config.delivery
+    return Scheduler(
+        store,
+        sender,
+        clock,
+        schedule=delivery.retry_schedule,
+        concurrency=delivery.concurrency,
+        per_endpoint=delivery.per_endpoint_concurrency,
+    )
 
 
 def _limits(config: Config) -> Limits:

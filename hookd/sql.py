@@ -148,3 +148,68 @@ CANCEL_PENDING_OF_ENDPOINT = """
     UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
     WHERE endpoint_id = ? AND status = 'pending'
 """
+
+# -- the scheduler ----------------------------------------------------------------------
+
+ENDPOINTS_WITH_PENDING = "SELECT DISTINCT endpoint_id FROM deliveries WHERE status = 'pending'"
+DUE_OF_ENDPOINT = """
+    SELECT id, next_attempt_at FROM deliveries INDEXED BY deliveries_due
+    WHERE status = 'pending' AND endpoint_id = :endpoint
+      AND (next_attempt_at, id) > (:after_time, :after_id) AND next_attempt_at <= :until
+    ORDER BY next_attempt_at, id LIMIT :limit
+"""
+LOAD_JOBS = """
+    SELECT d.id, d.endpoint_id, p.url, p.secret, e.id, e.type, e.body, d.attempts, d.round_start
+    FROM deliveries d
+    JOIN events e ON e.seq = d.event_seq
+    JOIN endpoints p ON p.id = d.endpoint_id
+    WHERE d.id IN (SELECT value FROM json_each(?))
+      AND d.status = 'pending' AND p.enabled = 1 AND p.deleted_at IS NULL
+"""
+INSERT_ATTEMPT = """
+    INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code,
+                          error_kind, error, response_excerpt)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+FINISH_ATTEMPT = """
+    UPDATE deliveries SET attempts = max(attempts, :number), status = :status,
+        next_attempt_at = :next, updated_at = :now, last_status_code = :code, last_error = :error
+    WHERE id = :id AND status = 'pending'
+"""
+
+# -- deliveries through the API ----------------------------------------------------------
+
+DELIVERY_FROM = "FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+GET_DELIVERY = f"SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM} WHERE d.id = ?"
+DELIVERY_FILTERS = {
+    "status": "d.status = :status",
+    "endpoint": "d.endpoint_id = :endpoint",
+    "event": "d.event_seq = (SELECT seq FROM events WHERE id = :event)",
+}
+ATTEMPTS_OF_DELIVERY = """
+    SELECT number, started_at, duration_ms, status_code, error_kind, error, response_excerpt
+    FROM attempts WHERE delivery_id = ? ORDER BY id
+"""
+DELIVERY_ENDPOINT_STATE = """
+    SELECT d.endpoint_id, p.enabled, p.deleted_at FROM deliveries d
+    JOIN endpoints p ON p.id = d.endpoint_id WHERE d.id = ?
+"""
+RETRY_DELIVERY = """
+    UPDATE deliveries SET
+        round_start = CASE WHEN status = 'pending' THEN round_start ELSE attempts END,
+        status = 'pending', next_attempt_at = :now, updated_at = :now
+    WHERE id = :id
+"""
+REPLAY_ENDPOINT = """
+    UPDATE deliveries SET round_start = attempts, status = 'pending',
+        next_attempt_at = :now, updated_at = :now
+    WHERE endpoint_id = :endpoint AND status = :status AND created_at >= :since
+"""
+
+
+def list_deliveries(filters: list[str]) -> str:
+    """The listing query for the given filter names (keys of DELIVERY_FILTERS)."""
+    where = " AND ".join(["d.id < :before", *(DELIVERY_FILTERS[name] for name in filters)])
+    return (
+        f"SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM} WHERE {where} ORDER BY d.id DESC LIMIT :limit"
+    )

@@ -27,8 +27,10 @@ import trio
 
 from hookd import models, sql
 from hookd.core.envelope import PreparedEvent
+from hookd.core.retry import AttemptResult
 from hookd.core.routing import Router, Subscription
 from hookd.errors import ApiError, conflict, not_found
+from hookd.sender import Job
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -54,6 +56,20 @@ class Ingested(msgspec.Struct, frozen=True):
     accepted: models.Accepted
     created: list[NewDelivery]
     replayed: bool = False
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt as it is logged, and where it leaves its delivery."""
+
+    delivery_id: int
+    number: int
+    started_at: float
+    duration_ms: float
+    finished_at: float
+    result: AttemptResult
+    status: str  # pending (to retry), succeeded or failed
+    next_attempt_at: float | None
+    error: str | None  # the delivery's last error, None when it succeeded
 
 
 class _Write:
@@ -306,13 +322,13 @@ class Store:
 
     async def update_endpoint(
         self, endpoint_id: str, changes: dict[str, Any], now: float
-    ) -> tuple[models.Endpoint, bool]:
-        """Apply `changes` to an API-made endpoint; True when it stopped receiving.
+    ) -> models.Endpoint:
+        """Apply `changes` to an API-made endpoint.
 
         An endpoint that is disabled has its pending deliveries cancelled.
         """
 
-        def op(conn: apsw.Connection) -> tuple[models.Endpoint, bool]:
+        def op(conn: apsw.Connection) -> models.Endpoint:
             current = _get_endpoint(conn, endpoint_id, with_secret=True)
             if current.origin == "config":
                 raise conflict(
@@ -320,11 +336,10 @@ class Store:
                 )
             merged = {**msgspec.structs.asdict(current), **changes}
             conn.execute(sql.UPDATE_ENDPOINT, _endpoint_params(merged, "api", now))
-            stopped = current.enabled and not merged["enabled"]
-            if stopped:
+            if current.enabled and not merged["enabled"]:
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
             self._router = None
-            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes), stopped
+            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes)
 
         return await self.write(op)
 
@@ -361,6 +376,159 @@ class Store:
             self._router = None
 
         await self.write(op)
+
+    async def send_test_event(
+        self, endpoint_id: str, event: PreparedEvent, event_id: str, now: float
+    ) -> Ingested:
+        """Store `event` with one delivery, to `endpoint_id` alone (the endpoint test)."""
+
+        def op(conn: apsw.Connection) -> Ingested:
+            endpoint = _get_endpoint(conn, endpoint_id)
+            if not endpoint.enabled:
+                raise conflict(f"endpoint {endpoint_id!r} is disabled; enable it first")
+            conn.execute(
+                sql.INSERT_EVENT,
+                (event_id, event.event, event.timestamp, now, event.body, None, 1),
+            )
+            seq = conn.last_insert_rowid()
+            conn.execute(sql.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))
+            created = [NewDelivery(conn.last_insert_rowid(), endpoint_id)]
+            return Ingested(models.Accepted(event_id, event.event, 1), created)
+
+        return await self.write(op)
+
+    # -- the scheduler ------------------------------------------------------------------
+
+    async def endpoints_with_pending(self) -> list[str]:
+        """Ids of the endpoints that have pending deliveries."""
+        return await self.read(
+            lambda conn: [r[0] for r in conn.execute(sql.ENDPOINTS_WITH_PENDING)]
+        )
+
+    async def due_rows(
+        self, endpoint_id: str, after: tuple[float, int], until: float, limit: int
+    ) -> list[tuple[int, float]]:
+        """(id, due) of an endpoint's pending deliveries after `after`, due by `until`."""
+        params = {
+            "endpoint": endpoint_id,
+            "after_time": after[0],
+            "after_id": after[1],
+            "until": until,
+            "limit": limit,
+        }
+        return await self.read(
+            lambda conn: [(r[0], r[1]) for r in conn.execute(sql.DUE_OF_ENDPOINT, params)]
+        )
+
+    async def load_jobs(self, delivery_ids: Sequence[int]) -> dict[int, Job]:
+        """What the attempts of these deliveries need; those no longer due are left out."""
+        ids = msgspec.json.encode(list(delivery_ids))
+
+        def query(conn: apsw.Connection) -> dict[int, Job]:
+            jobs = {}
+            for row in conn.execute(sql.LOAD_JOBS, (ids,)):
+                ident, endpoint, url, secret, event_id, kind, body, attempts, start = row
+                jobs[ident] = Job(
+                    delivery_id=ident,
+                    endpoint_id=endpoint,
+                    url=url,
+                    secret=secret,
+                    event_id=event_id,
+                    event_type=kind,
+                    body=body,
+                    attempt=attempts + 1,
+                    round_attempt=attempts - start + 1,
+                )
+            return jobs
+
+        return await self.read(query)
+
+    async def record_attempt(self, record: AttemptRecord) -> bool:
+        """Log an attempt and move its delivery on; False if it was no longer pending."""
+
+        def op(conn: apsw.Connection) -> bool:
+            result = record.result
+            conn.execute(
+                sql.INSERT_ATTEMPT,
+                (
+                    record.delivery_id,
+                    record.number,
+                    record.started_at,
+                    record.duration_ms,
+                    result.status_code,
+                    result.error_kind,
+                    result.error,
+                    result.excerpt,
+                ),
+            )
+            conn.execute(
+                sql.FINISH_ATTEMPT,
+                {
+                    "id": record.delivery_id,
+                    "number": record.number,
+                    "status": record.status,
+                    "next": record.next_attempt_at,
+                    "now": record.finished_at,
+                    "code": result.status_code,
+                    "error": record.error,
+                },
+            )
+            return conn.changes() > 0
+
+        return await self.write(op)
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    async def list_deliveries(
+        self, limit: int, before: int | None, filters: dict[str, str]
+    ) -> models.Page:
+        """Deliveries newest first, filtered by status, endpoint and/or event id."""
+        query_text = sql.list_deliveries(sorted(filters))
+        params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
+
+        def query(conn: apsw.Connection) -> models.Page:
+            rows = list(conn.execute(query_text, params))
+            cursor = str(rows[-1][0]) if len(rows) == limit else None
+            return models.Page([_delivery(r) for r in rows], cursor)
+
+        return await self.read(query)
+
+    async def get_delivery(self, delivery_id: int) -> models.Delivery:
+        """One delivery with every attempt; 404 when unknown."""
+        return await self.read(lambda conn: _get_delivery(conn, delivery_id))
+
+    async def retry_delivery(self, delivery_id: int, now: float) -> models.Delivery:
+        """Make a delivery due now; a finished one starts a new round of attempts."""
+
+        def op(conn: apsw.Connection) -> models.Delivery:
+            state = _first(conn, sql.DELIVERY_ENDPOINT_STATE, (delivery_id,))
+            if state is None:
+                raise not_found(f"delivery {delivery_id}")
+            endpoint_id, enabled, deleted_at = state
+            if deleted_at is not None or not enabled:
+                raise conflict(
+                    f"endpoint {endpoint_id!r} is {'deleted' if deleted_at else 'disabled'}; "
+                    "its deliveries cannot be retried"
+                )
+            conn.execute(sql.RETRY_DELIVERY, {"id": delivery_id, "now": now})
+            return _get_delivery(conn, delivery_id)
+
+        return await self.write(op)
+
+    async def replay_endpoint(self, endpoint_id: str, status: str, since: float, now: float) -> int:
+        """Re-queue an endpoint's deliveries with `status` created since `since`."""
+
+        def op(conn: apsw.Connection) -> int:
+            endpoint = _get_endpoint(conn, endpoint_id)
+            if not endpoint.enabled:
+                raise conflict(f"endpoint {endpoint_id!r} is disabled; enable it first")
+            conn.execute(
+                sql.REPLAY_ENDPOINT,
+                {"endpoint": endpoint_id, "status": status, "since": since, "now": now},
+            )
+            return conn.changes()
+
+        return await self.write(op)
 
 
 # -- helpers (writer thread or reader threads) -------------------------------------------
@@ -461,6 +629,28 @@ def _endpoint_params(fields: dict[str, Any], origin: str, now: float) -> dict[st
         "origin": origin,
         "now": now,
     }
+
+
+def _get_delivery(conn: apsw.Connection, delivery_id: int) -> models.Delivery:
+    row = _first(conn, sql.GET_DELIVERY, (delivery_id,))
+    if row is None:
+        raise not_found(f"delivery {delivery_id}")
+    delivery = _delivery(row)
+    delivery.attempt_log = [
+        models.Attempt(
+            number=number,
+            started_at=models.iso(started),
+            duration_ms=round(duration, 1),
+            status_code=code,
+            error_kind=kind,
+            error=error,
+            response_excerpt=bytes(excerpt).decode("utf-8", "replace"),
+        )
+        for number, started, duration, code, kind, error, excerpt in conn.execute(
+            sql.ATTEMPTS_OF_DELIVERY, (delivery_id,)
+        )
+    ]
+    return delivery
 
 
 def _delivery(row: Row) -> models.Delivery:

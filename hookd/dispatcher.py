@@ -1,0 +1,350 @@
+"""The delivery scheduler: what is due, when, and who sends it.
+
+Rules:
+- The database is the source of truth; the timer set (`core.timers`) is a cache of what
+  is due soon. Each endpoint has a lane that tracks at most LANE_MAX of its pending
+  deliveries: every pending delivery of that endpoint whose (due time, id) is at or
+  before the lane's cursor is tracked (in the timers, queued for a worker, or in
+  flight); the ones after the cursor stay on disk and are loaded by a refill when their
+  time comes near (HORIZON). Memory stays flat however large the backlog, and an
+  endpoint's backlog never crowds out another endpoint's deliveries.
+- New deliveries are attempted at once: the API hands them over after its commit and
+  the scheduler wakes. There is no polling interval: the loop sleeps until the next
+  deadline (a due delivery, or a lane's refill time) or until woken.
+- `delivery.concurrency` caps attempts in flight in total, `per_endpoint_concurrency`
+  per endpoint: each lane runs at most that many workers, so a slow or dead endpoint
+  holds only its own workers.
+- After each attempt the decision (`core.retry`) and the attempt are written together;
+  only then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled
+  or deleted) keeps its status: the write is conditional on it still being pending.
+- Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
+  recorded; what is cut off is simply still pending on disk, due again at the next start
+  (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from hookd.clock import Clock
+from hookd.core import retry
+from hookd.core.retry import AttemptResult
+from hookd.core.timers import Timers
+from hookd.sender import Job, Sender
+from hookd.store import AttemptRecord, NewDelivery, Store
+
+log = logging.getLogger("hookd.delivery")
+
+HORIZON = 60.0  # seconds ahead that a lane loads from disk
+LANE_MAX = 2000  # deliveries a lane tracks at most
+REFILL_BATCH = 1000  # rows one refill reads at most
+LOAD_BATCH = 500  # jobs loaded from disk in one read
+WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
+
+_BEFORE_ALL = (-math.inf, -1)
+_LAST_ID = 2**63
+
+
+class _Lane:
+    """One endpoint's share of the scheduler."""
+
+    def __init__(self, endpoint_id: str) -> None:
+        self.endpoint_id = endpoint_id
+        self.cursor: tuple[float, int] = _BEFORE_ALL
+        self.more = True  # rows after the cursor may be due within the horizon
+        self.refill_at = -math.inf
+        self.refilling = False
+        self.rescan = False
+        self.held: list[tuple[int, float]] = []  # tracked during a refill, applied after
+        self.tracked: set[int] = set()
+        self.ready: deque[Job] = deque()
+        self.workers = 0
+        self.idle = trio.lowlevel.ParkingLot()
+        self.dropped = False
+
+    def refill_time(self) -> float:
+        """When this lane should next read from disk (-inf: now, inf: not until woken)."""
+        if LANE_MAX - len(self.tracked) < REFILL_BATCH // 4:
+            return math.inf  # full: attempts finishing make room, and wake the loop
+        return -math.inf if self.more else self.refill_at
+
+
+class Scheduler:
+    """Runs every attempt of every pending delivery."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        clock: Clock,
+        *,
+        schedule: Sequence[float],
+        concurrency: int,
+        per_endpoint: int,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._clock = clock
+        self._schedule = tuple(schedule)
+        self._per_endpoint = per_endpoint
+        self._slots = trio.CapacityLimiter(concurrency)
+        self._timers: Timers[int] = Timers()
+        self._owner: dict[int, _Lane] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._wake = trio.Event()
+        self._stopping = False
+        self._in_flight = 0
+        self._all_done = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._loop_scope = trio.CancelScope()
+        self.attempts = 0  # attempts made since start
+
+    # -- what the API tells the scheduler ----------------------------------------------
+
+    def deliveries_created(self, created: Sequence[NewDelivery]) -> None:
+        """New deliveries were committed, due now."""
+        now = self._clock.now()
+        for delivery in created:
+            self._track(self._lane(delivery.endpoint_id), delivery.id, now)
+        self._wake.set()
+
+    def delivery_due(self, endpoint_id: str, delivery_id: int) -> None:
+        """A delivery was made due now (a retry through the API)."""
+        self.deliveries_created([NewDelivery(delivery_id, endpoint_id)])
+
+    def endpoint_changed(self, endpoint_id: str, receiving: bool) -> None:
+        """An endpoint changed (URL, secret, enabled) or was deleted: start its lane anew."""
+        lane = self._lanes.pop(endpoint_id, None)
+        if lane is not None:
+            lane.dropped = True
+            for delivery_id in lane.tracked:
+                if self._timers.cancel(delivery_id):
+                    del self._owner[delivery_id]
+            lane.ready.clear()
+            lane.idle.unpark_all()
+        if self._nursery is not None:
+            self._nursery.start_soon(self._sender.forget, endpoint_id)
+        if receiving:
+            self._lane(endpoint_id)
+        self._wake.set()
+
+    def rescan(self, endpoint_id: str) -> None:
+        """Many of an endpoint's deliveries were made due (a replay): reload its lane."""
+        lane = self._lane(endpoint_id)
+        if lane.refilling:
+            lane.rescan = True
+        else:
+            lane.cursor, lane.more = _BEFORE_ALL, True
+        self._wake.set()
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Schedule and send until `stop()`."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for endpoint_id in await self._store.endpoints_with_pending():
+                self._lane(endpoint_id)
+            task_status.started()
+            with self._loop_scope:
+                await self._loop()
+
+    async def stop(self, grace: float) -> None:
+        """Start no new attempt; give those in flight `grace` seconds, then cut them off."""
+        self._stopping = True
+        self._loop_scope.cancel()
+        for lane in self._lanes.values():
+            lane.ready.clear()
+            lane.idle.unpark_all()
+        if self._in_flight:
+            with trio.move_on_after(grace):
+                await self._all_done.wait()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        if self._in_flight:
+            log.warning("action=shutdown.cut_off attempts=%d", self._in_flight)
+
+    def statistics(self) -> dict[str, Any]:
+        """Figures for status lines and tests."""
+        return {
+            "lanes": len(self._lanes),
+            "timers": len(self._timers),
+            "queued": sum(len(lane.ready) for lane in self._lanes.values()),
+            "in_flight": self._in_flight,
+            "attempts": self.attempts,
+        }
+
+    async def _loop(self) -> None:
+        clock = self._clock
+        while True:
+            now = clock.now()
+            for lane in list(self._lanes.values()):
+                if not lane.refilling and lane.refill_time() <= now:
+                    await self._refill(lane, now)
+            due = self._timers.pop_due(clock.now(), LOAD_BATCH)
+            if due:
+                await self._hand_out(due)
+                continue
+            self._wake = trio.Event()
+            deadline = min(
+                self._timers.next_deadline() or math.inf,
+                min((lane.refill_time() for lane in self._lanes.values()), default=math.inf),
+            )
+            with trio.move_on_at(clock.trio_time(deadline)):
+                await self._wake.wait()
+
+    # -- lanes -------------------------------------------------------------------------
+
+    def _lane(self, endpoint_id: str) -> _Lane:
+        lane = self._lanes.get(endpoint_id)
+        if lane is None:
+            lane = self._lanes[endpoint_id] = _Lane(endpoint_id)
+        return lane
+
+    def _track(self, lane: _Lane, delivery_id: int, due: float) -> None:
+        if lane.refilling:
+            lane.held.append((delivery_id, due))
+            return
+        if delivery_id in lane.tracked or lane.dropped:
+            return
+        if (due, delivery_id) > lane.cursor:
+            return  # on disk; a refill loads it when its time comes near
+        if len(lane.tracked) >= LANE_MAX:
+            lane.cursor, lane.more = (due, delivery_id - 1), True  # leave it on disk
+            return
+        lane.tracked.add(delivery_id)
+        self._owner[delivery_id] = lane
+        self._timers.add(delivery_id, due)
+
+    async def _refill(self, lane: _Lane, now: float) -> None:
+        lane.refilling = True
+        try:
+            limit = min(REFILL_BATCH, LANE_MAX - len(lane.tracked))
+            until = now + HORIZON
+            rows = await self._store.due_rows(lane.endpoint_id, lane.cursor, until, limit)
+        finally:
+            lane.refilling = False
+        for delivery_id, due in rows:
+            if delivery_id not in lane.tracked and not lane.dropped:
+                lane.tracked.add(delivery_id)
+                self._owner[delivery_id] = lane
+                self._timers.add(delivery_id, due)
+        if len(rows) == limit:
+            lane.cursor, lane.more = (rows[-1][1], rows[-1][0]), True
+        else:
+            lane.cursor, lane.more, lane.refill_at = (until, _LAST_ID), False, now + HORIZON / 2
+        if lane.rescan:
+            lane.cursor, lane.more, lane.rescan = _BEFORE_ALL, True, False
+        held, lane.held = lane.held, []
+        for delivery_id, due in held:
+            self._track(lane, delivery_id, due)
+
+    async def _hand_out(self, due: list[int]) -> None:
+        jobs = await self._store.load_jobs(due)
+        for delivery_id in due:
+            lane = self._owner.pop(delivery_id)
+            job = jobs.get(delivery_id)
+            if job is None or lane.dropped:
+                lane.tracked.discard(delivery_id)  # finished, cancelled or endpoint gone
+                continue
+            lane.ready.append(job)
+            self._add_worker(lane)
+
+    def _add_worker(self, lane: _Lane) -> None:
+        if lane.idle.statistics().tasks_waiting:
+            lane.idle.unpark()
+        elif lane.workers < self._per_endpoint and self._nursery is not None:
+            lane.workers += 1
+            self._nursery.start_soon(self._work, lane)
+
+    # -- attempts ----------------------------------------------------------------------
+
+    async def _work(self, lane: _Lane) -> None:
+        try:
+            while not (self._stopping or lane.dropped):
+                if not lane.ready:
+                    with trio.move_on_after(WORKER_IDLE) as idle:
+                        await lane.idle.park()
+                    if idle.cancelled_caught:
+                        return
+                    continue
+                job = lane.ready.popleft()
+                async with self._slots:
+                    if self._stopping or lane.dropped:
+                        return
+                    await self._attempt(lane, job)
+        finally:
+            lane.workers -= 1
+
+    async def _attempt(self, lane: _Lane, job: Job) -> None:
+        clock = self._clock
+        self._in_flight += 1
+        try:
+            started = clock.now()
+            began = trio.current_time()
+            result = await self._sender.send(job)
+            duration_ms = (trio.current_time() - began) * 1000
+            self.attempts += 1
+            with trio.CancelScope(shield=True):
+                await self._finish(lane, job, result, started, duration_ms)
+        finally:
+            self._in_flight -= 1
+            if self._stopping and not self._in_flight:
+                self._all_done.set()
+
+    async def _finish(
+        self, lane: _Lane, job: Job, result: AttemptResult, started: float, duration_ms: float
+    ) -> None:
+        now = self._clock.now()
+        decision = retry.decide(result, job.round_attempt, self._schedule, now)
+        next_at: float | None = None
+        if isinstance(decision, retry.Retry):
+            status, next_at = "pending", now + decision.after
+        else:
+            status = "succeeded" if isinstance(decision, retry.Delivered) else "failed"
+        error = None if result.ok else retry.describe(result)
+        still_pending = await self._store.record_attempt(
+            AttemptRecord(
+                delivery_id=job.delivery_id,
+                number=job.attempt,
+                started_at=started,
+                duration_ms=duration_ms,
+                finished_at=now,
+                result=result,
+                status=status,
+                next_attempt_at=next_at,
+                error=error,
+            )
+        )
+        lane.tracked.discard(job.delivery_id)
+        _log_attempt(job, result, status, next_at, now, duration_ms)
+        if still_pending and next_at is not None:
+            self._track(lane, job.delivery_id, next_at)
+            self._wake.set()
+
+
+def _log_attempt(
+    job: Job, result: AttemptResult, status: str, next_at: float | None, now: float, ms: float
+) -> None:
+    common = (
+        f"delivery={job.delivery_id} endpoint={job.endpoint_id} event={job.event_id} "
+        f"attempt={job.attempt} ms={ms:.0f}"
+    )
+    outcome = (
+        f"status={result.status_code}"
+        if result.status_code is not None
+        else f"error={result.error_kind}"
+    )
+    if status == "succeeded":
+        log.debug("action=attempt.succeeded %s %s", common, outcome)
+    elif status == "failed":
+        log.warning("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
+    else:
+        delay = (next_at or now) - now
+        log.info("action=attempt.failed %s %s retry_in=%.0fs", common, outcome, delay)
