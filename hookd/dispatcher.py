@@ -48,7 +48,7 @@ LOAD_BATCH = 500  # jobs loaded from disk in one read
 WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
 
 _BEFORE_ALL = (-math.inf, -1)
-_LAST_ID = 2**63
+_LAST_ID = 2**63 - 1  # the largest SQLite integer
 
 
 class _Lane:
@@ -58,7 +58,7 @@ class _Lane:
         self.endpoint_id = endpoint_id
         self.cursor: tuple[float, int] = _BEFORE_ALL
         self.more = True  # rows after the cursor may be due within the horizon
-        self.refill_at = -math.inf
+        self.refill_at = math.inf  # when `more` is False: when to read from disk next
         self.refilling = False
         self.rescan = False
         self.held: list[tuple[int, float]] = []  # tracked during a refill, applied after
@@ -213,8 +213,9 @@ class Scheduler:
             return
         if delivery_id in lane.tracked or lane.dropped:
             return
-        if (due, delivery_id) > lane.cursor:
-            return  # on disk; a refill loads it when its time comes near
+        if (due, delivery_id) > lane.cursor:  # on disk; load it when its time comes near
+            lane.refill_at = min(lane.refill_at, due - HORIZON / 2)
+            return
         if len(lane.tracked) >= LANE_MAX:
             lane.cursor, lane.more = (due, delivery_id - 1), True  # leave it on disk
             return
@@ -227,7 +228,7 @@ class Scheduler:
         try:
             limit = min(REFILL_BATCH, LANE_MAX - len(lane.tracked))
             until = now + HORIZON
-            rows = await self._store.due_rows(lane.endpoint_id, lane.cursor, until, limit)
+            rows, later = await self._store.due_rows(lane.endpoint_id, lane.cursor, until, limit)
         finally:
             lane.refilling = False
         for delivery_id, due in rows:
@@ -238,7 +239,8 @@ class Scheduler:
         if len(rows) == limit:
             lane.cursor, lane.more = (rows[-1][1], rows[-1][0]), True
         else:
-            lane.cursor, lane.more, lane.refill_at = (until, _LAST_ID), False, now + HORIZON / 2
+            lane.cursor, lane.more = (until, _LAST_ID), False
+            lane.refill_at = math.inf if later is None else later - HORIZON / 2
         if lane.rescan:
             lane.cursor, lane.more, lane.rescan = _BEFORE_ALL, True, False
         held, lane.held = lane.held, []

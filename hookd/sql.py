@@ -158,6 +158,10 @@ DUE_OF_ENDPOINT = """
       AND (next_attempt_at, id) > (:after_time, :after_id) AND next_attempt_at <= :until
     ORDER BY next_attempt_at, id LIMIT :limit
 """
+NEXT_DUE_OF_ENDPOINT = """
+    SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_due
+    WHERE status = 'pending' AND endpoint_id = ? AND next_attempt_at > ?
+"""
 LOAD_JOBS = """
     SELECT d.id, d.endpoint_id, p.url, p.secret, e.id, e.type, e.body, d.attempts, d.round_start
     FROM deliveries d

@@ -407,8 +407,12 @@ class Store:
 
     async def due_rows(
         self, endpoint_id: str, after: tuple[float, int], until: float, limit: int
-    ) -> list[tuple[int, float]]:
-        """(id, due) of an endpoint's pending deliveries after `after`, due by `until`."""
+    ) -> tuple[list[tuple[int, float]], float | None]:
+        """An endpoint's pending deliveries after `after` and due by `until`.
+
+        Returns up to `limit` (id, due) pairs in due order and, when there are fewer, the
+        due time of the first pending delivery after `until` (None if there is none).
+        """
         params = {
             "endpoint": endpoint_id,
             "after_time": after[0],
@@ -416,9 +420,15 @@ class Store:
             "until": until,
             "limit": limit,
         }
-        return await self.read(
-            lambda conn: [(r[0], r[1]) for r in conn.execute(sql.DUE_OF_ENDPOINT, params)]
-        )
+
+        def query(conn: apsw.Connection) -> tuple[list[tuple[int, float]], float | None]:
+            rows = [(r[0], r[1]) for r in conn.execute(sql.DUE_OF_ENDPOINT, params)]
+            later = None
+            if len(rows) < limit:
+                later = _first(conn, sql.NEXT_DUE_OF_ENDPOINT, (endpoint_id, until))
+            return rows, later[0] if later else None
+
+        return await self.read(query)
 
     async def load_jobs(self, delivery_ids: Sequence[int]) -> dict[int, Job]:
         """What the attempts of these deliveries need; those no longer due are left out."""

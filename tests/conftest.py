@@ -105,10 +105,10 @@ class Running:
         return self.daemon.config.server.socket
 
 
-def socket_client(path: str) -> httpx.AsyncClient:
+def socket_client(path: str, timeout: float | None = 10) -> httpx.AsyncClient:
     """An httpx client speaking to the API over the Unix socket at `path`."""
     return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=path), base_url="http://hookd", timeout=10
+        transport=httpx.AsyncHTTPTransport(uds=path), base_url="http://hookd", timeout=timeout
     )
 
 
@@ -120,12 +120,15 @@ async def hookd_factory(
     started: list[Running] = []
     async with trio.open_nursery() as nursery:
 
-        async def start(extra: str = "", directory: Path | None = None) -> Running:
+        async def start(
+            extra: str = "", directory: Path | None = None, client_timeout: float | None = 10
+        ) -> Running:
             where = directory or short_dir
             settings = config.load(str(write_config(where, extra)))
             daemon = Daemon(settings, handle_signals=False)
             await nursery.start(daemon.run)
-            running = Running(daemon, socket_client(settings.server.socket), where)
+            client = socket_client(settings.server.socket, client_timeout)
+            running = Running(daemon, client, where)
             started.append(running)
             return running
 
