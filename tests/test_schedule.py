@@ -10,6 +10,7 @@ arrivals, not by polling, so few jumps are needed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -45,7 +46,7 @@ def virtual_clock() -> trio.testing.MockClock:
 
 
 def gaps(received: list[Received]) -> list[float]:
-    return [round(b.at - a.at, 1) for a, b in zip(received, received[1:], strict=False)]
+    return [round(b.at - a.at, 1) for a, b in itertools.pairwise(received)]
 
 
 def answers(*statuses: int, headers: list[tuple[str, str]] | None = None) -> Callable:
