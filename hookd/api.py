@@ -14,6 +14,7 @@ Rules (DESIGN §2):
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -29,7 +30,9 @@ from hookd.core import envelope
 from hookd.dispatcher import Scheduler
 from hookd.errors import ApiError, bad_request, invalid
 from hookd.http import Request, Response, json_response
-from hookd.store import Store
+from hookd.store import StorageError, Store
+
+log = logging.getLogger("hookd.api")
 
 RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 
@@ -84,7 +87,18 @@ class Api:
         if request.origin == "tcp" and self._token and request.path != "/healthz":
             self._authorize(request)
         handler, params = _route(request.method, request.path)
-        return await handler(self, request, params)
+        try:
+            return await handler(self, request, params)
+        except StorageError as exc:
+            log.error(
+                "action=storage.failed method=%s path=%s error=%s",
+                request.method,
+                request.path,
+                exc,
+            )
+            raise ApiError(
+                503, "storage_unavailable", "the database cannot be written; see the log"
+            ) from None
 
     def _authorize(self, request: Request) -> None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -147,7 +161,8 @@ class Api:
         _require_body(request, JSON_TYPES)
         spec = _decode(request.body, EndpointCreate)
         fields = msgspec.structs.asdict(spec)
-        fields["secret"] = spec.secret or endpoint_rules.new_secret(ids.random_bytes(32))
+        if spec.secret is None:
+            fields["secret"] = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint(fields)
         fields["id"] = ids.endpoint_id()
         endpoint = await self.store.create_endpoint(fields, self.clock.now())
@@ -186,7 +201,7 @@ class Api:
         if request.body.strip():
             _require_body(request, JSON_TYPES)
             given = _decode(request.body, SecretRotation).secret
-        secret = given or endpoint_rules.new_secret(ids.random_bytes(32))
+        secret = given if given is not None else endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
         endpoint = await self.store.update_endpoint(
             params["id"], {"secret": secret}, self.clock.now()
@@ -371,7 +386,10 @@ def _since(query: dict[str, str]) -> float | None:
 
 def _time(text: str, name: str) -> float:
     if envelope.is_rfc3339(text):
-        return datetime.fromisoformat(text.upper()).timestamp()
+        try:
+            return datetime.fromisoformat(text.upper()).timestamp()
+        except ValueError:  # a leap second: valid RFC 3339, not a Python datetime
+            pass
     raise bad_request(
         f"{name} must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
     )

@@ -248,9 +248,9 @@ class Scheduler:
             self._track(lane, delivery_id, due)
 
     async def _hand_out(self, due: list[int]) -> None:
+        lanes = [self._owner.pop(delivery_id) for delivery_id in due]
         jobs = await self._store.load_jobs(due)
-        for delivery_id in due:
-            lane = self._owner.pop(delivery_id)
+        for delivery_id, lane in zip(due, lanes, strict=True):
             job = jobs.get(delivery_id)
             if job is None or lane.dropped:
                 lane.tracked.discard(delivery_id)  # finished, cancelled or endpoint gone

@@ -146,7 +146,7 @@ class Server:
             except h11.RemoteProtocolError as exc:
                 await self._refuse(stream, conn, exc.error_status_hint, "bad_request", str(exc))
                 return
-            except ApiError as exc:  # body too large
+            except ApiError as exc:  # head or body too large
                 await self._respond(stream, conn, error_response(exc), close=True)
                 return
             if request is None:
@@ -200,6 +200,8 @@ class Server:
                 raise _Closed()  # request_timeout ran out mid-request
             if isinstance(event, h11.Request):
                 head = event
+                if _head_size(event) > limits.max_head_bytes:
+                    raise ApiError(431, "headers_too_large", "the request head is too large")
                 length = _content_length(event)
                 if length is not None and length > limits.max_body_bytes:
                     raise _too_large(limits.max_body_bytes)
@@ -244,6 +246,11 @@ class Server:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
+
+
+def _head_size(head: h11.Request) -> int:
+    """Bytes of the request head as sent (h11 checks this only while it is incomplete)."""
+    return len(head.target) + 16 + sum(len(n) + len(v) + 4 for n, v in head.headers)
 
 
 def _content_length(head: h11.Request) -> int | None:
