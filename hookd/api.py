@@ -40,7 +40,7 @@ JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 MAX_PAGE = 1000
 DELIVERY_STATUSES = frozenset({"pending", "succeeded", "failed", "cancelled"})
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -280,7 +280,7 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
 
 
 def _compile(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "/?$")
+    return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "/?")
 
 
 _TABLE = [(method, _compile(path), handler) for method, path, handler in _ROUTES]
@@ -289,7 +289,7 @@ _TABLE = [(method, _compile(path), handler) for method, path, handler in _ROUTES
 def _route(method: str, path: str) -> tuple[RouteHandler, dict[str, str]]:
     allowed: list[str] = []
     for route_method, pattern, handler in _TABLE:
-        match = pattern.match(path)
+        match = pattern.fullmatch(path)
         if match is None:
             continue
         if route_method == method:
@@ -353,7 +353,7 @@ def _idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if _KEY.match(key) is None:
+    if _KEY.fullmatch(key) is None:
         raise bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
     return key
 
@@ -365,7 +365,7 @@ def _accepted(accepted: Any, replayed: bool) -> Response:
 
 def _limit(query: dict[str, str]) -> int:
     text = query.get("limit", "50")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    if not _is_number(text, 4) or not 1 <= int(text) <= MAX_PAGE:
         raise bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {text[:40]!r}")
     return int(text)
 
@@ -374,7 +374,7 @@ def _cursor(query: dict[str, str]) -> int | None:
     text = query.get("cursor")
     if not text:
         return None
-    if not text.isdigit() or len(text) > 18:
+    if not _is_number(text, 18):
         raise bad_request(f"cursor is not one this API gave: {text[:40]!r}")
     return int(text)
 
@@ -397,6 +397,10 @@ def _time(text: str, name: str) -> float:
 
 def _delivery_id(params: dict[str, str]) -> int:
     text = params["id"]
-    if not text.isdigit() or len(text) > 18:
+    if not _is_number(text, 18):
         raise ApiError(404, "not_found", f"delivery {text[:40]!r} not found")
     return int(text)
+
+
+def _is_number(text: str, max_digits: int) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= max_digits

@@ -97,12 +97,12 @@ def _dec_hook(kind: type, value: Any) -> Any:
 
 
 _PATH = re.compile(r"^\$\.?")
-_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`(?: - at `([^`]*)`)?$")
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]*)`(?: - at `([^`]*)`)?")
 
 
 def _key_message(error: msgspec.ValidationError) -> str:
     text = str(error)
-    unknown = _UNKNOWN.match(text)
+    unknown = _UNKNOWN.fullmatch(text)
     if unknown is not None:
         field, where = unknown.groups()
         key = ".".join(p for p in (_PATH.sub("", where or ""), field) if p)
@@ -175,7 +175,7 @@ def check(config: Config) -> str | None:
 
 def _listen_error(listen: str, has_token: bool) -> str | None:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not _is_number(port) or not 0 < int(port) < 65536:
         return f"expected 'host:port' like '127.0.0.1:8787', got {listen!r}"
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -203,6 +203,10 @@ def _endpoints_error(declared: list[EndpointConfig]) -> str | None:
             return f"endpoint[{index}].id: letters, digits, '_' and '-' only, at most 64"
         seen.add(ident)
     return None
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def endpoint_id(endpoint: EndpointConfig) -> str:

@@ -1,16 +1,17 @@
 """Durations as operators write them: "500ms", "5s", "1m", "15m", "1h", "30d", or seconds.
 
 Rules: a bare number (int or float, or a numeric string) is seconds; one unit suffix per
-value; negative durations are refused. `parse_duration` raises ValueError with a message
-fit to show a user.
+value; negative, infinite and NaN durations are refused. `parse_duration` raises
+ValueError with a message fit to show a user.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_PATTERN = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*")
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -18,24 +19,13 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '5s' or a number of seconds, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value!r}")
+        if not 0 <= value < math.inf:
+            raise ValueError(f"a duration must be a finite number of seconds >= 0, got {value!r}")
         return float(value)
-    match = _PATTERN.match(value)
+    match = _PATTERN.fullmatch(value)
     if match is None:
         raise ValueError(
             f"expected a duration like '500ms', '5s', '1m', '1h', '30d' or seconds, got {value!r}"
         )
     number, unit = match.groups()
     return float(number) * _UNITS[unit or "s"]
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of `seconds` ("90s" -> "90s", 3600 -> "1h")."""
-    for unit in ("d", "h", "m", "s"):
-        size = _UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds == 0:
-        return "0s"
-    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:g}s"

@@ -8,10 +8,13 @@ Rules (DESIGN §1, the spec's payloads):
   `{"event":...,"timestamp":...,"data":{...}}`. `data` keeps the CRM's keys, order and
   values.
 - The body must survive the spec's Node receiver, which re-serialises the parsed body
-  with `JSON.stringify` before checking the signature. Strings and integers already come
-  out of msgspec exactly as JavaScript writes them; floats are rewritten in JavaScript's
-  number format (`1.0` -> `1`, `1e21` -> `1e+21`), which denotes the same value. Numbers
-  too large for a double are refused rather than delivered as `Infinity`.
+  with `JSON.stringify` before checking the signature. Strings and safe integers already
+  come out of msgspec exactly as JavaScript writes them; floats are rewritten in
+  JavaScript's number format (`1.0` -> `1`, `1e21` -> `1e+21`), which denotes the same
+  value; object keys that JavaScript treats as array indexes (`"0"`, `"2024"`) are put
+  first in ascending order, as JavaScript keeps them. Numbers JavaScript cannot hold
+  exactly (integers beyond 2**53, floats beyond a double) are refused with a 422 naming
+  the field, rather than delivered in a form the receiver would see changed.
 - Malformed JSON (bad syntax, invalid UTF-8, absurd nesting) is a 400; well-formed JSON
   of the wrong shape is a 422 naming the field.
 """
@@ -31,10 +34,11 @@ from hookd.errors import ApiError, bad_request, invalid
 MAX_EVENT_NAME = 128
 MAX_BATCH = 1000
 
-EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+$")
-EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
+EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))"
 )
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -92,6 +96,7 @@ def js_number(text: str) -> msgspec.Raw:
 
 _request_decoder = msgspec.json.Decoder(IngestRequest, float_hook=js_number)
 _batch_decoder = msgspec.json.Decoder(list[IngestRequest], float_hook=js_number)
+_syntax_decoder = msgspec.json.Decoder(float_hook=str)  # any JSON, numbers unchecked
 _encoder = msgspec.json.Encoder()
 
 
@@ -101,6 +106,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, where: str = "") -> 
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
+        _check_syntax(raw, where)  # a type error found before a syntax error is still a 400
         raise invalid(f"{where}{exc}", "invalid_event") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"{where}invalid JSON: {exc}", "invalid_json") from None
@@ -108,9 +114,65 @@ def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, where: str = "") -> 
         raise bad_request(f"{where}invalid JSON: nested too deeply", "invalid_json") from None
 
 
+def _check_syntax(raw: bytes, where: str) -> None:
+    try:
+        _syntax_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"{where}invalid JSON: {exc}", "invalid_json") from None
+    except RecursionError:
+        raise bad_request(f"{where}invalid JSON: nested too deeply", "invalid_json") from None
+
+
+# Cheap byte scans that tell whether the JavaScript walk below can change anything.
+_INDEX_KEY = re.compile(rb'"(?:0|[1-9][0-9]{0,9})"\s*:')
+_LONG_NUMBER = re.compile(rb"[0-9]{16}")
+MAX_SAFE_INTEGER = 2**53 - 1
+_MAX_INDEX = 2**32 - 2
+
+
+def _as_javascript(value: Any, path: str) -> Any:
+    """`value` with object keys in JavaScript's order; unsafe integers refused."""
+    if isinstance(value, dict):
+        items = [(k, _as_javascript(v, f"{path}.{k}")) for k, v in value.items()]
+        indexes = [(int(k), k, v) for k, v in items if _is_index(k)]
+        if indexes:
+            rest = [(k, v) for k, v in items if not _is_index(k)]
+            items = [(k, v) for _, k, v in sorted(indexes)] + rest
+        return dict(items)
+    if isinstance(value, list):
+        return [_as_javascript(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        raise invalid(
+            f"{path} is an integer JavaScript cannot hold exactly ({value}); send it as a string",
+            "invalid_event",
+        )
+    return value
+
+
+def _is_index(key: str) -> bool:
+    return (
+        key.isascii()
+        and key.isdigit()
+        and (key == "0" or key[0] != "0")
+        and (int(key) <= _MAX_INDEX)
+    )
+
+
+def _javascript_safe(requests: list[IngestRequest], raw: bytes) -> list[IngestRequest]:
+    if _INDEX_KEY.search(raw) is None and _LONG_NUMBER.search(raw) is None:
+        return requests
+    prefix = "" if len(requests) == 1 else "item {}: "
+    return [
+        msgspec.structs.replace(
+            request, data=_as_javascript(request.data, prefix.format(index) + "$.data")
+        )
+        for index, request in enumerate(requests)
+    ]
+
+
 def is_rfc3339(text: str) -> bool:
     """True when `text` is an RFC 3339 date-time with a real calendar date."""
-    match = _RFC3339.match(text)
+    match = _RFC3339.fullmatch(text)
     if match is None:
         return False
     year, month, day, hour, minute, second, off_h, off_m = (
@@ -126,7 +188,7 @@ def is_rfc3339(text: str) -> bool:
 
 def check_event_name(name: str, where: str = "$.event") -> None:
     """Refuse anything but a dotted lowercase event name."""
-    if len(name) > MAX_EVENT_NAME or EVENT_NAME.match(name) is None:
+    if len(name) > MAX_EVENT_NAME or EVENT_NAME.fullmatch(name) is None:
         raise invalid(
             f"{where} must be a dotted lowercase name like 'cliente.criado', got {name[:80]!r}",
             "invalid_event",
@@ -141,7 +203,7 @@ def _validate(request: IngestRequest, where: str) -> None:
             f"got {request.timestamp[:80]!r}",
             "invalid_event",
         )
-    if request.id is not None and EVENT_ID.match(request.id) is None:
+    if request.id is not None and EVENT_ID.fullmatch(request.id) is None:
         raise invalid(
             f"{where}$.id must be 1-128 characters of letters, digits and . _ : -, "
             f"got {request.id[:80]!r}",
@@ -160,7 +222,7 @@ def prepare(request: IngestRequest, received_at: str, where: str = "") -> Prepar
 def decode_event(raw: bytes) -> IngestRequest:
     """Decode one ingest request (400 for bad JSON, 422 for a bad shape)."""
     request: IngestRequest = _decode(_request_decoder, raw)
-    return request
+    return _javascript_safe([request], raw)[0]
 
 
 def decode_batch(raw: bytes, ndjson: bool) -> list[IngestRequest]:
@@ -170,10 +232,11 @@ def decode_batch(raw: bytes, ndjson: bool) -> list[IngestRequest]:
         if not lines:
             raise bad_request("empty body: expected one JSON object per line", "empty_body")
         _check_batch_size(len(lines))
-        return [
+        decoded = [
             _decode(_request_decoder, line, f"line {number}: ")
             for number, line in enumerate(lines, 1)
         ]
+        return _javascript_safe(decoded, raw)
     stripped = raw.lstrip()
     if stripped[:1] != b"[" and stripped:
         raise invalid("a batch is a JSON array of events (or NDJSON)", "invalid_batch")
@@ -181,7 +244,7 @@ def decode_batch(raw: bytes, ndjson: bool) -> list[IngestRequest]:
     if not requests:
         raise invalid("a batch needs at least one event", "invalid_batch")
     _check_batch_size(len(requests))
-    return requests
+    return _javascript_safe(requests, raw)
 
 
 def _check_batch_size(count: int) -> None:

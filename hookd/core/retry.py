@@ -59,7 +59,7 @@ Decision = Delivered | Retry | GiveUp
 def parse_retry_after(value: str, now: float) -> float | None:
     """Seconds from `now` that a Retry-After value asks for, or None when unreadable."""
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

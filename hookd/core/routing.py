@@ -17,14 +17,14 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 MAX_PATTERNS = 100
-_PATTERN = re.compile(r"^(?:\*|[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*(?:\.\*)?)$")
+_PATTERN = re.compile(r"\*|[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*(?:\.\*)?")
 
 
 def pattern_error(pattern: object) -> str | None:
     """Why `pattern` is not a valid subscription pattern, or None when it is."""
     if not isinstance(pattern, str):
         return f"a pattern must be a string, got {type(pattern).__name__}"
-    if len(pattern) > 128 or _PATTERN.match(pattern) is None:
+    if len(pattern) > 128 or _PATTERN.fullmatch(pattern) is None:
         return (
             f"{pattern[:80]!r} is not a pattern: use an event name like 'cliente.criado', "
             "a prefix like 'cliente.*', or '*'"

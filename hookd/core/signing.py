@@ -68,7 +68,7 @@ def verify_spec(secret: str, body: bytes, signature: str) -> bool:
 def verify_standard(secret: str, event_id: str, timestamp: str, body: bytes, header: str) -> bool:
     """True when any `v1,` signature in the `webhook-signature` header signs the message."""
     key = standard_key(secret)
-    if key is None or not timestamp.isdigit():
+    if key is None or not (timestamp.isascii() and timestamp.isdigit()):
         return False
     expected = standard_signature(key, event_id, int(timestamp), body).encode()
     return any(hmac.compare_digest(candidate.encode(), expected) for candidate in header.split())

@@ -1,0 +1,56 @@
+"""hookd.core.durations: durations as operators write them, and back."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookd.core.durations import parse_duration
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("500ms", 0.5),  # milliseconds
+        ("5s", 5.0),  # the spec's timeout
+        ("1m", 60.0),  # retry delays
+        ("15m", 900.0),
+        ("1h", 3600.0),
+        ("30d", 2_592_000.0),  # the default retention
+        ("1.5h", 5400.0),  # a fraction with a unit
+        ("0s", 0.0),  # the first attempt's delay
+        ("0", 0.0),  # a numeric string is seconds
+        ("10", 10.0),
+        (" 5 s ", 5.0),  # spaces around and before the unit
+        (5, 5.0),  # an int is seconds
+        (2.5, 2.5),  # a float is seconds
+        (0, 0.0),  # zero
+    ],
+)
+def test_parse_duration(value: str | int | float, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+    assert isinstance(parse_duration(value), float)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",  # empty
+        "s",  # a unit without a number
+        "5x",  # unknown unit
+        "5 y",  # unknown unit after a space
+        "1m30s",  # one unit per value
+        "5S",  # units are lowercase
+        "-1s",  # negative string
+        "1e3",  # no exponent form
+        ".5s",  # a leading digit is required
+        "nan",  # not a number
+        -1,  # negative int
+        -0.5,  # negative float
+        True,  # a bool is not a number of seconds
+        False,
+        float("nan"),  # NaN is no duration (TOML can write `nan`)
+    ],
+)
+def test_parse_duration_refuses(value: str | int | float) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)

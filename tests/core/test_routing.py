@@ -1,0 +1,124 @@
+"""hookd.core.routing: subscription patterns against event types."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookd.core.routing import Router, Subscription, matches, pattern_error
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event_type", "expected"),
+    [
+        ("cliente.*", "cliente.criado", True),  # a prefix matches its events
+        ("cliente.*", "cliente.atualizado", True),
+        ("cliente.*", "cliente.endereco.alterado", True),  # at any depth
+        ("cliente.*", "cliente", False),  # not the prefix itself
+        ("cliente.*", "clientes.criado", False),  # not a longer first segment
+        ("cliente.*", "tarefa.criada", False),  # another domain
+        ("cliente.*", "xcliente.criado", False),  # the prefix anchors at the start
+        ("whatsapp.*", "whatsapp.mensagem.recebida", True),  # deeper names
+        ("whatsapp.mensagem.*", "whatsapp.mensagem.recebida", True),  # a two-level prefix
+        ("whatsapp.mensagem.*", "whatsapp.status.atualizado", False),  # sibling branch
+        ("whatsapp.mensagem.*", "whatsapp.mensagem", False),  # the prefix itself
+        ("*", "cliente.criado", True),  # everything
+        ("*", "whatsapp.mensagem.recebida", True),
+        ("cliente.criado", "cliente.criado", True),  # an exact name
+        ("cliente.criado", "cliente.criado.extra", False),  # exact means exact
+        ("cliente.criado", "cliente.criad", False),  # no prefix matching
+        ("cliente.criado", "cliente.atualizado", False),
+        ("tarefa.concluida", "tarefa.concluida", True),
+        ("email.enviado", "email.enviados", False),
+    ],
+)
+def test_matches(pattern: str, event_type: str, expected: bool) -> None:
+    assert pattern_error(pattern) is None
+    assert matches(pattern, event_type) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "*",  # everything
+        "cliente.criado",  # an event name
+        "cliente.*",  # a prefix
+        "whatsapp.mensagem.*",  # a deeper prefix
+        "whatsapp.mensagem.recebida",  # a deeper name
+        "tarefa_nova.v2",  # underscores and digits after the first letter
+        "a." + "b" * 126,  # 128 characters
+    ],
+)
+def test_pattern_error_accepts(pattern: str) -> None:
+    assert pattern_error(pattern) is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "",  # empty
+        "cliente",  # not dotted: no event has a one-segment name
+        "Cliente.criado",  # uppercase
+        "cliente.",  # trailing dot
+        ".criado",  # leading dot
+        "cliente..criado",  # empty segment
+        "*.criado",  # wildcards only at the end
+        "cliente.*.criado",  # ... and only one
+        "cliente.**",  # not a glob
+        "cliente*",  # the wildcard is a whole segment
+        "**",  # not a glob
+        ".*",  # a prefix needs a name
+        "cliente.criado ",  # trailing space
+        "cliente.*\n",  # trailing newline
+        "1cliente.criado",  # segments start with a letter
+        "a." + "b" * 127,  # 129 characters
+        None,  # not a string
+        5,
+        ["cliente.*"],
+    ],
+)
+def test_pattern_error_refuses(pattern: object) -> None:
+    problem = pattern_error(pattern)
+    assert isinstance(problem, str)
+    assert "pattern" in problem
+
+
+ENDPOINTS = [
+    Subscription("ep_a", ("cliente.*",)),
+    Subscription("ep_b", ("*",), enabled=False),  # disabled: never receives
+    Subscription("ep_c", ("tarefa.concluida", "cliente.criado")),
+    Subscription("ep_d", ("*",)),
+    Subscription("ep_e", ("whatsapp.*",), enabled=False),
+    Subscription("ep_f", ("whatsapp.mensagem.recebida",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "expected"),
+    [
+        ("cliente.criado", ("ep_a", "ep_c", "ep_d")),  # prefix, exact, all: in order
+        ("cliente.atualizado", ("ep_a", "ep_d")),
+        ("tarefa.concluida", ("ep_c", "ep_d")),  # second pattern of ep_c
+        ("whatsapp.mensagem.recebida", ("ep_d", "ep_f")),  # ep_e is disabled
+        ("chamado.aberto", ("ep_d",)),  # only the catch-all
+    ],
+)
+def test_router_returns_enabled_endpoints_in_order(
+    event_type: str, expected: tuple[str, ...]
+) -> None:
+    router = Router(ENDPOINTS)
+    assert tuple(router.endpoints_for(event_type)) == expected
+    assert tuple(router.endpoints_for(event_type)) == expected  # the cached answer agrees
+
+
+def test_router_with_no_endpoints() -> None:
+    assert tuple(Router([]).endpoints_for("cliente.criado")) == ()
+
+
+def test_router_with_only_disabled_endpoints() -> None:
+    router = Router(s for s in [Subscription("ep_x", ("*",), enabled=False)])
+    assert tuple(router.endpoints_for("cliente.criado")) == ()
+
+
+def test_router_lists_an_endpoint_once_when_several_patterns_match() -> None:
+    router = Router([Subscription("ep_a", ("cliente.*", "cliente.criado", "*"))])
+    assert tuple(router.endpoints_for("cliente.criado")) == ("ep_a",)

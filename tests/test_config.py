@@ -1,0 +1,194 @@
+"""hookd.config: defaults, durations, and refusals that name the bad key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hookd.config import Config, ConfigError, endpoint_id, load, parse, socket_mode
+
+REPO = Path(__file__).resolve().parents[1]
+ENDPOINT = '[[endpoint]]\nurl = "https://erp.example.com/hook"\nevents = ["cliente.*"]\n'
+
+
+def test_defaults() -> None:
+    config = parse("")
+    assert config == Config()
+    assert config.server.socket == "/run/hookd/hookd.sock"
+    assert socket_mode(config) == 0o660
+    assert config.server.listen == ""
+    assert config.server.api_token == ""
+    assert config.server.max_body_bytes == 1_048_576
+    assert config.storage.path == "/var/lib/hookd/hookd.db"
+    assert config.storage.durability == "full"
+    assert config.storage.retention == 30 * 86400
+    assert config.delivery.timeout == 5.0
+    assert config.delivery.retry_schedule == [0.0, 60.0, 300.0, 900.0, 3600.0]
+    assert config.delivery.concurrency == 64
+    assert config.delivery.per_endpoint_concurrency == 8
+    assert config.delivery.allow_private_networks is False
+    assert config.delivery.require_https is False
+    assert config.log.level == "info"
+    assert config.endpoint == []
+
+
+def test_durations_as_strings_or_seconds() -> None:
+    config = parse(
+        """
+[server]
+request_timeout = "500ms"
+idle_timeout = 90
+[storage]
+retention = "7d"
+[delivery]
+timeout = 2.5
+retry_schedule = ["0s", "30s", 120, "1.5h"]
+shutdown_grace = "1m"
+"""
+    )
+    assert config.server.request_timeout == 0.5
+    assert config.server.idle_timeout == 90.0
+    assert config.storage.retention == 7 * 86400
+    assert config.delivery.timeout == 2.5
+    assert config.delivery.retry_schedule == [0.0, 30.0, 120.0, 5400.0]
+    assert config.delivery.shutdown_grace == 60.0
+
+
+def test_endpoints_declared_in_the_file() -> None:
+    config = parse(
+        ENDPOINT
+        + 'secret = "whsec_abc="\n'
+        + '[[endpoint]]\nurl = "https://erp.example.com/hook"\nevents = ["*"]\n'
+        + 'secret = "s"\nid = "erp-2"\nenabled = false\n'
+    )
+    first, second = config.endpoint
+    assert (first.url, first.events, first.secret, first.enabled) == (
+        "https://erp.example.com/hook",
+        ["cliente.*"],
+        "whsec_abc=",
+        True,
+    )
+    assert endpoint_id(first).startswith("ep_cfg_")
+    assert endpoint_id(first) == endpoint_id(parse(ENDPOINT + 'secret = "x"').endpoint[0])
+    assert endpoint_id(second) == "erp-2"
+    assert second.enabled is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[server]\nlisten = "127.0.0.1:8787"',  # loopback needs no token
+        '[server]\nlisten = "[::1]:8787"',  # IPv6 loopback
+        '[server]\nlisten = "0.0.0.0:8787"\napi_token = "t"',  # beyond loopback with a token
+        '[server]\nsocket_mode = "660"',  # three octal digits
+        '[delivery]\nallowed_networks = ["10.0.5.0/24", "fd00::/8"]',  # CIDRs
+        '[storage]\ndurability = "normal"',  # the other durability
+    ],
+)
+def test_accepted(text: str) -> None:
+    parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[server]\nfoo = 1", "server.foo"),  # unknown key in a table
+        ("foo = 1", "foo"),  # unknown top-level key
+        ("[delivery]\nconcurrency = 0", "delivery.concurrency"),  # must be >= 1
+        ("[delivery]\nper_endpoint_concurrency = -1", "delivery.per_endpoint_concurrency"),
+        ('[delivery]\nconcurrency = "8"', "delivery.concurrency"),  # a string, not an int
+        ('[delivery]\ntimeout = "5x"', "delivery.timeout"),  # bad duration
+        ("[delivery]\ntimeout = -1", "delivery.timeout"),  # negative
+        ("[delivery]\ntimeout = 0", "delivery.timeout"),  # zero
+        ("[delivery]\ntimeout = true", "delivery.timeout"),  # a bool
+        ("[delivery]\ntimeout = nan", "delivery.timeout"),  # TOML's nan is no duration
+        ('[delivery]\nretry_schedule = ["0s", "1y"]', "delivery.retry_schedule[1]"),  # item
+        ("[delivery]\nretry_schedule = [0, nan]", "delivery.retry_schedule[1]"),  # nan item
+        ("[delivery]\nretry_schedule = []", "delivery.retry_schedule"),  # no attempts
+        ('[delivery]\nretry_schedule = "1m"', "delivery.retry_schedule"),  # not a list
+        ("[storage]\nretention = nan", "storage.retention"),  # nan
+        ('[server]\nrequest_timeout = "0s"', "server.request_timeout"),  # zero
+        ('[storage]\ndurability = "sometimes"', "storage.durability"),  # bad durability
+        ('[storage]\npath = ""', "storage.path"),  # no database
+        ('[server]\nsocket_mode = "999"', "server.socket_mode"),  # not octal
+        ('[server]\nsocket_mode = "rw-rw----"', "server.socket_mode"),  # symbolic
+        ('[server]\nsocket = ""', "server.socket"),  # no socket
+        ('[server]\nlisten = "0.0.0.0:8787"', "server.listen"),  # beyond loopback, no token
+        ('[server]\nlisten = "192.168.1.10:8787"', "server.listen"),  # LAN, no token
+        ('[server]\nlisten = "localhost:8787"', "server.listen"),  # a name, not an address
+        ('[server]\nlisten = "127.0.0.1:0"', "server.listen"),  # port 0
+        ('[server]\nlisten = "127.0.0.1"', "server.listen"),  # no port
+        ("[server]\nmax_body_bytes = 10", "server.max_body_bytes"),  # below 1 KiB
+        ('[log]\nlevel = "trace"', "log.level"),  # unknown level
+        ('[delivery]\nallowed_networks = ["10.0.0.0/33"]', "delivery.allowed_networks[0]"),
+        ('[delivery]\nca_file = "/nonexistent/ca.pem"', "delivery.ca_file"),  # missing file
+        ("server = 5", "server"),  # a value where a table belongs
+        (ENDPOINT.replace("https://", "ftp://") + 'secret = "s"', "endpoint[0].url"),  # ftp
+        (ENDPOINT + 'secret = "s"\n' + ENDPOINT + 'secret = "t"', "endpoint[1]"),  # same URL
+        (ENDPOINT.replace('"cliente.*"', '"cliente"') + 'secret = "s"', "endpoint[0].events"),
+        (ENDPOINT.replace('"cliente.*"', '"cliente.*\\n"') + 'secret = "s"', "endpoint[0].events"),
+        (ENDPOINT.replace('["cliente.*"]', "[]") + 'secret = "s"', "endpoint[0].events"),  # none
+        (ENDPOINT + 'secret = ""', "endpoint[0].secret"),  # empty secret
+        (ENDPOINT, "secret"),  # secret missing
+        (ENDPOINT + 'secret = "s"\nfoo = 1', "endpoint[0].foo"),  # unknown endpoint key
+        (ENDPOINT + 'secret = "s"\nid = "bad id"', "endpoint[0].id"),  # bad id
+    ],
+)
+def test_refused_with_the_key_named(text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)) as info:
+        parse(text, "test.toml")
+    assert str(info.value).startswith("test.toml: ")
+
+
+def test_not_toml() -> None:
+    with pytest.raises(ConfigError, match=r"^x\.toml: not valid TOML"):
+        parse("[server\n", "x.toml")
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match=re.escape(str(missing))):
+        load(str(missing))
+
+
+def test_load_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[log]\n# configuração\nlevel = "info"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load(str(path))
+
+
+def test_load_reads_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "hookd.toml"
+    path.write_text('[delivery]\ntimeout = "3s"\n', encoding="utf-8")
+    assert load(str(path)).delivery.timeout == 3.0
+
+
+def test_load_names_the_file_in_errors(tmp_path: Path) -> None:
+    path = tmp_path / "hookd.toml"
+    path.write_text("[delivery]\nconcurrency = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: delivery.concurrency")):
+        load(str(path))
+
+
+def test_production_config_in_repo_is_the_defaults() -> None:
+    assert load(str(REPO / "conf" / "hookd.toml")) == Config()
+
+
+def test_production_config_comments_show_the_defaults() -> None:
+    """Uncommenting every `# key = value` line of conf/hookd.toml changes nothing."""
+    text = (REPO / "conf" / "hookd.toml").read_text(encoding="utf-8")
+    settings, _, _endpoints = text.partition("# Endpoints can also be declared")
+    uncommented = re.sub(r"(?m)^# ([a-z_]+ = .*)$", r"\1", settings)
+    assert uncommented.count("\n# ") < settings.count("\n# ")  # something was uncommented
+    assert parse(uncommented, "uncommented") == Config()
+
+
+def test_dev_config_in_repo() -> None:
+    config = load(str(REPO / "conf" / "hookd.dev.toml"))
+    assert config.server.socket == "var/hookd.sock"
+    assert config.server.listen == "127.0.0.1:8787"
+    assert config.storage.path == "var/hookd.db"
+    assert config.delivery.allow_private_networks is True
