@@ -7,6 +7,7 @@ Every request is recorded with its headers, exact body bytes and trio time of ar
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -69,6 +70,13 @@ async def serve_receiver(answer: Policy | None = None) -> AsyncIterator[Receiver
 
 
 async def _serve(stream: trio.SocketStream, receiver: Receiver, policy: Policy) -> None:
+    # A sender that dies mid-request (kill -9) leaves a truncated request: drop that
+    # connection only; the request was never answered, so it will be sent again.
+    with contextlib.suppress(h11.RemoteProtocolError):
+        await _exchange(stream, receiver, policy)
+
+
+async def _exchange(stream: trio.SocketStream, receiver: Receiver, policy: Policy) -> None:
     conn = h11.Connection(h11.SERVER)
     async with stream:
         while True:

@@ -1,0 +1,495 @@
+"""The spec's own receiver examples, run for real, against real deliveries (DESIGN §1).
+
+DESIGN.md: the spec's Node/Express and Python/Flask receivers are real clients, and a
+delivery that either of them rejects is a bug in hookd. Each one runs here as a
+subprocess on 127.0.0.1 (`tests/spec_receivers/`, the spec's code with only the changes
+DESIGN.md allows), subscribed to `*` with the spec's example secret. Every one of the
+spec's 15 example payloads, and payloads that are hard to re-serialise byte for byte
+(floats, non-ASCII, escapes, nesting, numeric keys, big integers), must end `succeeded`:
+the receiver verified the signature and answered 2xx. Retries are off
+(`retry_schedule = ["0s"]`) so a rejection ends `failed` at once, with the receiver's
+status and answer in the attempt log.
+
+The Express receiver needs `express@4`: it is installed with npm into a temporary
+directory once per session (never into the repository); without node/npm, or when the
+install fails, those tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from difflib import ndiff
+from pathlib import Path
+
+import pytest
+import trio
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.conftest import Running
+from tests.receiver import serve_receiver
+from tests.test_delivery import subscribe
+
+Start = Callable[..., Awaitable[Running]]
+
+RECEIVERS = Path(__file__).parent / "spec_receivers"
+SPEC_SECRET = "sua_chave_secreta"  # the spec's example secret
+SPEC_TIMESTAMP = "2024-01-01T10:00:00Z"  # the timestamp of every spec example
+NO_RETRIES = '[delivery]\nretry_schedule = ["0s"]'
+# The spec: spec/webhooks-disponiveis.md, next to DESIGN.md, outside the repository.
+SPEC_FILE = Path(
+    os.environ.get("HOOKD_SPEC", Path(__file__).parents[2] / "shared/spec/webhooks-disponiveis.md")
+)
+
+# -- the payloads ------------------------------------------------------------------------
+
+# The spec's 15 examples (event, data), in the spec's order, with the spec's exact data.
+SPEC_EXAMPLES: list[tuple[str, dict[str, object]]] = [
+    (
+        "cliente.criado",
+        {
+            "id": "cliente_123",
+            "nome": "João Silva",
+            "email": "joao@example.com",
+            "telefone": "(11) 99999-9999",
+            "createdAt": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "cliente.atualizado",
+        {
+            "id": "cliente_123",
+            "nome": "João Silva",
+            "email": "joao@example.com",
+            "telefone": "(11) 99999-9999",
+            "updatedAt": "2024-01-01T10:00:00Z",
+            "alteracoes": {"telefone": {"anterior": "(11) 88888-8888", "novo": "(11) 99999-9999"}},
+        },
+    ),
+    (
+        "cliente.excluido",
+        {"id": "cliente_123", "nome": "João Silva", "excluidoEm": "2024-01-01T10:00:00Z"},
+    ),
+    (
+        "tarefa.criada",
+        {
+            "id": "tarefa_123",
+            "titulo": "Configurar sistema",
+            "descricao": "Configurar o sistema CRM",
+            "status": "PENDENTE",
+            "prioridade": "ALTA",
+            "dataVencimento": "2024-01-05T10:00:00Z",
+            "clienteId": "cliente_123",
+            "createdAt": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "tarefa.atualizada",
+        {
+            "id": "tarefa_123",
+            "titulo": "Configurar sistema",
+            "status": "EM_ANDAMENTO",
+            "prioridade": "ALTA",
+            "updatedAt": "2024-01-01T10:00:00Z",
+            "alteracoes": {"status": {"anterior": "PENDENTE", "novo": "EM_ANDAMENTO"}},
+        },
+    ),
+    (
+        "tarefa.concluida",
+        {
+            "id": "tarefa_123",
+            "titulo": "Configurar sistema",
+            "dataConclusao": "2024-01-01T10:00:00Z",
+            "tempoTotal": "2h 30m",
+        },
+    ),
+    (
+        "chamado.aberto",
+        {
+            "id": "chamado_123",
+            "titulo": "Problema no sistema",
+            "descricao": "O sistema não está funcionando",
+            "status": "ABERTO",
+            "prioridade": "URGENTE",
+            "departamentoId": "dept_123",
+            "clienteId": "cliente_123",
+            "createdAt": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "chamado.atualizado",
+        {
+            "id": "chamado_123",
+            "status": "EM_ANDAMENTO",
+            "updatedAt": "2024-01-01T10:00:00Z",
+            "alteracoes": {"status": {"anterior": "ABERTO", "novo": "EM_ANDAMENTO"}},
+        },
+    ),
+    (
+        "chamado.respondido",
+        {
+            "chamadoId": "chamado_123",
+            "respostaId": "resposta_123",
+            "mensagem": "Estamos verificando o problema",
+            "usuarioId": "usuario_123",
+            "respondidoEm": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "chamado.resolvido",
+        {
+            "id": "chamado_123",
+            "dataResolucao": "2024-01-01T10:00:00Z",
+            "tempoResolucao": "4h 15m",
+            "usuarioResolucao": "usuario_123",
+        },
+    ),
+    (
+        "whatsapp.mensagem.recebida",
+        {
+            "conversaId": "conversa_123",
+            "mensagemId": "msg_123",
+            "remetente": "5511999999999",
+            "conteudo": "Olá, preciso de ajuda",
+            "tipo": "TEXT",
+            "recebidoEm": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "whatsapp.mensagem.enviada",
+        {
+            "conversaId": "conversa_123",
+            "mensagemId": "msg_123",
+            "destinatario": "5511999999999",
+            "conteudo": "Olá, como posso ajudar?",
+            "tipo": "TEXT",
+            "enviadoEm": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "whatsapp.conversa.criada",
+        {
+            "id": "conversa_123",
+            "telefone": "5511999999999",
+            "nome": "João Silva",
+            "isGroup": False,
+            "criadaEm": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "email.recebido",
+        {
+            "contaId": "conta_123",
+            "mensagemId": "email_123",
+            "assunto": "Dúvida sobre o sistema",
+            "remetente": "joao@example.com",
+            "conteudo": "Gostaria de saber mais sobre o sistema",
+            "recebidoEm": "2024-01-01T10:00:00Z",
+        },
+    ),
+    (
+        "email.enviado",
+        {
+            "contaId": "conta_123",
+            "mensagemId": "email_123",
+            "assunto": "Resposta sobre o sistema",
+            "destinatario": "joao@example.com",
+            "enviadoEm": "2024-01-01T10:00:00Z",
+        },
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One ingest request; `name` is also its event id, so failures name the sample."""
+
+    name: str
+    event: str
+    data: str  # the JSON text of `data`, sent byte for byte
+    timestamp: str | None = SPEC_TIMESTAMP
+    may_refuse: bool = False  # a 422 at ingest is a correct answer too
+
+    def body(self) -> bytes:
+        stamp = "" if self.timestamp is None else f',"timestamp":{json.dumps(self.timestamp)}'
+        return f'{{"id":"{self.name}","event":"{self.event}"{stamp},"data":{self.data}}}'.encode()
+
+
+SPEC_SAMPLES = [
+    Sample(f"spec-{event}", event, json.dumps(data, ensure_ascii=False))
+    for event, data in SPEC_EXAMPLES
+]
+
+# Payloads whose body is hard to reproduce byte for byte after a parse and re-serialise
+# (the Node receiver checks the signature over JSON.stringify(JSON.parse(body))).
+TRICKY_SAMPLES = [
+    Sample(
+        "tricky-floats",
+        "tarefa.atualizada",
+        '{"inteiro": 1.0, "grande": 1e21, "Grande": 1E+21, "pequeno": 1.5e-7, "zero": -0.0,'
+        ' "preco": 19.90, "cem": 1e2, "pi": 3.141592653589793, "max": 1.7976931348623157e308}',
+    ),
+    Sample(
+        "tricky-unicode",
+        "cliente.criado",
+        '{"nome": "João Conceição", "emoji": "👍🏽 🇧🇷 😀", "escapado": "Jo\\u00e3o \\ud83d\\ude00",'
+        ' "cjk": "日本語", "rtl": "مرحبا"}',
+    ),
+    Sample(
+        "tricky-escapes",
+        "chamado.respondido",
+        r'{"aspas": "ele disse \"oi\"", "barra": "C:\\pasta\\arquivo", "linhas": "a\nb\r\n\tc",'
+        r' "controle": "\u0000\u0001\b\f\u001f\u007f", "separadores": "\u2028\u2029",'
+        r' "html": "<b>&amp;</b>", "slash": "a\/b", "vazia": ""}',
+    ),
+    Sample(
+        "tricky-nested",
+        "whatsapp.conversa.criada",
+        '{"cliente": {"id": "cliente_123", "tags": ["vip", {"nivel": [1, [2, [3, []]]]}],'
+        ' "vazio": {}, "lista": [], "nulo": null, "ativo": true, "inativo": false,'
+        ' "negativo": -42, "seguro": 9007199254740991}}',
+    ),
+    Sample("tricky-no-timestamp", "email.enviado", '{"id": "sem_timestamp"}', timestamp=None),
+    Sample(
+        "tricky-offset-timestamp",
+        "email.recebido",
+        '{"id": "com_fuso"}',
+        timestamp="2024-01-01T07:00:00.123456-03:00",
+    ),
+    # Object keys that look like array indexes: JavaScript puts them first, ascending.
+    Sample(
+        "tricky-numeric-keys",
+        "tarefa.criada",
+        '{"id": "tarefa_123", "itens": {"10": "dez", "2": "dois", "b": "letra", "1": "um"}}',
+    ),
+    # Integers a double cannot hold exactly (JavaScript numbers are doubles). Refusing
+    # them at ingest, as hookd refuses floats too large for a double, is also correct.
+    Sample(
+        "tricky-big-integers",
+        "chamado.aberto",
+        '{"protocolo": 12345678901234567890, "acima": 9007199254740993,'
+        ' "sextilhao": 1000000000000000000000}',
+        may_refuse=True,
+    ),
+]
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+async def send_all(hookd: Running, samples: list[Sample]) -> dict[str, Sample]:
+    """Ingest every sample; the accepted ones by event id (a 422 is allowed when marked)."""
+    accepted = {}
+    for sample in samples:
+        response = await hookd.client.post(
+            "/v1/events", content=sample.body(), headers={"Content-Type": "application/json"}
+        )
+        if sample.may_refuse and response.status_code == 422:
+            continue
+        assert response.status_code == 202, f"{sample.name}: {response.text}"
+        assert response.json()["deliveries"] == 1, f"{sample.name}: {response.text}"
+        accepted[response.json()["id"]] = sample
+    return accepted
+
+
+async def settled_deliveries(hookd: Running, count: int) -> list[dict]:
+    """All deliveries, once `count` exist and none is pending any more (at most 20 s)."""
+    with trio.fail_after(20):
+        while True:
+            items = (await hookd.client.get("/v1/deliveries", params={"limit": 1000})).json()[
+                "items"
+            ]
+            if len(items) >= count and all(d["status"] != "pending" for d in items):
+                return items
+            await trio.sleep(0.05)
+
+
+async def rejections(hookd: Running, accepted: dict[str, Sample]) -> list[str]:
+    """One line per delivery that did not succeed: sample, status and what was answered."""
+    lines = []
+    for delivery in await settled_deliveries(hookd, len(accepted)):
+        if delivery["status"] == "succeeded":
+            continue
+        detail = (await hookd.client.get(f"/v1/deliveries/{delivery['id']}")).json()
+        last = detail["attempt_log"][-1]
+        lines.append(
+            f"{accepted[delivery['event_id']].name}: {delivery['status']},"
+            f" HTTP {last['status_code']} {last['error'] or ''} {last['response_excerpt']!r}"
+        )
+    return lines
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Block until 127.0.0.1:`port` accepts connections (at most 15 s)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"receiver exited {process.returncode}: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"receiver not accepting on {port} after 15 s: {log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def express_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node_modules with express@4, installed by npm into a session temp directory."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to run the spec's Express receiver")
+    where = tmp_path_factory.mktemp("express")
+    (where / "package.json").write_text('{"private": true}\n')
+    command = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(where), "express@4"]
+    try:
+        done = subprocess.run(command, cwd=where, capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.skip("`npm install express@4` took over 180 s")
+    if done.returncode != 0:
+        pytest.skip(f"`npm install express@4` failed: {(done.stderr or done.stdout)[-500:]}")
+    return where / "node_modules"
+
+
+@pytest.fixture(scope="module", params=["flask", "express"])
+def spec_receiver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL of one of the spec's receivers, running with the spec's secret."""
+    port = free_port()
+    env = {**os.environ, "WEBHOOK_SECRET": SPEC_SECRET, "PORT": str(port)}
+    if request.param == "flask":
+        command = [sys.executable, str(RECEIVERS / "flask_receiver.py"), str(port)]
+    else:
+        env["NODE_PATH"] = str(request.getfixturevalue("express_modules"))
+        command = ["node", str(RECEIVERS / "express_receiver.js")]
+    log = tmp_path_factory.mktemp(request.param) / "receiver.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_accepting(port, process, log)
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- the tests ---------------------------------------------------------------------------
+
+
+async def test_spec_examples_pass_the_spec_receivers(
+    spec_receiver: str, hookd_factory: Start
+) -> None:
+    hookd = await hookd_factory(NO_RETRIES)
+    await subscribe(hookd, spec_receiver, ["*"], secret=SPEC_SECRET)
+    accepted = await send_all(hookd, SPEC_SAMPLES)
+    assert len(accepted) == 15
+    assert await rejections(hookd, accepted) == []
+
+
+async def test_tricky_payloads_pass_the_spec_receivers(
+    spec_receiver: str, hookd_factory: Start
+) -> None:
+    hookd = await hookd_factory(NO_RETRIES)
+    await subscribe(hookd, spec_receiver, ["*"], secret=SPEC_SECRET)
+    accepted = await send_all(hookd, TRICKY_SAMPLES)
+    assert await rejections(hookd, accepted) == []
+
+
+async def test_standard_webhooks_headers_verify(hookd_factory: Start) -> None:
+    secret = "whsec_" + base64.b64encode(b"hookd standard webhooks test key").decode()
+    hookd = await hookd_factory(NO_RETRIES)
+    samples = SPEC_SAMPLES + TRICKY_SAMPLES
+    async with serve_receiver() as receiver:
+        await subscribe(hookd, receiver.url, ["*"], secret=secret)
+        accepted = await send_all(hookd, samples)
+        received = await receiver.wait_for(len(accepted))
+    assert sorted(r.headers["webhook-id"] for r in received) == sorted(accepted)
+    verifier = Webhook(secret)
+    for got in received:
+        verifier.verify(got.body, got.headers)  # raises WebhookVerificationError
+        assert got.headers["webhook-id"] == got.headers["x-webhook-id"]
+        # The check is not vacuous: the same headers do not verify another body.
+        with pytest.raises(WebhookVerificationError):
+            verifier.verify(got.body + b" ", got.headers)
+
+
+# -- the copies match the spec -----------------------------------------------------------
+
+
+def spec_blocks(language: str) -> list[str]:
+    if not SPEC_FILE.is_file():
+        pytest.skip(f"the spec is not at {SPEC_FILE} (set HOOKD_SPEC)")
+    return re.findall(rf"```{language}\n(.*?)```", SPEC_FILE.read_text(), re.DOTALL)
+
+
+def changed_lines(spec_code: str, copy: Path) -> list[str]:
+    """The lines of `copy` (its header comment left out) that differ from `spec_code`."""
+    lines = copy.read_text().splitlines()
+    while lines[0].startswith(("#", "//")):
+        lines.pop(0)
+    diff = ndiff(spec_code.splitlines(), lines)
+    return [line for line in diff if line[:1] in "+-" and line[2:].strip()]
+
+
+@pytest.mark.parametrize(
+    ("language", "copy", "allowed"),
+    [
+        (
+            "python",
+            "flask_receiver.py",
+            [
+                "+ import os",
+                "+ import sys",
+                "- WEBHOOK_SECRET = 'sua_chave_secreta'",
+                "+ WEBHOOK_SECRET = os.environ.get('WEBHOOK_SECRET', 'sua_chave_secreta')",
+                "+ def handle_tarefa_criada(data):",
+                "+     pass",
+                "-     app.run(port=3000)",
+                "+     app.run(port=int(sys.argv[1]))",
+            ],
+        ),
+        (
+            "javascript",
+            "express_receiver.js",
+            [
+                "- const WEBHOOK_SECRET = 'sua_chave_secreta';",
+                "+ const WEBHOOK_SECRET = process.env.WEBHOOK_SECRET || 'sua_chave_secreta';",
+                "- app.listen(3000, () => {",
+                "+ function handleTarefaCriada(data) {}",
+                "+ app.listen(process.env.PORT || 3000, () => {",
+            ],
+        ),
+    ],
+)
+def test_receivers_are_the_spec_examples(language: str, copy: str, allowed: list[str]) -> None:
+    [spec_code] = [b for b in spec_blocks(language) if "app.listen" in b or "app.run" in b]
+    assert changed_lines(spec_code, RECEIVERS / copy) == allowed
+
+
+def test_payloads_are_the_spec_examples() -> None:
+    envelopes = [json.loads(b) for b in spec_blocks("json")]
+    in_spec = [(e["event"], e["data"]) for e in envelopes if "event" in e]
+    assert [e["timestamp"] for e in envelopes if "event" in e] == [SPEC_TIMESTAMP] * 15
+    # Compared as JSON text, so the key order counts too.
+    assert json.dumps(SPEC_EXAMPLES) == json.dumps(in_spec)
