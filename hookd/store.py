@@ -383,9 +383,7 @@ class Store:
         """Store `event` with one delivery, to `endpoint_id` alone (the endpoint test)."""
 
         def op(conn: apsw.Connection) -> Ingested:
-            endpoint = _get_endpoint(conn, endpoint_id)
-            if not endpoint.enabled:
-                raise conflict(f"endpoint {endpoint_id!r} is disabled; enable it first")
+            _enabled_endpoint(conn, endpoint_id)
             conn.execute(
                 sql.INSERT_EVENT,
                 (event_id, event.event, event.timestamp, now, event.body, None, 1),
@@ -529,9 +527,7 @@ class Store:
         """Re-queue an endpoint's deliveries with `status` created since `since`."""
 
         def op(conn: apsw.Connection) -> int:
-            endpoint = _get_endpoint(conn, endpoint_id)
-            if not endpoint.enabled:
-                raise conflict(f"endpoint {endpoint_id!r} is disabled; enable it first")
+            _enabled_endpoint(conn, endpoint_id)
             conn.execute(
                 sql.REPLAY_ENDPOINT,
                 {"endpoint": endpoint_id, "status": status, "since": since, "now": now},
@@ -626,6 +622,13 @@ def _get_endpoint(
     if row is None:
         raise not_found(f"endpoint {endpoint_id!r}")
     return _endpoint(row, with_secret)
+
+
+def _enabled_endpoint(conn: apsw.Connection, endpoint_id: str) -> models.Endpoint:
+    endpoint = _get_endpoint(conn, endpoint_id)
+    if not endpoint.enabled:
+        raise conflict(f"endpoint {endpoint_id!r} is disabled; enable it first")
+    return endpoint
 
 
 def _endpoint_params(fields: dict[str, Any], origin: str, now: float) -> dict[str, Any]:

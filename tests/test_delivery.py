@@ -28,12 +28,17 @@ async def ingest(hookd: Running, event: str, data: dict, **extra: object) -> dic
     return response.json()
 
 
-async def wait_status(hookd: Running, delivery_id: int, status: str) -> dict:
+async def wait_delivery(hookd: Running, delivery_id: int, done: Callable[[dict], bool]) -> dict:
+    """The delivery, once `done(delivery)` holds."""
     while True:
         delivery = (await hookd.client.get(f"/v1/deliveries/{delivery_id}")).json()
-        if delivery["status"] == status:
+        if done(delivery):
             return delivery
         await trio.sleep(0.01)
+
+
+async def wait_status(hookd: Running, delivery_id: int, status: str) -> dict:
+    return await wait_delivery(hookd, delivery_id, lambda d: d["status"] == status)
 
 
 async def test_receiver_gets_signed_body_and_headers(hookd: Running) -> None:
@@ -99,19 +104,11 @@ async def test_redirect_is_a_failed_attempt_and_not_followed(hookd_factory: Star
 
 
 async def wait_attempts(hookd: Running, delivery_id: int, count: int) -> dict:
-    while True:
-        delivery = (await hookd.client.get(f"/v1/deliveries/{delivery_id}")).json()
-        if len(delivery["attempt_log"]) >= count:
-            return delivery
-        await trio.sleep(0.01)
+    return await wait_delivery(hookd, delivery_id, lambda d: len(d["attempt_log"]) >= count)
 
 
 async def wait_status_code(hookd: Running, delivery_id: int, code: int) -> dict:
-    while True:
-        delivery = (await hookd.client.get(f"/v1/deliveries/{delivery_id}")).json()
-        if delivery["last_status_code"] == code:
-            return delivery
-        await trio.sleep(0.01)
+    return await wait_delivery(hookd, delivery_id, lambda d: d["last_status_code"] == code)
 
 
 async def test_timeout_bounds_the_whole_attempt(hookd_factory: Start) -> None:
