@@ -30,7 +30,7 @@ from hookd.core import envelope
 from hookd.dispatcher import Scheduler
 from hookd.errors import ApiError, bad_request, invalid
 from hookd.http import Request, Response, json_response
-from hookd.store import StorageError, Store
+from hookd.store import NewDelivery, StorageError, Store
 
 log = logging.getLogger("hookd.api")
 
@@ -247,8 +247,9 @@ class Api:
         return json_response(200, await self.store.get_delivery(_delivery_id(params)))
 
     async def retry_delivery(self, _: Request, params: dict[str, str]) -> Response:
-        delivery = await self.store.retry_delivery(_delivery_id(params), self.clock.now())
-        self.scheduler.delivery_due(delivery.endpoint_id, delivery.id)
+        now = self.clock.now()
+        delivery = await self.store.retry_delivery(_delivery_id(params), now)
+        self.scheduler.deliveries_created([NewDelivery(delivery.id, delivery.endpoint_id, now)])
         return json_response(202, delivery)
 
     # -- health -------------------------------------------------------------------------

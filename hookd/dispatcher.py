@@ -108,15 +108,10 @@ class Scheduler:
     # -- what the API tells the scheduler ----------------------------------------------
 
     def deliveries_created(self, created: Sequence[NewDelivery]) -> None:
-        """New deliveries were committed, due now."""
-        now = self._clock.now()
+        """Deliveries were committed as due (new ones, or one retried through the API)."""
         for delivery in created:
-            self._track(self._lane(delivery.endpoint_id), delivery.id, now)
+            self._track(self._lane(delivery.endpoint_id), delivery.id, delivery.due)
         self._wake.set()
-
-    def delivery_due(self, endpoint_id: str, delivery_id: int) -> None:
-        """A delivery was made due now (a retry through the API)."""
-        self.deliveries_created([NewDelivery(delivery_id, endpoint_id)])
 
     def endpoint_changed(self, endpoint_id: str, receiving: bool) -> None:
         """An endpoint changed (URL, secret, enabled) or was deleted: start its lane anew."""
@@ -329,6 +324,8 @@ class Scheduler:
         if still_pending and next_at is not None:
             self._track(lane, job.delivery_id, next_at)
             self._wake.set()
+        elif lane.more:
+            self._wake.set()  # room in a lane with more on disk: refill
 
 
 def _log_attempt(

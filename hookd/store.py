@@ -44,10 +44,11 @@ class StorageError(Exception):
 
 
 class NewDelivery(msgspec.Struct, frozen=True, array_like=True):
-    """A delivery row just created, due at once."""
+    """A delivery just made due: its id, endpoint and due time exactly as stored."""
 
     id: int
     endpoint_id: str
+    due: float
 
 
 class Ingested(msgspec.Struct, frozen=True):
@@ -248,7 +249,7 @@ class Store:
             created = []
             for endpoint_id in targets:
                 conn.execute(sql.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))
-                created.append(NewDelivery(conn.last_insert_rowid(), endpoint_id))
+                created.append(NewDelivery(conn.last_insert_rowid(), endpoint_id, now))
             results.append(Ingested(models.Accepted(event_id, event.event, len(targets)), created))
         return results
 
@@ -390,7 +391,7 @@ class Store:
             )
             seq = conn.last_insert_rowid()
             conn.execute(sql.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))
-            created = [NewDelivery(conn.last_insert_rowid(), endpoint_id)]
+            created = [NewDelivery(conn.last_insert_rowid(), endpoint_id, now)]
             return Ingested(models.Accepted(event_id, event.event, 1), created)
 
         return await self.write(op)
