@@ -91,7 +91,7 @@ class Daemon:
                         with trio.move_on_after(grace):
                             await server.wait_closed()
                     connections.cancel_scope.cancel()
-                await sender.aclose()
+                sender.close()
         finally:
             with trio.CancelScope(shield=True):
                 await store.aclose()
@@ -120,7 +120,6 @@ def _sender(config: Config, clock: Clock) -> Sender:
     return Sender(
         clock,
         timeout=delivery.timeout,
-        per_endpoint=delivery.per_endpoint_concurrency,
         policy=AddressPolicy(delivery.allow_private_networks, delivery.allowed_networks),
         require_https=delivery.require_https,
         ca_file=delivery.ca_file,

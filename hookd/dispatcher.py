@@ -123,8 +123,7 @@ class Scheduler:
                     del self._owner[delivery_id]
             lane.ready.clear()
             lane.idle.unpark_all()
-        if self._nursery is not None:
-            self._nursery.start_soon(self._sender.forget, endpoint_id)
+        self._sender.forget(endpoint_id)
         if receiving:
             self._lane(endpoint_id)
         self._wake.set()
