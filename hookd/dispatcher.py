@@ -14,12 +14,14 @@ Rules:
 - `delivery.concurrency` caps attempts in flight in total, `per_endpoint_concurrency`
   per endpoint: each lane runs at most that many workers, so a slow or dead endpoint
   holds only its own workers.
-- After each attempt the decision (`core.retry`) and the attempt are written together;
-  only then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled
-  or deleted) keeps its status: the write is conditional on it still being pending.
+- After each attempt the decision (`core.retry`) and the attempt are written together, by
+  one recorder that writes whatever attempts have finished in one transaction while the
+  workers go on sending; a delivery stays tracked until its record is on disk, and only
+  then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled or
+  deleted) keeps its status: the write is conditional on it still being pending.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
-  recorded; what is cut off is simply still pending on disk, due again at the next start
-  (at-least-once).
+  recorded; what is cut off (or sent but not yet recorded when the process dies) is
+  still pending on disk, due again at the next start (at-least-once).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import trio
 
 from hookd.clock import Clock
 from hookd.core import retry
-from hookd.core.retry import AttemptResult
 from hookd.core.timers import Timers
 from hookd.sender import Job, Sender
 from hookd.store import AttemptRecord, NewDelivery, Store
@@ -103,6 +104,9 @@ class Scheduler:
         self._all_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._loop_scope = trio.CancelScope()
+        self._to_record, self._recorded = trio.open_memory_channel[
+            tuple[_Lane, Job, AttemptRecord]
+        ](math.inf)
         self.attempts = 0  # attempts made since start
 
     # -- what the API tells the scheduler ----------------------------------------------
@@ -145,6 +149,7 @@ class Scheduler:
             self._nursery = nursery
             for endpoint_id in await self._store.endpoints_with_pending():
                 self._lane(endpoint_id)
+            nursery.start_soon(self._record)
             task_status.started()
             with self._loop_scope:
                 await self._loop()
@@ -279,60 +284,61 @@ class Scheduler:
             lane.workers -= 1
 
     async def _attempt(self, lane: _Lane, job: Job) -> None:
+        """Send `job` and queue its record; the worker goes on without waiting for disk."""
         clock = self._clock
         self._in_flight += 1
-        try:
-            started = clock.now()
-            began = trio.current_time()
-            result = await self._sender.send(job)
-            duration_ms = (trio.current_time() - began) * 1000
-            self.attempts += 1
-            with trio.CancelScope(shield=True):
-                await self._finish(lane, job, result, started, duration_ms)
-        finally:
-            self._in_flight -= 1
-            if self._stopping and not self._in_flight:
-                self._all_done.set()
-
-    async def _finish(
-        self, lane: _Lane, job: Job, result: AttemptResult, started: float, duration_ms: float
-    ) -> None:
-        now = self._clock.now()
+        started = clock.now()
+        began = trio.current_time()
+        result = await self._sender.send(job)
+        duration_ms = (trio.current_time() - began) * 1000
+        self.attempts += 1
+        now = clock.now()
         decision = retry.decide(result, job.round_attempt, self._schedule, now)
         next_at: float | None = None
         if isinstance(decision, retry.Retry):
             status, next_at = "pending", now + decision.after
         else:
             status = "succeeded" if isinstance(decision, retry.Delivered) else "failed"
-        error = None if result.ok else retry.describe(result)
-        still_pending = await self._store.record_attempt(
-            AttemptRecord(
-                delivery_id=job.delivery_id,
-                number=job.attempt,
-                started_at=started,
-                duration_ms=duration_ms,
-                finished_at=now,
-                result=result,
-                status=status,
-                next_attempt_at=next_at,
-                error=error,
-            )
+        record = AttemptRecord(
+            delivery_id=job.delivery_id,
+            number=job.attempt,
+            started_at=started,
+            duration_ms=duration_ms,
+            finished_at=now,
+            result=result,
+            status=status,
+            next_attempt_at=next_at,
+            error=None if result.ok else retry.describe(result),
         )
-        lane.tracked.discard(job.delivery_id)
-        _log_attempt(job, result, status, next_at, now, duration_ms)
-        if still_pending and next_at is not None:
-            self._track(lane, job.delivery_id, next_at)
-            self._wake.set()
-        elif lane.more:
-            self._wake.set()  # room in a lane with more on disk: refill
+        self._to_record.send_nowait((lane, job, record))
+
+    async def _record(self) -> None:
+        """Write finished attempts in batches; then retry, refill or let go of each."""
+        async for first in self._recorded:
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._recorded.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            with trio.CancelScope(shield=True):
+                still_pending = await self._store.record_attempts([r for _, _, r in batch])
+            for (lane, job, record), pending in zip(batch, still_pending, strict=True):
+                lane.tracked.discard(job.delivery_id)
+                _log_attempt(job, record)
+                if pending and record.next_attempt_at is not None:
+                    self._track(lane, job.delivery_id, record.next_attempt_at)
+                self._in_flight -= 1
+            self._wake.set()  # retries to time, or room in lanes with more on disk
+            if self._stopping and not self._in_flight:
+                self._all_done.set()
 
 
-def _log_attempt(
-    job: Job, result: AttemptResult, status: str, next_at: float | None, now: float, ms: float
-) -> None:
+def _log_attempt(job: Job, record: AttemptRecord) -> None:
+    result, status, next_at = record.result, record.status, record.next_attempt_at
     common = (
         f"delivery={job.delivery_id} endpoint={job.endpoint_id} event={job.event_id} "
-        f"attempt={job.attempt} ms={ms:.0f}"
+        f"attempt={job.attempt} ms={record.duration_ms:.0f}"
     )
     outcome = (
         f"status={result.status_code}"
@@ -344,5 +350,5 @@ def _log_attempt(
     elif status == "failed":
         log.warning("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
     else:
-        delay = (next_at or now) - now
+        delay = (next_at or record.finished_at) - record.finished_at
         log.info("action=attempt.failed %s %s retry_in=%.0fs", common, outcome, delay)

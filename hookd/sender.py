@@ -250,8 +250,10 @@ class Sender:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
                     chunk = await connection.stream.receive_some(65536)
-                    if not chunk and not answered and reused:
-                        raise _Stale()
+                    if not chunk and not answered:
+                        if reused:
+                            raise _Stale()
+                        raise _Failure("network", "connection closed before an answer")
                     answered = answered or bool(chunk)
                     conn.receive_data(bytes(chunk))
                 elif isinstance(event, h11.Response):

@@ -452,37 +452,16 @@ class Store:
 
         return await self.read(query)
 
-    async def record_attempt(self, record: AttemptRecord) -> bool:
-        """Log an attempt and move its delivery on; False if it was no longer pending."""
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
+        """Log attempts and move their deliveries on; False for each no longer pending."""
 
-        def op(conn: apsw.Connection) -> bool:
-            result = record.result
-            conn.execute(
-                sql.INSERT_ATTEMPT,
-                (
-                    record.delivery_id,
-                    record.number,
-                    record.started_at,
-                    record.duration_ms,
-                    result.status_code,
-                    result.error_kind,
-                    result.error,
-                    result.excerpt,
-                ),
-            )
-            conn.execute(
-                sql.FINISH_ATTEMPT,
-                {
-                    "id": record.delivery_id,
-                    "number": record.number,
-                    "status": record.status,
-                    "next": record.next_attempt_at,
-                    "now": record.finished_at,
-                    "code": result.status_code,
-                    "error": record.error,
-                },
-            )
-            return conn.changes() > 0
+        def op(conn: apsw.Connection) -> list[bool]:
+            conn.executemany(sql.INSERT_ATTEMPT, [_attempt_row(r) for r in records])
+            moved = []
+            for record in records:
+                conn.execute(sql.FINISH_ATTEMPT, _finish_params(record))
+                moved.append(conn.changes() > 0)
+            return moved
 
         return await self.write(op)
 
@@ -623,6 +602,32 @@ def _get_endpoint(
     if row is None:
         raise not_found(f"endpoint {endpoint_id!r}")
     return _endpoint(row, with_secret)
+
+
+def _attempt_row(record: AttemptRecord) -> tuple[Any, ...]:
+    result = record.result
+    return (
+        record.delivery_id,
+        record.number,
+        record.started_at,
+        record.duration_ms,
+        result.status_code,
+        result.error_kind,
+        result.error,
+        result.excerpt,
+    )
+
+
+def _finish_params(record: AttemptRecord) -> dict[str, Any]:
+    return {
+        "id": record.delivery_id,
+        "number": record.number,
+        "status": record.status,
+        "next": record.next_attempt_at,
+        "now": record.finished_at,
+        "code": record.result.status_code,
+        "error": record.error,
+    }
 
 
 def _enabled_endpoint(conn: apsw.Connection, endpoint_id: str) -> models.Endpoint:
