@@ -32,7 +32,7 @@ CONFIG = """
 durability = "full"
 
 [delivery]
-per_endpoint_concurrency = 32
+per_endpoint_concurrency = 8  # slower than ingest: a backlog is waiting at the kill
 """
 WORKERS = range(BATCH_CLIENTS, BATCH_CLIENTS + 6)  # hammer()'s one-event-per-request clients
 RECEIVER_DELAY = 0.05  # seconds before each 200: keeps deliveries in flight at the kill

@@ -123,9 +123,9 @@ def _check_syntax(raw: bytes, where: str) -> None:
         raise bad_request(f"{where}invalid JSON: nested too deeply", "invalid_json") from None
 
 
-# Cheap byte scans that tell whether the JavaScript walk below can change anything.
-_INDEX_KEY = re.compile(rb'"(?:0|[1-9][0-9]{0,9})"\s*:')
-_LONG_NUMBER = re.compile(rb"[0-9]{16}")
+# A cheap byte scan that tells whether the JavaScript walk below can change anything:
+# an index-like key, or a run of digits long enough to be an unsafe integer.
+_JAVASCRIPT_SENSITIVE = re.compile(rb'"(?:0|[1-9][0-9]{0,9})"\s*:|[0-9]{16}')
 MAX_SAFE_INTEGER = 2**53 - 1
 _MAX_INDEX = 2**32 - 2
 
@@ -159,7 +159,7 @@ def _is_index(key: str) -> bool:
 
 
 def _javascript_safe(requests: list[IngestRequest], raw: bytes) -> list[IngestRequest]:
-    if _INDEX_KEY.search(raw) is None and _LONG_NUMBER.search(raw) is None:
+    if _JAVASCRIPT_SENSITIVE.search(raw) is None:
         return requests
     prefix = "" if len(requests) == 1 else "item {}: "
     return [
