@@ -27,16 +27,18 @@ import base64
 import os
 import random
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+try:
+    from bench import common
+except ModuleNotFoundError:  # run as a script: python bench/backlog.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import common
 
 CHUNK = 100_000  # rows per transaction while building
 EVENT_BODY = (
@@ -48,127 +50,22 @@ EVENT_BODY = (
 )
 
 
-# --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on (bound and released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def healthy(path: str) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(2.0)
-            s.connect(path)
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: hookd\r\nConnection: close\r\n\r\n")
-            return s.recv(4096).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB."""
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024
-    return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
-
-
-class Hookd:
-    """`hookd serve` as a subprocess, its stderr lines collected with arrival times."""
-
-    def __init__(self, config_path: str) -> None:
-        self.lines: list[tuple[float, str]] = []
-        self.ready_at: float | None = None
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hookd", "serve", "--config", config_path],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            now = time.monotonic()
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append((now, line))
-            if self.ready_at is None and "action=ready" in line:
-                self.ready_at = now
-
-    def wait_ready(self, sock_path: str, timeout: float) -> tuple[float, float]:
-        """Seconds from start until /healthz answers, and until action=ready is logged."""
-        deadline = self.started + timeout
-        health_at = None
-        while health_at is None or self.ready_at is None:
-            if self.proc.poll() is not None:
-                self._reader.join(2)
-                tail = "\n".join(line for _, line in self.lines[-20:])
-                raise SystemExit(f"hookd exited with status {self.proc.returncode}:\n{tail}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"hookd not ready after {timeout:g}s")
-            if health_at is None and healthy(sock_path):
-                health_at = time.monotonic()
-            else:
-                time.sleep(0.005)
-        return health_at - self.started, self.ready_at - self.started
-
-    def stop(self, timeout: float = 30.0) -> float:
-        """SIGTERM; seconds until it exited (killed after `timeout`)."""
-        if self.proc.poll() is not None:
-            return 0.0
-        began = time.monotonic()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(2)
-        return time.monotonic() - began
-
-
 # --------------------------------------------------------------------------- building
 
 
 def write_config(path: str, sock_path: str, db_path: str) -> None:
-    with open(path, "w") as f:
-        f.write(
-            f'[server]\nsocket = "{sock_path}"\n\n'
-            f'[storage]\npath = "{db_path}"\ndurability = "full"\n\n'
-            "[delivery]\nallow_private_networks = true\n\n"
-            '[log]\nlevel = "info"\n'
-        )
+    common.write_config(path, sock_path, db_path, log_level="info")
 
 
 def create_schema(config_path: str, sock_path: str) -> None:
     """Let hookd create and migrate the database, then stop it."""
-    hookd = Hookd(config_path)
+    hookd = common.Hookd(config_path)
     try:
         hookd.wait_ready(sock_path, 60)
     finally:
         hookd.stop()
-    if hookd.proc.returncode != 0:
-        raise SystemExit(f"hookd exited with status {hookd.proc.returncode} creating the schema")
+    if hookd.returncode != 0:
+        raise common.BenchError(f"hookd exited with status {hookd.returncode} creating the schema")
 
 
 def chunks(total: int, size: int) -> Iterator[range]:
@@ -261,24 +158,23 @@ def fill(db_path: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def measure(label: str, config_path: str, sock_path: str, idle: float) -> dict[str, Any]:
-    hookd = Hookd(config_path)
+    hookd = common.Hookd(config_path)
     row: dict[str, Any] = {"db": label}
     try:
         row["health_s"], row["ready_s"] = hookd.wait_ready(sock_path, 300)
-        pid = hookd.proc.pid
-        row["start_cpu"] = cpu_seconds(pid)
-        row["rss_ready"], row["hwm_ready"] = memory_mib(pid)
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        pid = hookd.pid
+        row["start_cpu"] = common.cpu_seconds(pid)
+        row["rss_ready"], row["hwm_ready"] = common.memory_mib(pid)
+        cpu0, t0 = common.cpu_seconds(pid), time.monotonic()
         time.sleep(idle)
-        cpu1, t1 = cpu_seconds(pid), time.monotonic()
-        row["rss_idle"], row["hwm_idle"] = memory_mib(pid)
+        cpu1, t1 = common.cpu_seconds(pid), time.monotonic()
+        row["rss_idle"], row["hwm_idle"] = common.memory_mib(pid)
         row["idle_cpu"] = (cpu1 - cpu0) / (t1 - t0) * 100
-        row["alive"] = healthy(sock_path)
+        row["alive"] = common.healthy(sock_path)
     finally:
         row["stop_s"] = hookd.stop()
-        row["exit"] = hookd.proc.returncode
-    expected = ("action=ready", "action=stopping", "action=stopped")
-    row["stderr"] = [line for _, line in hookd.lines if not any(x in line for x in expected)]
+        row["exit"] = hookd.returncode
+    row["stderr"] = hookd.problems(("action=ready", "action=stopping", "action=stopped"))
     return row
 
 
@@ -298,13 +194,7 @@ COLUMNS = [
 
 
 def print_table(rows: list[dict[str, Any]], idle: float) -> None:
-    print(" ".join(f"{name:>{width}}" for name, _, width in COLUMNS))
-    for row in rows:
-        cells = []
-        for name, fmt, width in COLUMNS:
-            value = row.get(name)
-            cells.append(f"{'-' if value is None else fmt.format(value):>{width}}")
-        print(" ".join(cells))
+    print("\n".join(common.format_table(rows, COLUMNS)))
     print(
         "health_s/ready_s: seconds from process start to /healthz answering / action=ready "
         "logged; start_cpu: CPU seconds used by then; rss/hwm in MiB (VmRSS/VmHWM) at ready "
@@ -320,6 +210,44 @@ def print_table(rows: list[dict[str, Any]], idle: float) -> None:
             print(f"{row['db']}: /healthz did not answer after the idle period")
 
 
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The empty-database baseline, then the backlog (`args`: deliveries, events,
+    endpoints, idle, keep); one row of figures each."""
+    tmp = tempfile.mkdtemp(prefix="hkd", dir="/tmp")
+    rows = []
+    try:
+        url = f"http://127.0.0.1:{common.free_port()}"
+        for label, size in (("empty", 0), ("backlog", args.deliveries)):
+            workdir = os.path.join(tmp, label)
+            os.makedirs(workdir)
+            sock_path = os.path.join(workdir, "s.sock")
+            db_path = os.path.join(workdir, "hookd.db")
+            config_path = os.path.join(workdir, "hookd.toml")
+            write_config(config_path, sock_path, db_path)
+            create_schema(config_path, sock_path)
+            built = None
+            if size:
+                built = fill(db_path, args, url)
+                print(
+                    f"built {built['pending']} pending deliveries, {args.events} events "
+                    f"(~{built['avg_body']:.0f}-byte bodies), {args.endpoints} endpoints in "
+                    f"{built['build_s']:.1f} s (events {built['events_s']:.1f} s); "
+                    f"db {built['db_mib']:.0f} MiB, journal_mode={built['journal_mode']}, "
+                    f"auto_vacuum={built['auto_vacuum']}",
+                    file=sys.stderr,
+                )
+                label = f"{built['pending']:,} pending"
+            row = measure(label, config_path, sock_path, args.idle)
+            row["built"] = built
+            rows.append(row)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=1_000_000, help="pending deliveries")
@@ -333,41 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--deliveries and --endpoints must be >= 1, --idle > 0")
     if not 1 <= args.events <= args.deliveries:
         parser.error("--events must be between 1 and --deliveries")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    tmp = tempfile.mkdtemp(prefix="hkd", dir="/tmp")
-    rows = []
-    try:
-        url = f"http://127.0.0.1:{free_port()}"
-        for label, size in (("empty", 0), ("backlog", args.deliveries)):
-            workdir = os.path.join(tmp, label)
-            os.makedirs(workdir)
-            sock_path = os.path.join(workdir, "s.sock")
-            db_path = os.path.join(workdir, "hookd.db")
-            config_path = os.path.join(workdir, "hookd.toml")
-            write_config(config_path, sock_path, db_path)
-            create_schema(config_path, sock_path)
-            if size:
-                built = fill(db_path, args, url)
-                print(
-                    f"built {built['pending']} pending deliveries, {args.events} events "
-                    f"(~{built['avg_body']:.0f}-byte bodies), {args.endpoints} endpoints in "
-                    f"{built['build_s']:.1f} s (events {built['events_s']:.1f} s); "
-                    f"db {built['db_mib']:.0f} MiB, journal_mode={built['journal_mode']}, "
-                    f"auto_vacuum={built['auto_vacuum']}",
-                    file=sys.stderr,
-                )
-                label = f"{built['pending']:,} pending"
-            rows.append(measure(label, config_path, sock_path, args.idle))
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    rows = run(args)
     print_table(rows, args.idle)
     bad = any(row["stderr"] or row["exit"] != 0 or not row["alive"] for row in rows)
     return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.script(main)

@@ -1,8 +1,9 @@
 """Delivery throughput: deliveries/s from the first ingest to the last receipt.
 
-Starts a fast receiver in a separate process (a bare h11-on-trio HTTP server on 127.0.0.1
-that answers every POST 200 with a tiny body, keep-alive, and records when each request
-arrives), then for every combination of endpoints E and concurrency C:
+Starts a fast receiver in a separate process (nginx answering `return 200` when it is
+installed, else a bare h11-on-trio HTTP server on 127.0.0.1 that answers every POST 200
+with a tiny body, keep-alive; both record when each request arrives; the bench never
+installs nginx), then for every combination of endpoints E and concurrency C:
 
 - starts `hookd serve` on a throwaway config (socket and database in a fresh /tmp/hkdXXXX,
   durability "full", private networks allowed, `delivery.concurrency = C`);
@@ -14,12 +15,18 @@ arrives), then for every combination of endpoints E and concurrency C:
   by status in the database (nothing pending or failed, one attempt per delivery).
 
     python bench/delivery.py                                   # E in (1, 10), C in (10, 64, 200)
+    python bench/delivery.py --ceilings --receiver h11         # and the client ceilings
     python bench/delivery.py --events 5000 --endpoints 1 --concurrency 64 --per-endpoint 64
 
 The receiver's and hookd's CPU use over the run are printed beside the rate: a receiver
 near 100% of a core means the receiver, not hookd, is the limit. `delivery.per_endpoint_
 concurrency` (hookd's default, 8, unless `--per-endpoint`) also caps attempts in flight:
 with one endpoint, C above it changes nothing ("eff" is min(C, E x per-endpoint)).
+
+`--ceilings` adds, at each C, the clients hookd's sender is measured against, posting the
+same body to the same receiver with nothing stored: a bare h11-on-trio client with one
+keep-alive connection per task, httpx on trio with one single-connection AsyncClient per
+task, and httpx with one AsyncClient shared by all tasks.
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ import tempfile
 import time
 from typing import Any
 
+try:
+    from bench import common
+except ModuleNotFoundError:  # run as a script: python bench/delivery.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import common
+
 BATCH = 1000
 EVENT_TEMPLATE = (
     '{{"event":"cliente.criado","data":{{"id":"cliente_{n:08d}","nome":"João Silva",'
@@ -55,14 +68,18 @@ def serve_receiver() -> None:
     """The receiver process: HTTP on 127.0.0.1 (port printed first), control on stdin.
 
     Commands, one per line, each answered with one line on stdout: `reset` (forget what
-    was received) and `stats` (JSON: requests, distinct (path, X-Webhook-Id) pairs,
-    monotonic times of the first and last arrival, connections open and most at once).
+    was received), `status N` (answer N from now on; 200 at first), `stats` (JSON:
+    requests, distinct (path, X-Webhook-Id) pairs, monotonic times of the first and last
+    arrival, connections open and most at once) and `arrivals` (JSON: each X-Webhook-Id
+    with the monotonic time its first request arrived whole).
     """
     import h11
     import trio
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     state: dict[str, Any] = {}
-    seen: set[tuple[bytes, bytes]] = set()
+    seen: dict[tuple[bytes, bytes], float] = {}
 
     def reset() -> None:
         seen.clear()
@@ -72,6 +89,7 @@ def serve_receiver() -> None:
     reset()
     answer_body = b'{"ok":true}'
     answer_headers = [("Content-Type", "application/json"), ("Content-Length", "11")]
+    answer = {"status": 200}
 
     async def handle(stream: trio.SocketStream) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=65536)
@@ -97,8 +115,9 @@ def serve_receiver() -> None:
                     state["requests"] += 1
                     if not post:
                         state["non_post"] += 1
-                    seen.add((target, webhook_id))
-                    data = conn.send(h11.Response(status_code=200, headers=answer_headers))
+                    seen.setdefault((target, webhook_id), now)
+                    response = h11.Response(status_code=answer["status"], headers=answer_headers)
+                    data = conn.send(response)
                     data += conn.send(h11.Data(data=answer_body)) + conn.send(h11.EndOfMessage())
                     await stream.send_all(data)
                     if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -112,6 +131,21 @@ def serve_receiver() -> None:
             state["conns"] -= 1
             await trio.aclose_forcefully(stream)
 
+    def run_command(command: str) -> str:
+        if command == "reset":
+            reset()
+            return "ok"
+        if command.startswith("status "):
+            answer["status"] = int(command.split()[1])
+            return "ok"
+        if command == "arrivals":
+            first: dict[str, float] = {}
+            for (_, ident), at in seen.items():
+                key = ident.decode()
+                first[key] = min(at, first.get(key, at))
+            return json.dumps(first)
+        return json.dumps({**state, "distinct": len(seen)})
+
     async def control() -> None:
         stdin = trio.lowlevel.FdStream(os.dup(0))
         buf = b""
@@ -122,13 +156,7 @@ def serve_receiver() -> None:
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                command = line.strip().decode()
-                if command == "reset":
-                    reset()
-                    reply = "ok"
-                else:
-                    reply = json.dumps({**state, "distinct": len(seen)})
-                sys.stdout.write(reply + "\n")
+                sys.stdout.write(run_command(line.strip().decode()) + "\n")
                 sys.stdout.flush()
 
     async def main() -> None:
@@ -139,15 +167,16 @@ def serve_receiver() -> None:
             nursery.start_soon(trio.serve_listeners, handle, listeners)
             await control()
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops it
     trio.run(main)
 
 
 class Receiver:
-    """The driver's handle on the receiver process."""
+    """The driver's handle on the receiver process (a bare h11-on-trio server)."""
+
+    kind = "h11"
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = common.spawn(
             [sys.executable, os.path.abspath(__file__), "--serve-receiver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -156,8 +185,10 @@ class Receiver:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
-            raise SystemExit("the receiver did not start")
+            self.close()
+            raise common.BenchError("the receiver did not start")
         self.port = int(line)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self, text: str) -> str:
         assert self.proc.stdin is not None
@@ -169,48 +200,334 @@ class Receiver:
     def reset(self) -> None:
         self.command("reset")
 
+    def set_status(self, status: int) -> None:
+        self.command(f"status {status}")
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.command("stats"))
         return result
 
+    def arrivals(self) -> dict[str, float]:
+        """Each X-Webhook-Id received since the last reset: its first arrival (monotonic)."""
+        result: dict[str, float] = json.loads(self.command("arrivals"))
+        return result
+
+    def cpu_seconds(self) -> float:
+        return common.cpu_seconds(self.proc.pid)
+
     def close(self) -> None:
-        stop(self.proc)
+        common.stop(self.proc)
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    log_format bench '$msec $request_uri $http_x_webhook_id';
+    access_log {dir}/access.log bench;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        default_type application/json;
+        location / {{ return 200 '{{"ok":true}}'; }}
+    }}
+}}
+"""
+
+
+class NginxReceiver:
+    """nginx answering `return 200` as the receiver, arrivals read from its access log
+    ($msec: wall-clock milliseconds, turned into monotonic time). Only for throughput:
+    it cannot answer anything but 200 and does not count connections."""
+
+    kind = "nginx"
+
+    def __init__(self, binary: str) -> None:
+        self.dir = tempfile.mkdtemp(prefix="hkn", dir="/tmp")
+        self.port = common.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=self.dir, port=self.port))
+        self.log_path = os.path.join(self.dir, "access.log")
+        self.proc = common.spawn(
+            [binary, "-p", self.dir, "-c", conf],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise common.BenchError(f"nginx did not start (see {conf})") from None
+                time.sleep(0.02)
+        self.reset()
+
+    def reset(self) -> None:
+        self._offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        self._rest = b""
+        self._seen: dict[tuple[bytes, bytes], float] = {}
+        self._requests = 0
+        self._first: float | None = None
+        self._last: float | None = None
+
+    def _read(self) -> None:
+        if not os.path.exists(self.log_path):
+            return
+        with open(self.log_path, "rb") as f:
+            f.seek(self._offset)
+            data = self._rest + f.read()
+        self._offset += len(data) - len(self._rest)
+        *lines, self._rest = data.split(b"\n")
+        offset = time.time() - time.monotonic()
+        for line in lines:
+            msec, uri, ident = ([*line.split(b" ", 2), b"", b""])[:3]
+            at = float(msec) - offset
+            self._requests += 1
+            self._first = at if self._first is None else min(self._first, at)
+            self._last = at if self._last is None else max(self._last, at)
+            self._seen.setdefault((uri, ident), at)
+
+    def set_status(self, status: int) -> None:
+        if status != 200:
+            raise common.BenchError("the nginx receiver only answers 200")
+
+    def stats(self) -> dict[str, Any]:
+        self._read()
+        return {
+            "requests": self._requests,
+            "distinct": len(self._seen),
+            "first": self._first,
+            "last": self._last,
+            "conns_max": None,
+        }
+
+    def arrivals(self) -> dict[str, float]:
+        self._read()
+        first: dict[str, float] = {}
+        for (_, ident), at in self._seen.items():
+            key = ident.decode()
+            first[key] = min(at, first.get(key, at))
+        return first
+
+    def cpu_seconds(self) -> float:
+        """The master's and its workers' CPU."""
+        pids = [self.proc.pid]
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return sum(common.cpu_seconds(pid) for pid in pids)
+
+    def close(self) -> None:
+        common.stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+AnyReceiver = Receiver | NginxReceiver
+
+
+def start_receiver(kind: str = "auto", nginx: str | None = None) -> AnyReceiver:
+    """nginx when asked for or (`auto`) when installed, else the bare h11 receiver."""
+    binary = nginx or shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if kind == "h11" or (kind == "auto" and not binary):
+        return Receiver()
+    if not binary:
+        raise common.BenchError("nginx is not installed (the bench never installs it)")
+    return NginxReceiver(binary)
+
+
+# --------------------------------------------------------------------------- client ceilings
+
+CEILING_KINDS = {
+    "h11": "bare h11-on-trio client, one keep-alive connection per task",
+    "httpx": "httpx on trio, one single-connection AsyncClient per task",
+    "httpx-shared": "httpx on trio, one AsyncClient shared by all tasks",
+}
+
+
+def delivered_body(n: int = 0) -> bytes:
+    """The body hookd POSTs for event `n` of `batches` (same shape and size)."""
+    event = EVENT_TEMPLATE.format(n=n)
+    return event.replace('"data":', '"timestamp":"2024-01-01T10:00:00Z","data":', 1).encode()
+
+
+def delivered_headers(body: bytes) -> list[tuple[str, str]]:
+    """Headers like hookd's (signatures as fixed strings of the same length), no Host."""
+    return [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("User-Agent", "hookd/0.1.0"),
+        ("Accept-Encoding", "identity"),
+        ("X-Webhook-Id", "evt_" + "0" * 26),
+        ("X-Webhook-Event", "cliente.criado"),
+        ("X-Webhook-Timestamp", "1700000000"),
+        ("X-Webhook-Attempt", "1"),
+        ("X-Webhook-Signature", "sha256=" + "0" * 64),
+        ("webhook-id", "evt_" + "0" * 26),
+        ("webhook-timestamp", "1700000000"),
+        ("webhook-signature", "v1," + "A" * 43 + "="),
+    ]
+
+
+def client_ceiling(
+    kind: str, port: int, concurrency: int, posts: int, max_seconds: float
+) -> dict[str, Any]:
+    """`concurrency` trio tasks POST the same body to 127.0.0.1:`port` until `posts` are
+    answered or `max_seconds` pass; nothing is stored. Runs in its own process."""
+    import h11
+    import httpx
+    import trio
+
+    body = delivered_body()
+    headers = delivered_headers(body)
+    url = f"http://127.0.0.1:{port}/ceiling"
+    counts = {"left": posts, "done": 0, "non_2xx": 0, "errors": 0}
+    deadline = 0.0
+
+    def take() -> bool:
+        if counts["left"] <= 0 or trio.current_time() >= deadline:
+            return False
+        counts["left"] -= 1
+        return True
+
+    def answered(status: int) -> None:
+        counts["done"] += 1
+        if not 200 <= status < 300:
+            counts["non_2xx"] += 1
+
+    async def h11_task() -> None:
+        request_headers = [("Host", f"127.0.0.1:{port}"), *headers]
+        stream: trio.SocketStream | None = None
+        conn = h11.Connection(h11.CLIENT)
+        while take():
+            try:
+                if stream is None:
+                    stream = await trio.open_tcp_stream("127.0.0.1", port)
+                    conn = h11.Connection(h11.CLIENT)
+                request = h11.Request(method="POST", target="/ceiling", headers=request_headers)
+                data = conn.send(request) + conn.send(h11.Data(data=body))
+                await stream.send_all(data + conn.send(h11.EndOfMessage()))
+                status = 0
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        conn.receive_data(await stream.receive_some(65536))
+                    elif isinstance(event, h11.Response):
+                        status = event.status_code
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    elif isinstance(event, h11.ConnectionClosed):
+                        raise trio.BrokenResourceError
+                answered(status)
+                conn.start_next_cycle()
+            except (OSError, h11.ProtocolError, trio.BrokenResourceError):
+                counts["errors"] += 1
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)
+                stream = None
+        if stream is not None:
+            await stream.aclose()
+
+    def new_client(connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(
+            limits=limits, trust_env=False, follow_redirects=False, timeout=30.0
+        )
+
+    httpx_headers = [(k, v) for k, v in headers if k != "Content-Length"]
+
+    async def httpx_task(client: httpx.AsyncClient) -> None:
+        while take():
+            try:
+                response = await client.post(url, content=body, headers=httpx_headers)
+                answered(response.status_code)
+            except httpx.HTTPError:
+                counts["errors"] += 1
+
+    async def main() -> float:
+        nonlocal deadline
+        # Clients are made before the clock starts, as a sender makes them once.
+        if kind == "httpx":
+            clients = [new_client(1) for _ in range(concurrency)]
+        elif kind == "httpx-shared":
+            clients = [new_client(concurrency)] * concurrency
+        cpu["start"] = time.process_time()
+        start = trio.current_time()
+        deadline = start + max_seconds
+        async with trio.open_nursery() as nursery:
+            for i in range(concurrency):
+                if kind == "h11":
+                    nursery.start_soon(h11_task)
+                else:
+                    nursery.start_soon(httpx_task, clients[i])
+        elapsed = trio.current_time() - start
+        cpu["used"] = time.process_time() - cpu["start"]
+        if kind != "h11":
+            for client in set(clients):
+                await client.aclose()
+        return elapsed
+
+    cpu = {"start": 0.0, "used": 0.0}
+    elapsed = trio.run(main)
+    return {
+        "kind": kind,
+        "concurrency": concurrency,
+        "posts": counts["done"],
+        "non_2xx": counts["non_2xx"],
+        "errors": counts["errors"],
+        "seconds": elapsed,
+        "rate": counts["done"] / elapsed if elapsed > 0 else float("nan"),
+        "cpu": cpu["used"] / elapsed * 100 if elapsed > 0 else float("nan"),
+        "capped": counts["left"] > 0,
+    }
+
+
+def run_client_ceiling(
+    kind: str, receiver: AnyReceiver, concurrency: int, posts: int, max_seconds: float
+) -> dict[str, Any]:
+    """`client_ceiling` in a separate process against `receiver`."""
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--client-ceiling",
+        f"{kind},{receiver.port},{concurrency},{posts},{max_seconds}",
+    ]
+    proc = common.spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    receiver.reset()
+    try:
+        recv_cpu0, t0 = receiver.cpu_seconds(), time.monotonic()
+        out, _ = proc.communicate(timeout=max_seconds + 60)
+        recv_cpu1, t1 = receiver.cpu_seconds(), time.monotonic()
+    finally:
+        common.stop(proc, 5)
+    if proc.returncode != 0:
+        raise common.BenchError(f"the {kind} ceiling client exited with {proc.returncode}")
+    result: dict[str, Any] = json.loads(out)
+    # The process's start-up is in t1 - t0; the receiver is idle then, so this is a floor.
+    result["recv_cpu"] = (recv_cpu1 - recv_cpu0) / (t1 - t0) * 100
+    stats = receiver.stats()
+    result["received"] = stats["requests"]
+    return result
 
 
 # --------------------------------------------------------------------------- client
-
-
-def request(
-    path: str, method: str, target: str, body: bytes = b"", timeout: float = 60.0
-) -> tuple[int, bytes]:
-    """One HTTP/1.1 request over the Unix socket at `path`, on its own connection."""
-    head = f"{method} {target} HTTP/1.1\r\nHost: hookd\r\nConnection: close\r\n"
-    if body or method == "POST":
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(head.encode() + b"\r\n" + body)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    raw = b"".join(chunks)
-    head_bytes, _, content = raw.partition(b"\r\n\r\n")
-    return int(head_bytes[9:12]), content
-
-
-def wait_healthy(path: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"hookd exited with status {proc.returncode} before answering")
-        try:
-            if request(path, "GET", "/healthz", timeout=2.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise SystemExit(f"no healthy answer on {path} after {timeout:.0f}s")
 
 
 def batches(events: int) -> list[bytes]:
@@ -221,25 +538,45 @@ def batches(events: int) -> list[bytes]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def create_endpoints(sock_path: str, urls: list[str]) -> list[str]:
+    """One endpoint subscribed to "*" per URL; their ids."""
+    ids = []
+    for url in urls:
+        doc = {"url": url, "events": ["*"]}
+        status, answer = common.request(
+            sock_path, "POST", "/v1/endpoints", json.dumps(doc).encode()
+        )
+        if status != 201:
+            raise common.BenchError(f"creating an endpoint answered {status}: {answer[:200]!r}")
+        ids.append(json.loads(answer)["id"])
+    return ids
 
 
-def stop(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def ingest_batches(sock_path: str, bodies: list[bytes], threads: int = 4) -> int:
+    """POST every body to /v1/events/batch, `threads` at a time; deliveries created."""
+
+    def ingest(body: bytes) -> int:
+        status, answer = common.request(sock_path, "POST", "/v1/events/batch", body)
+        if status != 202:
+            raise common.BenchError(f"batch answered {status}: {answer[:200]!r}")
+        created: int = json.loads(answer)["deliveries"]
+        return created
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(ingest, bodies))
+
+
+def wait_nothing_pending(sock_path: str, hookd: common.Hookd, timeout: float = 10.0) -> int:
+    """Poll the API until no delivery is pending; how many the last answer listed."""
+    pending = -1
+    deadline = time.monotonic() + timeout
+    while hookd.proc.poll() is None and time.monotonic() < deadline:
+        status, answer = common.request(sock_path, "GET", "/v1/deliveries?status=pending&limit=1")
+        pending = len(json.loads(answer)["items"]) if status == 200 else -1
+        if pending == 0:
+            break
+        time.sleep(0.2)
+    return pending
 
 
 # --------------------------------------------------------------------------- one run
@@ -248,20 +585,16 @@ def stop(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> None:
 def run_one(
     args: argparse.Namespace, receiver: Receiver, workdir: str, endpoints: int, concurrency: int
 ) -> dict[str, Any]:
-    os.makedirs(workdir)
+    """`args.events` events to `endpoints` endpoints at `delivery.concurrency` =
+    `concurrency`; the figures as a dict (`ok` when every delivery arrived once)."""
+    os.makedirs(workdir, exist_ok=True)
     sock_path = os.path.join(workdir, "s.sock")
     db_path = os.path.join(workdir, "hookd.db")
-    log_path = os.path.join(workdir, "stderr.log")
     config_path = os.path.join(workdir, "hookd.toml")
-    per_endpoint = f"per_endpoint_concurrency = {args.per_endpoint}\n" if args.per_endpoint else ""
-    with open(config_path, "w") as f:
-        f.write(
-            f'[server]\nsocket = "{sock_path}"\n\n'
-            f'[storage]\npath = "{db_path}"\ndurability = "full"\n\n'
-            f"[delivery]\nallow_private_networks = true\nconcurrency = {concurrency}\n"
-            f"{per_endpoint}\n"
-            '[log]\nlevel = "warning"\n'
-        )
+    delivery: dict[str, Any] = {"concurrency": concurrency}
+    if args.per_endpoint:
+        delivery["per_endpoint_concurrency"] = args.per_endpoint
+    common.write_config(config_path, sock_path, db_path, delivery=delivery)
     expected = args.events * endpoints
     row: dict[str, Any] = {
         "E": endpoints,
@@ -271,34 +604,17 @@ def run_one(
         "deliveries": expected,
     }
     bodies = batches(args.events)
-    proc: subprocess.Popen[bytes] | None = None
+    hookd: common.Hookd | None = None
     try:
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hookd", "serve", "--config", config_path],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_healthy(sock_path, proc)
-        for i in range(endpoints):
-            doc = {"url": f"http://127.0.0.1:{receiver.port}/e{i}", "events": ["*"]}
-            status, answer = request(sock_path, "POST", "/v1/endpoints", json.dumps(doc).encode())
-            if status != 201:
-                raise SystemExit(f"creating an endpoint answered {status}: {answer[:200]!r}")
+        hookd = common.Hookd(config_path)
+        hookd.wait_healthy(sock_path)
+        urls = [f"{receiver.url}/e{i}" for i in range(endpoints)]
+        create_endpoints(sock_path, urls)
         receiver.reset()
 
-        hookd_cpu0, recv_cpu0 = cpu_seconds(proc.pid), cpu_seconds(receiver.proc.pid)
+        hookd_cpu0, recv_cpu0 = common.cpu_seconds(hookd.pid), receiver.cpu_seconds()
         t0 = time.monotonic()
-
-        def ingest(body: bytes) -> int:
-            status, answer = request(sock_path, "POST", "/v1/events/batch", body)
-            if status != 202:
-                raise RuntimeError(f"batch answered {status}: {answer[:200]!r}")
-            created: int = json.loads(answer)["deliveries"]
-            return created
-
-        with concurrent.futures.ThreadPoolExecutor(args.ingest_threads) as pool:
-            created = sum(pool.map(ingest, bodies))
+        created = ingest_batches(sock_path, bodies, args.ingest_threads)
         row["ingest_s"] = time.monotonic() - t0
         if created != expected:
             row["note"] = f"ingest created {created} deliveries, expected {expected}"
@@ -306,17 +622,17 @@ def run_one(
         seen, progress_at = 0, time.monotonic()
         stats = receiver.stats()
         while stats["requests"] < expected:
-            if proc.poll() is not None:
-                row["note"] = f"hookd exited with status {proc.returncode}"
+            if hookd.proc.poll() is not None:
+                row["note"] = f"hookd exited with status {hookd.returncode}"
                 break
             if time.monotonic() - progress_at > args.stall:
                 row["note"] = f"stalled: nothing received for {args.stall:g}s"
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
             stats = receiver.stats()
             if stats["requests"] > seen:
                 seen, progress_at = stats["requests"], time.monotonic()
-        hookd_cpu1, recv_cpu1 = cpu_seconds(proc.pid), cpu_seconds(receiver.proc.pid)
+        hookd_cpu1, recv_cpu1 = common.cpu_seconds(hookd.pid), receiver.cpu_seconds()
         last = stats["last"] or time.monotonic()
         elapsed = last - t0
         row.update(
@@ -331,18 +647,9 @@ def run_one(
         )
 
         # hookd records an attempt after its answer: give the last records a moment.
-        api_pending = -1
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            status, answer = request(sock_path, "GET", "/v1/deliveries?status=pending&limit=1")
-            api_pending = len(json.loads(answer)["items"]) if status == 200 else -1
-            if api_pending == 0:
-                break
-            time.sleep(0.2)
-        row["api_pending"] = api_pending
-
-        stop(proc)
-        row["exit"] = proc.returncode
+        row["api_pending"] = wait_nothing_pending(sock_path, hookd)
+        hookd.stop()
+        row["exit"] = hookd.returncode
         with sqlite3.connect(db_path) as db:
             by_status = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY 1"))
             attempts, not_200 = db.execute(
@@ -363,9 +670,9 @@ def run_one(
             errors=errors,
         )
     finally:
-        stop(proc)
-        with open(log_path, errors="replace") as f:
-            row["stderr"] = [line.rstrip() for line in f if line.strip()]
+        if hookd is not None:
+            hookd.stop()
+            row["stderr"] = hookd.problems()
     row["ok"] = (
         "note" not in row
         and row["received"] == expected
@@ -405,14 +712,21 @@ COLUMNS = [
 HEADINGS = {"rate": "deliv/s", "hookd_cpu": "hookd cpu", "recv_cpu": "recv cpu"}
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    print(" ".join(f"{HEADINGS.get(name, name):>{width}}" for name, _, width in COLUMNS))
-    for row in rows:
-        cells = []
-        for name, fmt, width in COLUMNS:
-            value = row.get(name)
-            cells.append(f"{'-' if value is None else fmt.format(value):>{width}}")
-        print(" ".join(cells))
+CEILING_COLUMNS = [
+    ("kind", "{}", 12),
+    ("concurrency", "{}", 11),
+    ("posts", "{}", 7),
+    ("seconds", "{:.2f}", 7),
+    ("rate", "{:.0f}", 8),
+    ("cpu", "{:.0f}%", 5),
+    ("recv_cpu", "{:.0f}%", 8),
+    ("non_2xx", "{}", 7),
+    ("errors", "{}", 6),
+]
+
+
+def print_table(rows: list[dict[str, Any]], ceilings: list[dict[str, Any]]) -> None:
+    print("\n".join(common.format_table(rows, COLUMNS, HEADINGS)))
     print(
         "E endpoints, C delivery.concurrency, eff = min(C, E x per-endpoint), first_ms = first "
         "receipt after the first ingest request, run_s/deliv/s = first ingest request to last "
@@ -435,6 +749,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             problems.append(f"hookd stderr ({len(lines)} lines):\n    " + "\n    ".join(lines[:20]))
         if problems:
             print(f"E={row['E']} C={row['C']}: " + "; ".join(problems))
+    if ceilings:
+        print()
+        headings = {"rate": "posts/s", "cpu": "cpu", "recv_cpu": "recv cpu"}
+        print("\n".join(common.format_table(ceilings, CEILING_COLUMNS, headings)))
+        for kind, text in CEILING_KINDS.items():
+            print(f"{kind}: {text}")
+        print("ceilings post the same body to the same receiver, nothing stored; cpu = client's")
 
 
 def int_list(text: str) -> list[int]:
@@ -454,20 +775,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ingest-threads", type=int, default=4, help="batches sent at once")
     parser.add_argument("--stall", type=float, default=30.0, help="give up after s with no receipt")
+    parser.add_argument(
+        "--receiver", choices=["auto", "h11", "nginx"], default="auto", help="auto: nginx if found"
+    )
+    parser.add_argument("--nginx", metavar="PATH", help="the nginx binary (default: on PATH)")
+    parser.add_argument(
+        "--ceilings", action="store_true", help="also run the client ceilings at each C"
+    )
+    parser.add_argument("--ceiling-seconds", type=float, default=8.0, help="cap per ceiling run")
     parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client-ceiling", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_receiver:
         serve_receiver()
         return 0
+    if args.client_ceiling:
+        kind, port, concurrency, posts, seconds = args.client_ceiling.split(",")
+        result = client_ceiling(kind, int(port), int(concurrency), int(posts), float(seconds))
+        print(json.dumps(result))
+        return 0
     if args.events < 1 or args.ingest_threads < 1 or args.per_endpoint < 0:
         parser.error("--events and --ingest-threads must be >= 1, --per-endpoint >= 0")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tmp = tempfile.mkdtemp(prefix="hkd", dir="/tmp")
-    receiver: Receiver | None = None
+    receiver: AnyReceiver | None = None
     rows: list[dict[str, Any]] = []
+    ceilings: list[dict[str, Any]] = []
     try:
-        receiver = Receiver()
+        receiver = start_receiver(args.receiver, args.nginx)
+        print(f"receiver: {receiver.kind} on port {receiver.port}", file=sys.stderr)
         for endpoints in args.endpoints:
             for concurrency in args.concurrency:
                 workdir = os.path.join(tmp, str(len(rows)))
@@ -479,13 +815,21 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 shutil.rmtree(workdir, ignore_errors=True)
+        if args.ceilings:
+            for concurrency in args.concurrency:
+                for kind in CEILING_KINDS:
+                    result = run_client_ceiling(
+                        kind, receiver, concurrency, args.events, args.ceiling_seconds
+                    )
+                    ceilings.append(result)
+                    print(f"{kind} C={concurrency}: {result['rate']:.0f} posts/s", file=sys.stderr)
     finally:
         if receiver is not None:
             receiver.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print_table(rows)
+    print_table(rows, ceilings)
     return 0 if all(row["ok"] for row in rows) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.script(main)

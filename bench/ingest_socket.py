@@ -1,12 +1,14 @@
-"""Single-event ingest over the Unix socket: events/s and ack latency.
+"""Ingest over the Unix socket: events/s and ack latency, single events or batches.
 
 Starts `hookd serve` on a throwaway config (socket and database in a fresh /tmp/hkbXXXX),
 then drives it from separate load-generator processes, each running one selector loop
 over many keep-alive connections with hand-built HTTP/1.1 requests. Every connection sends
-`POST /v1/events` back to back; after a warm-up, each ack's latency is recorded.
+`POST /v1/events` back to back (or, with `--batch N`, `POST /v1/events/batch` with N
+events per request); after a warm-up, each ack's latency is recorded.
 
     python bench/ingest_socket.py --clients 50 --duration 10
     python bench/ingest_socket.py --ceiling      # same load against a bare trio+h11 server
+    python bench/ingest_socket.py --batch 1000 --clients 4
 
 `--ceiling` answers 202 without storing anything (it only parses the request and decodes
 the JSON with msgspec), which shows how fast the client can push: hookd's figure should be
@@ -29,6 +31,12 @@ import tempfile
 import time
 from typing import Any
 
+try:
+    from bench import common
+except ModuleNotFoundError:  # run as a script: python bench/ingest_socket.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import common
+
 PAYLOAD_PREFIX = '{"event":"cliente.criado","data":{"id":"cliente_'
 PAYLOAD_SUFFIX = (
     '","nome":"João Silva","email":"joao@example.com","telefone":"(11) 99999-9999",'
@@ -41,6 +49,12 @@ COUNTER_DIGITS = 10
 
 def payload_size() -> int:
     return len((PAYLOAD_PREFIX + "0" * COUNTER_DIGITS + PAYLOAD_SUFFIX).encode())
+
+
+def batch_body(events: int) -> bytes:
+    """A JSON array of `events` events (distinct data, no ids: each is a new event)."""
+    items = [f"{PAYLOAD_PREFIX}{n:0{COUNTER_DIGITS}d}{PAYLOAD_SUFFIX}" for n in range(events)]
+    return ("[" + ",".join(items) + "]").encode()
 
 
 # --------------------------------------------------------------------------- client
@@ -63,22 +77,6 @@ def _connect(path: str) -> socket.socket:
     return sock
 
 
-def _parse_response(buf: bytearray) -> tuple[int, int] | None:
-    """(status, total length) of the first whole response in `buf`, or None if incomplete."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = bytes(buf[:end]).lower()
-    status = int(head[9:12])
-    length = 0
-    at = head.find(b"\r\ncontent-length:")
-    if at >= 0:
-        stop = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-    total = end + 4 + length
-    return (status, total) if len(buf) >= total else None
-
-
 def load_worker(
     index: int,
     path: str,
@@ -87,14 +85,21 @@ def load_worker(
     duration: float,
     barrier: Any,
     results: Any,
+    batch: int = 0,
 ) -> None:
-    """One load-generator process: `nconns` connections in one selector loop."""
-    head_tmpl = (
-        "POST /v1/events HTTP/1.1\r\nHost: hookd\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {payload_size()}\r\n\r\n"
-    )
-    req_prefix = (head_tmpl + PAYLOAD_PREFIX).encode()
-    req_suffix = PAYLOAD_SUFFIX.encode()
+    """One load-generator process: `nconns` connections in one selector loop.
+
+    With `batch` > 0 every request is the same batch of that many events."""
+    fixed = req_prefix = req_suffix = b""
+    if batch:
+        fixed = common.request_bytes("POST", "/v1/events/batch", batch_body(batch))
+    else:
+        head_tmpl = (
+            "POST /v1/events HTTP/1.1\r\nHost: hookd\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {payload_size()}\r\n\r\n"
+        )
+        req_prefix = (head_tmpl + PAYLOAD_PREFIX).encode()
+        req_suffix = PAYLOAD_SUFFIX.encode()
     counter = index * 10 ** (COUNTER_DIGITS - 1)
     sel = selectors.DefaultSelector()
     conns = [_Conn(_connect(path)) for _ in range(nconns)]
@@ -112,7 +117,7 @@ def load_worker(
     def send(c: _Conn, now: float) -> None:
         nonlocal counter, inflight
         counter += 1
-        data = req_prefix + b"%010d" % counter + req_suffix
+        data = fixed if batch else req_prefix + b"%010d" % counter + req_suffix
         c.sent_at = now
         inflight += 1
         try:
@@ -175,7 +180,7 @@ def load_worker(
                     send(c, now)
                 continue
             c.buf += chunk
-            parsed = _parse_response(c.buf)
+            parsed = common.parse_response(c.buf)
             if parsed is None:
                 continue
             status, total = parsed
@@ -220,6 +225,7 @@ def serve_ceiling(path: str) -> None:
     import msgspec
     import trio
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     decoder = msgspec.json.Decoder()
     encoder = msgspec.json.Encoder()
 
@@ -241,6 +247,11 @@ def serve_ceiling(path: str) -> None:
                 elif isinstance(event, h11.EndOfMessage):
                     if target == b"/healthz":
                         status, out = 200, b'{"status":"ok"}'
+                    elif target == b"/v1/events/batch":
+                        docs = decoder.decode(body)
+                        ids = [f"evt_{seq + i}" for i in range(1, len(docs) + 1)]
+                        seq += len(docs)
+                        status, out = 202, encoder.encode({"ids": ids, "deliveries": 0})
                     else:
                         doc = decoder.decode(body)
                         seq += 1
@@ -271,147 +282,147 @@ def serve_ceiling(path: str) -> None:
 # --------------------------------------------------------------------------- driver
 
 
-def wait_healthy(path: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with status {proc.returncode} before answering")
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(2.0)
-                s.connect(path)
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: hookd\r\nConnection: close\r\n\r\n")
-                if s.recv(4096).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"no healthy answer on {path} after {timeout:.0f}s")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (all its threads), from /proc; None where unavailable."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, int(q * len(sorted_values) + 0.999999) - 1))
-    return sorted_values[rank]
-
-
-def run(args: argparse.Namespace) -> int:
+def measure(
+    *,
+    ceiling: bool = False,
+    clients: int = 50,
+    duration: float = 10.0,
+    warmup: float = 1.0,
+    durability: str = "full",
+    processes: int = 2,
+    batch: int = 0,
+) -> dict[str, Any]:
+    """One run against hookd (or the ceiling server); the figures as a dict."""
     tmp = tempfile.mkdtemp(prefix="hkb", dir="/tmp")
     sock_path = os.path.join(tmp, "s.sock")
     db_path = os.path.join(tmp, "hookd.db")
     log_path = os.path.join(tmp, "server.log")
-    proc: subprocess.Popen[bytes] | None = None
+    hookd: common.Hookd | None = None
+    server: Any = None
+    workers: list[Any] = []
     try:
-        if args.ceiling:
-            cmd = [sys.executable, os.path.abspath(__file__), "--serve-ceiling", sock_path]
+        if ceiling:
+            with open(log_path, "wb") as log:
+                server = common.spawn(
+                    [sys.executable, os.path.abspath(__file__), "--serve-ceiling", sock_path],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            common.wait_healthy(sock_path, server, 20.0)
             target = "ceiling (bare trio+h11, msgspec decode, no storage)"
         else:
             config_path = os.path.join(tmp, "hookd.toml")
-            with open(config_path, "w") as f:
-                f.write(
-                    f'[server]\nsocket = "{sock_path}"\n\n'
-                    f'[storage]\npath = "{db_path}"\ndurability = "{args.durability}"\n\n'
-                    '[log]\nlevel = "warning"\n'
-                )
-            cmd = [sys.executable, "-m", "hookd", "serve", "--config", config_path]
-            target = f"hookd (durability={args.durability})"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        wait_healthy(sock_path, proc)
+            common.write_config(config_path, sock_path, db_path, durability=durability)
+            hookd = common.Hookd(config_path)
+            server = hookd.proc
+            hookd.wait_healthy(sock_path)
+            target = f"hookd (durability={durability})"
 
-        nproc = max(1, min(args.processes, args.clients))
-        shares = [args.clients // nproc + (i < args.clients % nproc) for i in range(nproc)]
+        nproc = max(1, min(processes, clients))
+        shares = [clients // nproc + (i < clients % nproc) for i in range(nproc)]
         ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
         barrier = ctx.Barrier(nproc + 1)
         results = ctx.Queue()
         workers = [
             ctx.Process(
                 target=load_worker,
-                args=(i, sock_path, n, args.warmup, args.duration, barrier, results),
+                args=(i, sock_path, n, warmup, duration, barrier, results, batch),
+                daemon=True,
             )
             for i, n in enumerate(shares)
         ]
         for w in workers:
             w.start()
         barrier.wait(timeout=60)
-        time.sleep(args.warmup)
-        server_cpu0 = cpu_seconds(proc.pid)
-        time.sleep(args.duration)
-        server_cpu1 = cpu_seconds(proc.pid)
-        parts = [results.get(timeout=args.duration + 60) for _ in workers]
+        time.sleep(warmup)
+        server_cpu0 = common.cpu_seconds(server.pid)
+        time.sleep(duration)
+        server_cpu1 = common.cpu_seconds(server.pid)
+        parts = [results.get(timeout=duration + 60) for _ in workers]
         for w in workers:
             w.join()
 
         latencies = sorted(x for p in parts for x in p["latencies"])
         acked = sum(p["measured_202"] for p in parts)
-        non_202 = sum(p["measured_other"] for p in parts)
-        total_202 = sum(p["total_202"] for p in parts)
-        errors = sum(p["errors"] for p in parts)
-        unanswered = sum(p["unanswered"] for p in parts)
-
-        stored: int | None = None
-        if not args.ceiling:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        per_request = batch or 1
+        row: dict[str, Any] = {
+            "target": target,
+            "ceiling": ceiling,
+            "clients": clients,
+            "processes": nproc,
+            "duration": duration,
+            "warmup": warmup,
+            "batch": batch,
+            "requests": acked,
+            "requests_s": acked / duration,
+            "events_s": acked * per_request / duration,
+            "non_202": sum(p["measured_other"] for p in parts),
+            "errors": sum(p["errors"] for p in parts),
+            "unanswered": sum(p["unanswered"] for p in parts),
+            "acked_total": sum(p["total_202"] for p in parts) * per_request,
+            "server_cpu": (server_cpu1 - server_cpu0) / duration * 100,
+            "client_cpu": [p["cpu"] * 100 for p in parts],
+        }
+        for name, q in (("p50_ms", 0.50), ("p90_ms", 0.90), ("p99_ms", 0.99), ("max_ms", 1.0)):
+            row[name] = common.percentile(latencies, q) * 1000
+        row["ok"] = row["non_202"] == 0 and row["errors"] == 0
+        if hookd is not None:
+            hookd.stop()
+            row["exit"] = hookd.returncode
+            row["stderr"] = hookd.problems()
             with sqlite3.connect(db_path) as db:
-                stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
-
-        ms = [percentile(latencies, q) * 1000 for q in (0.50, 0.90, 0.99)]
-        print(f"target            {target}")
-        print(f"clients           {args.clients} over {nproc} load process(es)")
-        print(f"duration          {args.duration:g} s measured (+{args.warmup:g} s warm-up)")
-        print(f"payload           {payload_size()} bytes")
-        print(f"events acked      {acked}")
-        print(f"events/s          {acked / args.duration:.1f}")
-        print(
-            f"latency ms        p50 {ms[0]:.2f}  p90 {ms[1]:.2f}  p99 {ms[2]:.2f}"
-            f"  max {(latencies[-1] * 1000 if latencies else float('nan')):.2f}"
-        )
-        print(f"non-202           {non_202}")
-        print(f"conn errors       {errors}  (unanswered at end: {unanswered})")
-        if server_cpu0 is not None and server_cpu1 is not None:
-            server_pct = (server_cpu1 - server_cpu0) / args.duration * 100
-            print(f"server cpu        {server_pct:.0f}% of one core")
-        client_pct = ", ".join(f"{p['cpu'] * 100:.0f}%" for p in parts)
-        print(f"client cpu        {client_pct} of one core (per load process)")
-        ok = non_202 == 0 and errors == 0
-        if stored is not None:
-            good = stored >= total_202
-            ok = ok and good
-            print(
-                f"db events         {stored} stored >= {total_202} acked in whole run: "
-                f"{'OK' if good else 'MISSING EVENTS'}"
+                row["stored"] = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            row["ok"] = (
+                row["ok"]
+                and row["stored"] >= row["acked_total"]
+                and row["exit"] == 0
+                and not row["stderr"]
             )
-        return 0 if ok else 1
+        return row
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc is not None and proc.returncode not in (0, None, -signal.SIGTERM):
-            with open(log_path, errors="replace") as f:
-                tail = f.read()[-2000:]
-            if tail:
-                print(f"server log (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+                w.join(5)
+        if hookd is not None:
+            hookd.stop()
+        else:
+            common.stop(server, 15)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_report(row: dict[str, Any]) -> None:
+    print(f"target            {row['target']}")
+    print(f"clients           {row['clients']} over {row['processes']} load process(es)")
+    print(f"duration          {row['duration']:g} s measured (+{row['warmup']:g} s warm-up)")
+    if row["batch"]:
+        print(f"request           {row['batch']} events, {len(batch_body(row['batch']))} bytes")
+        print(f"requests acked    {row['requests']}")
+        print(f"events/s          {row['events_s']:.1f}")
+    else:
+        print(f"payload           {payload_size()} bytes")
+        print(f"events acked      {row['requests']}")
+        print(f"events/s          {row['events_s']:.1f}")
+    print(
+        f"latency ms        p50 {row['p50_ms']:.2f}  p90 {row['p90_ms']:.2f}"
+        f"  p99 {row['p99_ms']:.2f}  max {row['max_ms']:.2f}"
+    )
+    print(f"non-202           {row['non_202']}")
+    print(f"conn errors       {row['errors']}  (unanswered at end: {row['unanswered']})")
+    print(f"server cpu        {row['server_cpu']:.0f}% of one core")
+    client_pct = ", ".join(f"{x:.0f}%" for x in row["client_cpu"])
+    print(f"client cpu        {client_pct} of one core (per load process)")
+    if "stored" in row:
+        good = row["stored"] >= row["acked_total"]
+        print(
+            f"db events         {row['stored']} stored >= {row['acked_total']} acked in whole "
+            f"run: {'OK' if good else 'MISSING EVENTS'}"
+        )
+    if row.get("exit") not in (None, 0):
+        print(f"hookd exit        {row['exit']}")
+    for line in row.get("stderr", [])[:20]:
+        print(f"hookd stderr      {line}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not counted")
     parser.add_argument("--durability", choices=["full", "normal"], default="full")
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--batch", type=int, default=0, help="events per batch request (0: single)")
     parser.add_argument("--ceiling", action="store_true", help="load a bare trio+h11 server")
     parser.add_argument("--serve-ceiling", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -429,8 +441,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.clients < 1 or args.processes < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--clients and --processes must be >= 1, --duration > 0, --warmup >= 0")
-    return run(args)
+    if not 0 <= args.batch <= 1000:
+        parser.error("--batch must be between 0 and 1000")
+    row = measure(
+        ceiling=args.ceiling,
+        clients=args.clients,
+        duration=args.duration,
+        warmup=args.warmup,
+        durability=args.durability,
+        processes=args.processes,
+        batch=args.batch,
+    )
+    print_report(row)
+    return 0 if row["ok"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.script(main)
