@@ -8,8 +8,10 @@ Rules:
   savepoint inside one transaction, commits once, and only then wakes the callers
   (group commit). With `durability = "full"` the commit is fsynced before anyone is
   acknowledged. Reads run on a small pool of read-only connections in worker threads.
-- Each write is a plain function of the connection; what it raises (an `ApiError` for a
-  missing endpoint, say) rolls back its savepoint alone and is re-raised to its caller.
+- Each write is a plain function of the connection. It may refuse with an `ApiError`
+  (a missing endpoint, say) only before it has written anything; the refusal goes to its
+  caller and the others in the group commit. Any other failure rolls the group back and
+  its writes are run again one per transaction, so only the failing one fails.
 - Callers pass the time in: the store never reads the clock.
 """
 
@@ -179,25 +181,35 @@ class Store:
 
     def _commit(self, conn: apsw.Connection, group: list[_Write]) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._transaction(conn, group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = _translate(exc)
+                return
+            for op in group:  # find the one that failed: each alone, in its own transaction
+                try:
+                    self._transaction(conn, [op])
+                except Exception as alone:
+                    op.error = _translate(alone)
+
+    def _transaction(self, conn: apsw.Connection, group: list[_Write]) -> None:
+        """Run `group` in one transaction; refusals (ApiError) are the op's own result."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             for op in group:
-                conn.execute("SAVEPOINT op")
+                op.error = None
                 try:
                     op.result = op.fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    op.error = _translate(exc)
-                conn.execute("RELEASE op")
+                except ApiError as exc:  # raised before the op wrote anything
+                    op.error = exc
             conn.execute("COMMIT")
-            self.commits += 1
-            self.writes += len(group)
-        except apsw.Error as exc:
+        except BaseException:
             self._router = None
             if not conn.getautocommit():
                 conn.execute("ROLLBACK")
-            failure = StorageError(f"database write failed: {exc}")
-            for op in group:
-                op.error = op.error or failure
+            raise
+        self.commits += 1
+        self.writes += len(group)
 
     # -- the readers --------------------------------------------------------------------
 
@@ -534,7 +546,7 @@ def _migrate(conn: apsw.Connection) -> None:
 
 
 def _translate(exc: Exception) -> Exception:
-    if isinstance(exc, ApiError | StorageError):
+    if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, apsw.ConstraintError):
         return conflict(f"conflicts with a stored record: {exc}")
