@@ -1,7 +1,9 @@
-"""A small HTTP/1.1 server on h11 and trio, for the API's Unix socket and TCP listener.
+"""A small HTTP/1.1 server on trio, for the API's Unix socket and TCP listener.
 
 Rules:
-- One task per connection, keep-alive, one request at a time (no pipelining needed).
+- One task per connection, keep-alive, requests answered in order. The framing rules
+  are `core.http1`'s; measured here, h11's general state machine cost more than all of
+  hookd's own work per ingested event, so the server frames requests itself.
 - Limits are the server's own: a request head over `max_head_bytes` is a 431, a body
   over `max_body_bytes` a 413 answered before the rest is read (and the connection
   closed), `Expect: 100-continue` is honoured only for bodies within the limit.
@@ -16,16 +18,15 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import h11
 import msgspec
 import trio
 
+from hookd.core import http1
 from hookd.errors import ApiError
 
 log = logging.getLogger("hookd.http")
@@ -85,7 +86,7 @@ class Server:
     def __init__(self, handler: Handler, limits: Limits, server_name: str) -> None:
         self._handler = handler
         self._limits = limits
-        self._name = server_name.encode()
+        self._name = server_name
         self._draining = False
         self._idle: set[trio.CancelScope] = set()
         self._slots = trio.CapacityLimiter(limits.max_connections)
@@ -139,15 +140,16 @@ class Server:
                     self._closed.set()
 
     async def _serve(self, stream: trio.abc.Stream, origin: str) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_head_bytes)
+        buffer = bytearray()
         while not self._draining:
             try:
-                request = await self._read_request(stream, conn, origin)
-            except h11.RemoteProtocolError as exc:
-                await self._refuse(stream, conn, exc.error_status_hint, "bad_request", str(exc))
+                request, keep_alive = await self._read_request(stream, buffer, origin)
+            except http1.ProtocolError as exc:
+                error = ApiError(exc.status, "bad_request", str(exc))
+                await self._respond(stream, error_response(error), close=True)
                 return
             except ApiError as exc:  # head or body too large
-                await self._respond(stream, conn, error_response(exc), close=True)
+                await self._respond(stream, error_response(exc), close=True)
                 return
             if request is None:
                 return
@@ -162,118 +164,99 @@ class Server:
                 response = json_response(
                     500, {"error": {"code": "internal", "message": "internal error; see the log"}}
                 )
-            await self._respond(stream, conn, response, close=self._draining)
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+            close = self._draining or not keep_alive
+            await self._respond(stream, response, close, send_body=request.method != "HEAD")
+            if close:
                 return
-            conn.start_next_cycle()
+
+    async def _receive(self, stream: trio.abc.Stream, buffer: bytearray, deadline: float) -> None:
+        """Append what arrives to `buffer` by `deadline`; _Closed on timeout or EOF."""
+        with trio.move_on_at(deadline):
+            data = await stream.receive_some(65536)
+            if not data:
+                raise _Closed()
+            buffer += data
+            return
+        raise _Closed()  # request_timeout ran out mid-request
 
     async def _read_request(
-        self, stream: trio.abc.Stream, conn: h11.Connection, origin: str
-    ) -> Request | None:
+        self, stream: trio.abc.Stream, buffer: bytearray, origin: str
+    ) -> tuple[Request | None, bool]:
         limits = self._limits
-        if not conn.trailing_data[0]:
+        if not buffer:
             # Nothing buffered: wait for the first byte of a request, at most idle_timeout.
             with trio.CancelScope(deadline=trio.current_time() + limits.idle_timeout) as idle:
                 self._idle.add(idle)
                 try:
-                    data = bytes(await stream.receive_some(65536))
+                    data = await stream.receive_some(65536)
                 finally:
                     self._idle.discard(idle)
             if idle.cancelled_caught or not data:
-                return None
-            conn.receive_data(data)
+                return None, False
+            buffer += data
         deadline = trio.current_time() + limits.request_timeout
-        head: h11.Request | None = None
-        body = bytearray()
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            if len(buffer) > limits.max_head_bytes:
+                raise ApiError(431, "headers_too_large", "the request head is too large")
+            await self._receive(stream, buffer, deadline)
+        if end > limits.max_head_bytes:
+            raise ApiError(431, "headers_too_large", "the request head is too large")
+        head = http1.parse_head(bytes(buffer[:end]))
+        del buffer[: end + 4]
+        if head.content_length is not None and head.content_length > limits.max_body_bytes:
+            raise _too_large(limits.max_body_bytes)
+        if head.expects_continue and (head.content_length or head.chunked) and not buffer:
+            await stream.send_all(http1.CONTINUE)
+        if head.chunked:
+            body = await self._read_chunked(stream, buffer, deadline)
+        else:
+            length = head.content_length or 0
+            while len(buffer) < length:
+                await self._receive(stream, buffer, deadline)
+            body = bytes(buffer[:length])
+            del buffer[:length]
+        return _request(head, body, origin), head.keep_alive
+
+    async def _read_chunked(
+        self, stream: trio.abc.Stream, buffer: bytearray, deadline: float
+    ) -> bytes:
+        decoder = http1.ChunkedBody()
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                if head is not None and conn.they_are_waiting_for_100_continue:
-                    go_on = h11.InformationalResponse(status_code=100, headers=[])
-                    await stream.send_all(conn.send(go_on))
-                with trio.move_on_at(deadline):
-                    data = bytes(await stream.receive_some(65536))
-                    conn.receive_data(data)
-                    if not data and head is None:
-                        return None
-                    continue
-                raise _Closed()  # request_timeout ran out mid-request
-            if isinstance(event, h11.Request):
-                head = event
-                if _head_size(event) > limits.max_head_bytes:
-                    raise ApiError(431, "headers_too_large", "the request head is too large")
-                length = _content_length(event)
-                if length is not None and length > limits.max_body_bytes:
-                    raise _too_large(limits.max_body_bytes)
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > limits.max_body_bytes:
-                    raise _too_large(limits.max_body_bytes)
-            elif isinstance(event, h11.EndOfMessage):
-                assert head is not None
-                return _request(head, bytes(body), origin)
-            elif isinstance(event, h11.ConnectionClosed):
-                return None
+            decoder.feed(buffer)
+            if len(decoder.body) > self._limits.max_body_bytes:
+                raise _too_large(self._limits.max_body_bytes)
+            if decoder.done:
+                return bytes(decoder.body)
+            await self._receive(stream, buffer, deadline)
 
     async def _respond(
-        self, stream: trio.abc.Stream, conn: h11.Connection, response: Response, close: bool
+        self, stream: trio.abc.Stream, response: Response, close: bool, send_body: bool = True
     ) -> None:
-        headers = [
-            (b"Server", self._name),
-            (b"Content-Length", str(len(response.body)).encode()),
-        ]
+        headers = [("Server", self._name)]
         if response.body:
-            headers.append((b"Content-Type", response.content_type.encode()))
-        headers += [(n.encode(), v.encode()) for n, v in response.headers]
+            headers.append(("Content-Type", response.content_type))
+        headers += response.headers
         if close:
-            headers.append((b"Connection", b"close"))
-        data = conn.send(h11.Response(status_code=response.status, headers=headers))
-        data += conn.send(h11.Data(data=response.body)) if response.body else b""
-        data += conn.send(h11.EndOfMessage())
+            headers.append(("Connection", "close"))
+        data = http1.response_bytes(response.status, headers, response.body, send_body=send_body)
         with trio.move_on_after(self._limits.request_timeout) as scope:
             await stream.send_all(data)
         if scope.cancelled_caught:
             raise _Closed()
-
-    async def _refuse(
-        self, stream: trio.abc.Stream, conn: h11.Connection, status: int, code: str, message: str
-    ) -> None:
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        with contextlib.suppress(h11.LocalProtocolError):
-            await self._respond(stream, conn, error_response(ApiError(status, code, message)), True)
 
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
 
 
-def _head_size(head: h11.Request) -> int:
-    """Bytes of the request head as sent (h11 checks this only while it is incomplete)."""
-    return len(head.target) + 16 + sum(len(n) + len(v) + 4 for n, v in head.headers)
-
-
-def _content_length(head: h11.Request) -> int | None:
-    for name, value in head.headers:
-        if name == b"content-length":
-            return int(value)
-    return None
-
-
-def _request(head: h11.Request, body: bytes, origin: str) -> Request:
-    target = head.target.decode("ascii", "replace")
-    path, _, query_string = target.partition("?")
-    headers: dict[str, str] = {}
-    for name, value in head.headers:
-        key = name.decode("ascii", "replace")
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+def _request(head: http1.Head, body: bytes, origin: str) -> Request:
+    path, _, query_string = head.target.partition("?")
     return Request(
-        method=head.method.decode("ascii", "replace"),
-        target=target,
+        method=head.method,
+        target=head.target,
         path=path,
         query=_parse_query(query_string),
-        headers=headers,
+        headers=head.headers,
         body=body,
         origin=origin,
     )
@@ -285,7 +268,5 @@ def _parse_query(query: str) -> dict[str, str]:
 
 def _overload_bytes() -> bytes:
     body = b'{"error":{"code":"overloaded","message":"too many connections"}}'
-    return (
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
+    headers = [("Content-Type", "application/json"), ("Connection", "close")]
+    return http1.response_bytes(503, headers, body)
