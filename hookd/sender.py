@@ -9,12 +9,14 @@ Rules (DESIGN §1, outbound safety):
 - Redirects are never followed (a 3xx is a failed attempt). At most 1 KiB of the
   response body is kept; up to 64 KiB more is read so the connection can be reused,
   beyond that the connection is closed.
-- The client is HTTP/1.1 on h11 over trio streams, one small pool of keep-alive
-  connections per endpoint (at most one per worker of that endpoint). Measured here,
-  httpx on trio spends most of a delivery in its pool bookkeeping (a poll() per pooled
-  connection per request) and peaks near 1,000 deliveries/s; h11 directly does several
-  times that. A connection idle for KEEPALIVE_EXPIRY is closed (below the 5 s that
-  Node.js receivers keep idle connections); a request that fails on a reused connection
+- The client is HTTP/1.1 over trio streams with `core.http1`'s framing, one small pool
+  of keep-alive connections per endpoint (at most one per worker of that endpoint).
+  Measured here, httpx on trio spends most of a delivery in its pool bookkeeping (a
+  poll() per pooled connection per request) and peaks near 1,000-1,500 posts/s; h11
+  directly reaches several times that, and h11's own event machinery was then the
+  largest cost per delivery, so requests are written and answers framed directly.
+- A connection idle for KEEPALIVE_EXPIRY is closed (below the 5 s that Node.js
+  receivers keep idle connections); a request that fails on a reused connection
   before any byte of answer came back is sent once more on a new connection, because
   the receiver closed it while idle and never saw the request.
 - The address guard: the host is resolved, every address is checked against the
@@ -30,14 +32,14 @@ import socket
 import ssl
 from collections import deque
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-import h11
 import msgspec
 import trio
 
 from hookd import __version__
 from hookd.clock import Clock
+from hookd.core import http1
 from hookd.core.addresses import AddressPolicy
 from hookd.core.retry import AttemptResult
 from hookd.core.signing import sign
@@ -74,9 +76,15 @@ class _Target(NamedTuple):
 def _target(url: str) -> _Target:
     parts = urlsplit(url)
     https = parts.scheme == "https"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_SAFE)
     host = parts.hostname or ""
-    return _Target(https, host, parts.port or (443 if https else 80), parts.netloc, path.encode())
+    netloc = parts.netloc
+    if not netloc.isascii():  # an internationalised name travels as punycode
+        netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
+    return _Target(https, host, parts.port or (443 if https else 80), netloc, path.encode())
+
+
+_SAFE = "/?=&%:@!$'()*+,;-._~"
 
 
 class _Failure(Exception):
@@ -92,11 +100,11 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("h11", "idle_since", "stream")
+    __slots__ = ("buffer", "idle_since", "stream")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.buffer = bytearray()
         self.idle_since = 0.0
 
 
@@ -165,7 +173,7 @@ class Sender:
             pool = self._pools[job.endpoint_id] = _Pool()
         try:
             with trio.fail_after(self._timeout):
-                return await self._exchange(pool, target, request, job.body)
+                return await self._exchange(pool, target, request)
         except trio.TooSlowError:
             return AttemptResult(
                 error_kind="timeout", error=f"no complete answer within {self._timeout:g}s"
@@ -184,12 +192,11 @@ class Sender:
         for endpoint_id in list(self._pools):
             self.forget(endpoint_id)
 
-    def _request(self, job: Job, target: _Target) -> h11.Request:
+    def _request(self, job: Job, target: _Target) -> bytes:
         timestamp = int(self._clock.now())
         headers = [
             ("Host", target.host_header),
             ("Content-Type", "application/json"),
-            ("Content-Length", str(len(job.body))),
             ("User-Agent", USER_AGENT),
             ("Accept-Encoding", "identity"),
             ("X-Webhook-Id", job.event_id),
@@ -198,87 +205,53 @@ class Sender:
             ("X-Webhook-Attempt", str(job.attempt)),
             *sign(job.secret, job.event_id, timestamp, job.body),
         ]
-        return h11.Request(method="POST", target=target.path, headers=headers)
+        return http1.request_bytes(target.path, headers, job.body)
 
-    async def _exchange(
-        self, pool: _Pool, target: _Target, request: h11.Request, body: bytes
-    ) -> AttemptResult:
+    async def _exchange(self, pool: _Pool, target: _Target, request: bytes) -> AttemptResult:
         connection = pool.take(trio.current_time())
         if connection is not None:
             try:
-                return await self._round_trip(pool, connection, request, body, reused=True)
+                return await self._round_trip(pool, connection, request, reused=True)
             except _Stale:
                 pass
         connection = await self._connect(target)
         try:
-            return await self._round_trip(pool, connection, request, body, reused=False)
+            return await self._round_trip(pool, connection, request, reused=False)
         except _Stale:  # not raised for a new connection; kept for the type checker
             raise _Failure("network", "connection closed before an answer") from None
 
     async def _round_trip(
-        self,
-        pool: _Pool,
-        connection: _Connection,
-        request: h11.Request,
-        body: bytes,
-        reused: bool,
+        self, pool: _Pool, connection: _Connection, request: bytes, reused: bool
     ) -> AttemptResult:
         keep = False
         try:
-            result, keep = await self._talk(connection, request, body, reused)
+            result, keep = await self._talk(connection, request, reused)
             return result
         finally:
             if keep:
-                connection.h11.start_next_cycle()
                 pool.put(connection, trio.current_time())
             else:
                 _close_now(connection)
 
     async def _talk(
-        self, connection: _Connection, request: h11.Request, body: bytes, reused: bool
+        self, connection: _Connection, request: bytes, reused: bool
     ) -> tuple[AttemptResult, bool]:
-        conn = connection.h11
-        data = conn.send(request) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
-        answered = False
         try:
-            await connection.stream.send_all(data)
-            status = 0
-            retry_after: str | None = None
-            kept = bytearray()
-            read = 0
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    chunk = await connection.stream.receive_some(65536)
-                    if not chunk and not answered:
-                        if reused:
-                            raise _Stale()
-                        raise _Failure("network", "connection closed before an answer")
-                    answered = answered or bool(chunk)
-                    conn.receive_data(bytes(chunk))
-                elif isinstance(event, h11.Response):
-                    answered = True
-                    status = event.status_code
-                    for name, value in event.headers:
-                        if name == b"retry-after":
-                            retry_after = value.decode("latin-1")
-                elif isinstance(event, h11.Data):
-                    if len(kept) < EXCERPT_BYTES:
-                        kept += event.data[: EXCERPT_BYTES - len(kept)]
-                    read += len(event.data)
-                    if read > DRAIN_BYTES:
-                        break
-                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                    break
-        except h11.RemoteProtocolError as exc:
+            await connection.stream.send_all(request)
+            head = await _read_head(connection, reused)
+            while 100 <= head.status < 200:  # interim answers (103 Early Hints, ...)
+                head = await _read_head(connection, reused=False)
+            excerpt, complete = await _read_body(connection, head)
+        except http1.ProtocolError as exc:
             raise _Failure("protocol", f"invalid HTTP answer: {exc}") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if reused and not answered:
+            if reused and not connection.buffer:
                 raise _Stale() from None
             raise _Failure("network", _reason(exc, "connection lost")) from None
-        result = AttemptResult(status_code=status, retry_after=retry_after, excerpt=bytes(kept))
-        reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
-        return result, reusable
+        result = AttemptResult(
+            status_code=head.status, retry_after=head.retry_after, excerpt=excerpt
+        )
+        return result, complete and head.keep_alive and not connection.buffer
 
     async def _connect(self, target: _Target) -> _Connection:
         try:
@@ -314,6 +287,50 @@ class Sender:
             cause = exc.__cause__ or exc
             raise _Failure("tls", f"TLS with {host} failed: {_reason(cause)}") from None
         return tls
+
+
+async def _fill(connection: _Connection) -> bool:
+    """Read more of the answer into the connection's buffer; False at end of stream."""
+    data = await connection.stream.receive_some(65536)
+    connection.buffer += data
+    return bool(data)
+
+
+async def _read_head(connection: _Connection, reused: bool) -> http1.ResponseHead:
+    buffer = connection.buffer
+    answered = bool(buffer)
+    while (end := buffer.find(b"\r\n\r\n")) < 0:
+        if len(buffer) > 65536:
+            raise http1.ProtocolError(502, "answer head too large")
+        if not await _fill(connection):
+            if reused and not answered:
+                raise _Stale()
+            raise _Failure("network", "connection closed before an answer")
+        answered = True
+    head = http1.parse_response_head(bytes(buffer[:end]))
+    del buffer[: end + 4]
+    return head
+
+
+async def _read_body(connection: _Connection, head: http1.ResponseHead) -> tuple[bytes, bool]:
+    """The first KiB of the body, and whether it was read whole (the connection reusable)."""
+    buffer = connection.buffer
+    if head.chunked:
+        decoder = http1.ChunkedBody()
+        decoder.feed(buffer)
+        while not decoder.done and len(decoder.body) <= DRAIN_BYTES:
+            if not await _fill(connection):
+                return bytes(decoder.body[:EXCERPT_BYTES]), False
+            decoder.feed(buffer)
+        return bytes(decoder.body[:EXCERPT_BYTES]), decoder.done
+    wanted = DRAIN_BYTES + 1 if head.content_length is None else head.content_length
+    while len(buffer) < min(wanted, DRAIN_BYTES + 1):
+        if not await _fill(connection):
+            break
+    excerpt = bytes(buffer[:EXCERPT_BYTES])
+    complete = head.content_length is not None and len(buffer) >= head.content_length
+    del buffer[: min(len(buffer), wanted)]
+    return excerpt, complete
 
 
 def _reason(exc: BaseException, default: str = "") -> str:

@@ -1,4 +1,5 @@
-"""HTTP/1.1 server-side framing, without I/O: request heads in, response bytes out.
+"""HTTP/1.1 framing without I/O: the server's request heads and responses, and the
+delivery client's requests and response heads.
 
 Rules (RFC 9112, the subset an API server needs):
 - A request head is the request line and header lines up to an empty line, CRLF-ended.
@@ -11,6 +12,9 @@ Rules (RFC 9112, the subset an API server needs):
   `Connection: keep-alive`.
 - Every refusal is a `ProtocolError` carrying the status to answer with; after one the
   connection is closed, because where the next request starts is unknown.
+- Responses read by the client: 1xx heads are skipped by the caller, 204 and 304 have no
+  body, then chunked, then Content-Length, else the body runs to the end of the
+  connection. Only an HTTP/1.1 answer without `Connection: close` keeps the connection.
 """
 
 from __future__ import annotations
@@ -156,3 +160,60 @@ def response_bytes(
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ResponseHead(msgspec.Struct, frozen=True, kw_only=True):
+    """A parsed response head, as the delivery client needs it."""
+
+    status: int
+    retry_after: str | None
+    content_length: int | None  # None: chunked, or delimited by the end of the connection
+    chunked: bool
+    keep_alive: bool
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?")
+
+
+def parse_response_head(data: bytes) -> ResponseHead:
+    """Parse a response head (without the final empty line)."""
+    lines = data.split(b"\r\n")
+    match = _STATUS_LINE.fullmatch(lines[0])
+    if match is None:
+        raise ProtocolError(502, f"malformed status line {lines[0][:60]!r}")
+    minor, status = match.group(1), int(match.group(2))
+    fields: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise ProtocolError(502, "malformed header line in the answer")
+        key = name.lower()
+        value = value.strip(b" \t")
+        fields[key] = fields[key] + b", " + value if key in fields else value
+    chunked = b"chunked" in fields.get(b"transfer-encoding", b"").lower()
+    length = None
+    if status in (204, 304) or 100 <= status < 200:
+        length = 0
+    elif not chunked and b"content-length" in fields:
+        text = fields[b"content-length"].split(b",")[0].strip()
+        if not text.isdigit() or len(text) > 15:
+            raise ProtocolError(502, "invalid Content-Length in the answer")
+        length = int(text)
+    tokens = {t.strip() for t in fields.get(b"connection", b"").lower().split(b",")}
+    framed = chunked or length is not None
+    retry_after = fields.get(b"retry-after")
+    return ResponseHead(
+        status=status,
+        retry_after=retry_after.decode("latin-1") if retry_after is not None else None,
+        content_length=length,
+        chunked=chunked,
+        keep_alive=minor == b"1" and b"close" not in tokens and framed,
+    )
+
+
+def request_bytes(target: bytes, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A whole POST request; header values must already be free of CR and LF."""
+    lines = [b"POST " + target + b" HTTP/1.1"]
+    lines += [f"{name}: {value}".encode("latin-1") for name, value in headers]
+    lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
