@@ -26,6 +26,7 @@ import msgspec
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _FIELD_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
 
@@ -58,7 +59,9 @@ def parse_head(data: bytes) -> Head:
         raise ProtocolError(400, "malformed request line")
     method, target, version = parts
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        if _VERSION.fullmatch(version):
+            raise ProtocolError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        raise ProtocolError(400, "malformed request line")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, colon, value = line.partition(b":")

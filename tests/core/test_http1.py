@@ -1,0 +1,420 @@
+"""hookd.core.http1: request heads, chunked bodies and response bytes, without I/O."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hookd.core.http1 import CONTINUE, ChunkedBody, ProtocolError, parse_head, response_bytes
+
+# -- parse_head: accepted heads --------------------------------------------------------
+
+GET = b"GET / HTTP/1.1\r\nHost: hookd"
+POST = b"POST /v1/events HTTP/1.1\r\nHost: hookd"
+
+# (head without the final empty line, the Head fields it must have)
+ACCEPTED: list[tuple[bytes, dict[str, Any]]] = [
+    # a simple GET: no body, kept alive, nothing expected
+    (
+        GET,
+        {
+            "method": "GET",
+            "target": "/",
+            "headers": {"host": "hookd"},
+            "content_length": None,
+            "chunked": False,
+            "keep_alive": True,
+            "expects_continue": False,
+        },
+    ),
+    # a POST framed by Content-Length
+    (POST + b"\r\nContent-Length: 42", {"method": "POST", "content_length": 42, "chunked": False}),
+    # Content-Length: 0 is a length, not "no framing"
+    (POST + b"\r\nContent-Length: 0", {"content_length": 0}),
+    # the same Content-Length repeated in one field
+    (POST + b"\r\nContent-Length: 5, 5", {"content_length": 5}),
+    # the same Content-Length in two fields
+    (POST + b"\r\nContent-Length: 5\r\nContent-Length: 5", {"content_length": 5}),
+    # chunked
+    (POST + b"\r\nTransfer-Encoding: chunked", {"chunked": True, "content_length": None}),
+    # the transfer coding's name is case-insensitive
+    (POST + b"\r\nTransfer-Encoding: Chunked", {"chunked": True}),
+    # header names are case-insensitive and stored lower-case
+    (
+        POST + b"\r\nCONTENT-length: 3\r\nX-Trace-ID: a",
+        {
+            "content_length": 3,
+            "headers": {"host": "hookd", "content-length": "3", "x-trace-id": "a"},
+        },
+    ),
+    # repeated headers are joined with ", ", whatever the case of their names
+    (
+        GET + b"\r\nAccept: a\r\naccept: b\r\nACCEPT: c",
+        {"headers": {"host": "hookd", "accept": "a, b, c"}},
+    ),
+    # HTTP/1.0 closes by default
+    (b"GET / HTTP/1.0", {"keep_alive": False, "headers": {}}),
+    # HTTP/1.0 with keep-alive keeps the connection (any case)
+    (b"GET / HTTP/1.0\r\nConnection: Keep-Alive", {"keep_alive": True}),
+    # HTTP/1.1 with Connection: close
+    (GET + b"\r\nConnection: close", {"keep_alive": False}),
+    # close among other connection options, any case
+    (GET + b"\r\nConnection: keep-alive, Close", {"keep_alive": False}),
+    # HTTP/1.1 with an explicit keep-alive
+    (GET + b"\r\nConnection: keep-alive", {"keep_alive": True}),
+    # Expect: 100-continue on HTTP/1.1
+    (POST + b"\r\nContent-Length: 5\r\nExpect: 100-continue", {"expects_continue": True}),
+    # the expectation is case-insensitive
+    (POST + b"\r\nContent-Length: 5\r\nExpect: 100-Continue", {"expects_continue": True}),
+    # HTTP/1.0 clients do not get a 100 (RFC 9110 10.1.1)
+    (b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue", {"expects_continue": False}),
+    # an unknown expectation is not 100-continue
+    (POST + b"\r\nContent-Length: 5\r\nExpect: 200-ok", {"expects_continue": False}),
+    # a tab inside a value is kept
+    (GET + b"\r\nX-Note: a\tb", {"headers": {"host": "hookd", "x-note": "a\tb"}}),
+    # spaces and tabs around a value are not part of it
+    (GET + b"\r\nX-Note: \t v \t", {"headers": {"host": "hookd", "x-note": "v"}}),
+    # no space after the colon, and an empty value
+    (GET + b"\r\nX-A:1\r\nX-Empty:", {"headers": {"host": "hookd", "x-a": "1", "x-empty": ""}}),
+    # obs-text (bytes >= 0x80) in a value is read as latin-1
+    (GET + b"\r\nX-Name: Jos\xe9", {"headers": {"host": "hookd", "x-name": "José"}}),
+    # the query string stays in the target
+    (b"GET /v1/events?limit=5&after=a%20b HTTP/1.1", {"target": "/v1/events?limit=5&after=a%20b"}),
+    # methods are case-sensitive tokens (RFC 9110 9.1): "get" is an unknown method for
+    # the router to refuse, not a malformed request line, and is not upper-cased
+    (b"get / HTTP/1.1", {"method": "get"}),
+    # an extension method
+    (b"M-SEARCH / HTTP/1.1", {"method": "M-SEARCH"}),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), ACCEPTED)
+def test_parse_head_accepts(data: bytes, expected: dict[str, Any]) -> None:
+    head = parse_head(data)
+    assert {name: getattr(head, name) for name in expected} == expected
+
+
+# -- parse_head: refused heads ---------------------------------------------------------
+
+# (head without the final empty line, status to answer)
+REFUSED: list[tuple[bytes, int]] = [
+    # two spaces between method and target
+    (b"GET  / HTTP/1.1", 400),
+    # no version
+    (b"GET /", 400),
+    # no version after a trailing space: an invalid request line, not an unsupported version
+    (b"GET / ", 400),
+    # a version that is not an HTTP-version at all: invalid request line, not a 505
+    (b"GET / JUNK", 400),
+    # only a method
+    (b"GET", 400),
+    # an empty request line
+    (b"", 400),
+    # a space before the method
+    (b" GET / HTTP/1.1", 400),
+    # a space after the version
+    (b"GET / HTTP/1.1 ", 400),
+    # absolute-form target
+    (b"GET http://x/ HTTP/1.1", 400),
+    # asterisk-form target
+    (b"OPTIONS * HTTP/1.1", 400),
+    # a target with a space
+    (b"GET /a b HTTP/1.1", 400),
+    # a control character in the target
+    (b"GET /a\x7f HTTP/1.1", 400),
+    # a NUL in the method
+    (b"GE\x00T / HTTP/1.1", 400),
+    # a character a token cannot hold in the method
+    (b"G(T / HTTP/1.1", 400),
+    # a non-ASCII method
+    (b"G\xc9T / HTTP/1.1", 400),
+    # HTTP/2.0 over HTTP/1 framing
+    (b"GET / HTTP/2.0", 505),
+    # HTTP/0.9-style version
+    (b"GET / HTTP/0.9", 505),
+    # a header line without a colon
+    (GET + b"\r\nX-No-Colon", 400),
+    # a space before the colon
+    (b"GET / HTTP/1.1\r\nHost : x", 400),
+    # a tab before the colon
+    (b"GET / HTTP/1.1\r\nHost\t: x", 400),
+    # an empty header name
+    (GET + b"\r\n: x", 400),
+    # a header name with a character outside token
+    (GET + b"\r\nX(A): 1", 400),
+    # obs-fold: a continuation line starting with a space
+    (GET + b"\r\nX-A: 1\r\n folded", 400),
+    # obs-fold: a continuation line starting with a tab
+    (GET + b"\r\nX-A: 1\r\n\tfolded", 400),
+    # obs-fold that looks like a header of its own
+    (GET + b"\r\nX-A: 1\r\n X-B: 2", 400),
+    # NUL in a value
+    (GET + b"\r\nX-A: a\x00b", 400),
+    # a bare CR in a value
+    (GET + b"\r\nX-A: a\rb", 400),
+    # a bare LF in a value (a header line smuggled behind it)
+    (GET + b"\r\nX-A: a\nX-B: b", 400),
+    # ESC in a value
+    (GET + b"\r\nX-A: \x1b[31m", 400),
+    # DEL in a value
+    (GET + b"\r\nX-A: a\x7f", 400),
+    # two different Content-Length values in one field
+    (POST + b"\r\nContent-Length: 5, 6", 400),
+    # two different Content-Length values in two fields
+    (POST + b"\r\nContent-Length: 5\r\nContent-Length: 6", 400),
+    # a trailing comma is an empty second value
+    (POST + b"\r\nContent-Length: 5,", 400),
+    # non-numeric
+    (POST + b"\r\nContent-Length: abc", 400),
+    # empty
+    (POST + b"\r\nContent-Length:", 400),
+    # negative
+    (POST + b"\r\nContent-Length: -1", 400),
+    # a sign
+    (POST + b"\r\nContent-Length: +5", 400),
+    # hex
+    (POST + b"\r\nContent-Length: 0x10", 400),
+    # a space inside the number
+    (POST + b"\r\nContent-Length: 1 0", 400),
+    # a non-ASCII digit (latin-1 superscript two, which str.isdigit() accepts)
+    (POST + b"\r\nContent-Length: \xb2", 400),
+    # huge: 16 digits
+    (POST + b"\r\nContent-Length: 9999999999999999", 400),
+    # huge: far beyond any integer type
+    (POST + b"\r\nContent-Length: " + b"9" * 100, 400),
+    # Content-Length and Transfer-Encoding: request smuggling
+    (POST + b"\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", 400),
+    # the same, in the other order
+    (POST + b"\r\nTransfer-Encoding: chunked\r\nContent-Length: 5", 400),
+    # the same on HTTP/1.0: still smuggling, refused before the version is looked at
+    (b"POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", 400),
+    # a transfer coding other than chunked
+    (POST + b"\r\nTransfer-Encoding: gzip", 501),
+    # chunked after another coding
+    (POST + b"\r\nTransfer-Encoding: gzip, chunked", 501),
+    # the same, as two fields
+    (POST + b"\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked", 501),
+    # chunked on HTTP/1.0, which has no transfer codings
+    (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked", 501),
+]
+
+
+@pytest.mark.parametrize(("data", "status"), REFUSED)
+def test_parse_head_refuses(data: bytes, status: int) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_head(data)
+    assert caught.value.status == status
+    assert str(caught.value)  # a message to put in the error body
+
+
+# -- ChunkedBody -----------------------------------------------------------------------
+
+
+def decode(*pieces: bytes) -> tuple[ChunkedBody, bytearray]:
+    """Feed `pieces` one after another to a fresh decoder; it and the unconsumed buffer."""
+    decoder = ChunkedBody()
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        decoder.feed(buffer)
+    return decoder, buffer
+
+
+def one_byte_at_a_time(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+# (chunked bytes, the body they carry)
+CHUNKED: list[tuple[bytes, bytes]] = [
+    # one chunk
+    (b"5\r\nhello\r\n0\r\n\r\n", b"hello"),
+    # several chunks
+    (b"5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n", b"hello world"),
+    # a zero-length body
+    (b"0\r\n\r\n", b""),
+    # chunk extensions, with and without values, after optional whitespace
+    (b'5;name=value\r\nhello\r\n6 ;x;y="q"\r\n world\r\n0;last\r\n\r\n', b"hello world"),
+    # trailer fields are read and ignored
+    (b"5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n", b"hello"),
+    # upper-case hex sizes
+    (b"A\r\n0123456789\r\n1F\r\n" + b"x" * 31 + b"\r\n0\r\n\r\n", b"0123456789" + b"x" * 31),
+    # lower-case hex and leading zeros
+    (b"00a\r\n0123456789\r\n000\r\n\r\n", b"0123456789"),
+    # data holding CRLF and things that look like size lines
+    (b"7\r\n0\r\n\r\nab\r\n0\r\n\r\n", b"0\r\n\r\nab"),
+]
+
+
+@pytest.mark.parametrize(("data", "body"), CHUNKED)
+def test_chunked_in_one_feed(data: bytes, body: bytes) -> None:
+    decoder, buffer = decode(data)
+    assert decoder.done
+    assert bytes(decoder.body) == body
+    assert buffer == b""
+
+
+@pytest.mark.parametrize(("data", "body"), CHUNKED)
+def test_chunked_one_byte_at_a_time(data: bytes, body: bytes) -> None:
+    pieces = one_byte_at_a_time(data)
+    decoder, _ = decode(*pieces[:-1])
+    assert not decoder.done  # nothing is finished before the last byte
+    decoder, buffer = decode(*pieces)
+    assert decoder.done
+    assert bytes(decoder.body) == body
+    assert buffer == b""
+
+
+def test_chunked_leaves_the_next_request_in_the_buffer() -> None:
+    following = b"GET /healthz HTTP/1.1\r\n\r\n"
+    decoder, buffer = decode(b"3\r\nabc\r\n0\r\n\r\n" + following)
+    assert decoder.done
+    assert bytes(decoder.body) == b"abc"
+    assert buffer == following
+    decoder.feed(buffer)  # a finished decoder takes nothing more
+    assert buffer == following
+
+
+# (chunked bytes that break the framing)
+MALFORMED_CHUNKED: list[bytes] = [
+    b"x\r\nhello\r\n0\r\n\r\n",  # a size that is not hex
+    b"-5\r\nhello\r\n0\r\n\r\n",  # a negative size
+    b"0x5\r\nhello\r\n0\r\n\r\n",  # a 0x prefix
+    b"\r\nhello\r\n0\r\n\r\n",  # an empty size line
+    b" 5\r\nhello\r\n0\r\n\r\n",  # whitespace before the size
+    b"5 x\r\nhello\r\n0\r\n\r\n",  # junk after the size that is not an extension
+    b"5\nhello\r\n0\r\n\r\n",  # a bare LF ending the size line
+    b"1" * 17 + b"\r\n",  # more than 16 hex digits
+    b"5\r\nhelloXX\r\n0\r\n\r\n",  # more data than the size says
+    b"5\r\nhello0\r\n\r\n",  # no CRLF after the data
+    b"3\r\nhello\r\n0\r\n\r\n",  # less data than there is
+]
+
+
+@pytest.mark.parametrize("data", MALFORMED_CHUNKED)
+def test_malformed_chunked_is_400(data: bytes) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(data)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("data", MALFORMED_CHUNKED)
+def test_malformed_chunked_is_400_when_trickled(data: bytes) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(*one_byte_at_a_time(data))
+    assert caught.value.status == 400
+
+
+def test_partial_size_line_waits() -> None:
+    decoder, buffer = decode(b"5;ext=" + b"v" * 2000)
+    assert not decoder.done
+    assert decoder.body == b""
+    assert len(buffer) == 2006  # kept for the next feed
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"5;ext=" + b"v" * 5000,  # a size line with a huge extension and no CRLF yet
+        b"5\r\nhello\r\n" + b"a" * 5000,  # the same for the second size line
+        b"0\r\nX-T: " + b"t" * 5000,  # a trailer line
+    ],
+)
+def test_size_line_longer_than_4096_is_400(data: bytes) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(data)
+    assert caught.value.status == 400
+
+
+def chunked(body: bytes, sizes: list[int]) -> bytes:
+    """`body` in chunked framing, cut into chunks of `sizes` bytes (cycled), hex cases mixed."""
+    out = bytearray()
+    start = 0
+    for i in range(len(body)):
+        if start >= len(body):
+            break
+        piece = body[start : start + sizes[i % len(sizes)]]
+        out += (b"%x" if i % 2 else b"%X") % len(piece) + b"\r\n" + piece + b"\r\n"
+        start += len(piece)
+    return bytes(out + b"0\r\n\r\n")
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    """`data` cut at `points` (any order, any repeats)."""
+    edges = [0, *sorted(p % (len(data) + 1) for p in points), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(max_size=600),
+    sizes=st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=8),
+    points=st.lists(st.integers(min_value=0, max_value=10_000), max_size=30),
+    trailing=st.binary(max_size=40),
+)
+def test_chunked_round_trip(
+    body: bytes, sizes: list[int], points: list[int], trailing: bytes
+) -> None:
+    data = chunked(body, sizes)
+    decoder, buffer = decode(*cut(data + trailing, points))
+    assert decoder.done
+    assert bytes(decoder.body) == body
+    assert buffer == trailing
+
+
+# -- response_bytes --------------------------------------------------------------------
+
+# (status, headers, body, send_body, the exact bytes)
+RESPONSES: list[tuple[int, list[tuple[str, str]], bytes, bool, bytes]] = [
+    # a body, no headers: Content-Length is added
+    (200, [], b"{}", True, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+    # headers come in order, before Content-Length
+    (
+        202,
+        [("Server", "hookd"), ("Content-Type", "application/json")],
+        b'{"id":"x"}',
+        True,
+        b"HTTP/1.1 202 Accepted\r\nServer: hookd\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 10\r\n\r\n{"id":"x"}',
+    ),
+    # an empty body still has Content-Length: 0
+    (204, [], b"", True, b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
+    # a reason phrase of several words
+    (404, [], b"!", True, b"HTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\n!"),
+    # the answer to HEAD: no body, but the body's Content-Length
+    (
+        405,
+        [("Allow", "GET")],
+        b'{"error":1}',
+        False,
+        b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nContent-Length: 11\r\n\r\n",
+    ),
+    # a 505's reason phrase
+    (505, [], b"", True, b"HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\n\r\n"),
+    # header values are latin-1 on the wire
+    (
+        200,
+        [("X-Name", "José")],
+        b"",
+        True,
+        b"HTTP/1.1 200 OK\r\nX-Name: Jos\xe9\r\nContent-Length: 0\r\n\r\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "headers", "body", "send_body", "expected"), RESPONSES)
+def test_response_bytes(
+    status: int, headers: list[tuple[str, str]], body: bytes, send_body: bool, expected: bytes
+) -> None:
+    assert response_bytes(status, headers, body, send_body=send_body) == expected
+
+
+def test_response_bytes_sends_the_body_by_default() -> None:
+    assert response_bytes(200, [], b"abc").endswith(b"\r\n\r\nabc")
+
+
+def test_continue_is_a_whole_interim_response() -> None:
+    assert CONTINUE == b"HTTP/1.1 100 Continue\r\n\r\n"
