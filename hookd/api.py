@@ -128,7 +128,7 @@ class Api:
         key = _idempotency_key(request)
         items = [
             (
-                envelope.prepare(item, received, where=f"item {index}: "),
+                envelope.prepare(item, received, index),
                 ids.event_id(now),
                 f"{key}#{index}" if key else None,
             )

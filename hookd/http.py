@@ -255,15 +255,11 @@ def _request(head: http1.Head, body: bytes, origin: str) -> Request:
         method=head.method,
         target=head.target,
         path=path,
-        query=_parse_query(query_string),
+        query=dict(parse_qsl(query_string, keep_blank_values=True)),
         headers=head.headers,
         body=body,
         origin=origin,
     )
-
-
-def _parse_query(query: str) -> dict[str, str]:
-    return dict(parse_qsl(query, keep_blank_values=True))
 
 
 def _overload_bytes() -> bytes:

@@ -186,17 +186,24 @@ def is_rfc3339(text: str) -> bool:
     return hour < 24 and minute < 60 and second <= 60 and off_h < 24 and off_m < 60
 
 
+_KNOWN_NAMES: set[str] = set()  # names already checked (bounded: a cache, not a catalog)
+
+
 def check_event_name(name: str, where: str = "$.event") -> None:
     """Refuse anything but a dotted lowercase event name."""
+    if name in _KNOWN_NAMES:
+        return
     if len(name) > MAX_EVENT_NAME or EVENT_NAME.fullmatch(name) is None:
         raise invalid(
             f"{where} must be a dotted lowercase name like 'cliente.criado', got {name[:80]!r}",
             "invalid_event",
         )
+    if len(_KNOWN_NAMES) < 10_000:
+        _KNOWN_NAMES.add(name)
 
 
 def _validate(request: IngestRequest, where: str) -> None:
-    check_event_name(request.event, f"{where}$.event")
+    check_event_name(request.event, where + "$.event")
     if request.timestamp is not None and not is_rfc3339(request.timestamp):
         raise invalid(
             f"{where}$.timestamp must be RFC 3339, like '2024-01-01T10:00:00Z', "
@@ -211,9 +218,13 @@ def _validate(request: IngestRequest, where: str) -> None:
         )
 
 
-def prepare(request: IngestRequest, received_at: str, where: str = "") -> PreparedEvent:
-    """Validate `request` and build its body; `received_at` stands in for a missing timestamp."""
-    _validate(request, where)
+def prepare(request: IngestRequest, received_at: str, item: int | None = None) -> PreparedEvent:
+    """Validate `request` and build its body; `received_at` stands in for a missing timestamp.
+
+    `item` is the request's position in a batch, named in error messages.
+    """
+    if not (request.event in _KNOWN_NAMES and request.timestamp is None and request.id is None):
+        _validate(request, "" if item is None else f"item {item}: ")
     timestamp = request.timestamp or received_at
     body = _encoder.encode(Envelope(request.event, timestamp, request.data))
     return PreparedEvent(request.event, timestamp, body, request.id)

@@ -421,8 +421,8 @@ def test_bad_batches(raw: bytes, ndjson: bool, status: int, mentions: str) -> No
 
 def test_batch_item_failing_validation_is_named_by_prepare() -> None:
     requests = decode_batch(b"[" + ITEM + b',{"event":"Bad","data":{}}]', ndjson=False)
-    prepare(requests[0], RECEIVED, where="item 0: ")
-    error = refusal(prepare, requests[1], RECEIVED, "item 1: ")
+    prepare(requests[0], RECEIVED, 0)
+    error = refusal(prepare, requests[1], RECEIVED, 1)
     assert error.status == 422
     assert error.message.startswith("item 1: $.event")
 
