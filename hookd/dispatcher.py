@@ -14,6 +14,9 @@ Rules:
 - `delivery.concurrency` caps attempts in flight in total, `per_endpoint_concurrency`
   per endpoint: each lane runs at most that many workers, so a slow or dead endpoint
   holds only its own workers.
+- A retry tracked after its attempt keeps the job it needs (body, URL, secret) in its
+  lane, so it goes out without a read; anything that changes an endpoint drops its lane,
+  and a retry through the API drops the kept job.
 - After each attempt the decision (`core.retry`) and the attempt are written together, by
   one recorder that writes whatever attempts have finished in one transaction while the
   workers go on sending; a delivery stays tracked until its record is on disk, and only
@@ -32,6 +35,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import trio
 
 from hookd.clock import Clock
@@ -64,6 +68,7 @@ class _Lane:
         self.rescan = False
         self.held: list[tuple[int, float]] = []  # tracked during a refill, applied after
         self.tracked: set[int] = set()
+        self.retries: dict[int, Job] = {}  # the next attempt of tracked retries, ready to go
         self.ready: deque[Job] = deque()
         self.workers = 0
         self.idle = trio.lowlevel.ParkingLot()
@@ -114,7 +119,9 @@ class Scheduler:
     def deliveries_created(self, created: Sequence[NewDelivery]) -> None:
         """Deliveries were committed as due (new ones, or one retried through the API)."""
         for delivery in created:
-            self._track(self._lane(delivery.endpoint_id), delivery.id, delivery.due)
+            lane = self._lane(delivery.endpoint_id)
+            lane.retries.pop(delivery.id, None)  # a retry through the API starts a new round
+            self._track(lane, delivery.id, delivery.due)
         self._wake.set()
 
     def endpoint_changed(self, endpoint_id: str, receiving: bool) -> None:
@@ -210,7 +217,11 @@ class Scheduler:
         if lane.refilling:
             lane.held.append((delivery_id, due))
             return
-        if delivery_id in lane.tracked or lane.dropped:
+        if lane.dropped:
+            return
+        if delivery_id in lane.tracked:
+            if delivery_id in self._timers:  # waiting: made due sooner (or later)
+                self._timers.add(delivery_id, due)
             return
         if (due, delivery_id) > lane.cursor:  # on disk; load it when its time comes near
             lane.refill_at = min(lane.refill_at, due - HORIZON / 2)
@@ -248,7 +259,13 @@ class Scheduler:
 
     async def _hand_out(self, due: list[int]) -> None:
         lanes = [self._owner.pop(delivery_id) for delivery_id in due]
-        jobs = await self._store.load_jobs(due)
+        jobs = {
+            delivery_id: job
+            for delivery_id, lane in zip(due, lanes, strict=True)
+            if (job := lane.retries.pop(delivery_id, None)) is not None
+        }
+        if len(jobs) < len(due):
+            jobs.update(await self._store.load_jobs([d for d in due if d not in jobs]))
         for delivery_id, lane in zip(due, lanes, strict=True):
             job = jobs.get(delivery_id)
             if job is None or lane.dropped:
@@ -328,6 +345,10 @@ class Scheduler:
                 _log_attempt(job, record)
                 if pending and record.next_attempt_at is not None:
                     self._track(lane, job.delivery_id, record.next_attempt_at)
+                    if job.delivery_id in lane.tracked:  # keep what the retry needs
+                        lane.retries[job.delivery_id] = msgspec.structs.replace(
+                            job, attempt=job.attempt + 1, round_attempt=job.round_attempt + 1
+                        )
                 self._in_flight -= 1
             self._wake.set()  # retries to time, or room in lanes with more on disk
             if self._stopping and not self._in_flight:

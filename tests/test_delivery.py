@@ -240,3 +240,19 @@ async def test_require_https_refuses_http(hookd_factory: Start) -> None:
         failed = await wait_status(hookd, delivery["id"], "failed")
     assert receiver.received == []
     assert "require_https" in failed["attempt_log"][0]["error"]
+
+
+async def test_retry_through_the_api_brings_a_waiting_retry_forward(hookd_factory: Start) -> None:
+    hookd = await hookd_factory('[delivery]\nretry_schedule = ["0s", "30s", "1h"]')
+    outcomes = iter([500, 200])
+    async with serve_receiver(lambda _: Answer(next(outcomes))) as receiver:
+        await subscribe(hookd, receiver.url, ["*"])
+        await ingest(hookd, "cliente.criado", {"id": "c"})
+        [delivery] = (await hookd.client.get("/v1/deliveries")).json()["items"]
+        await wait_attempts(hookd, delivery["id"], 1)  # failed; next attempt in 30 s
+        await trio.sleep(0.2)  # the scheduler has put it back to wait
+        response = await hookd.client.post(f"/v1/deliveries/{delivery['id']}/retry")
+        assert response.status_code == 202
+        with trio.fail_after(3):
+            done = await wait_status(hookd, delivery["id"], "succeeded")
+    assert [a["status_code"] for a in done["attempt_log"]] == [500, 200]
