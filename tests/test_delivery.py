@@ -28,6 +28,14 @@ async def ingest(hookd: Running, event: str, data: dict, **extra: object) -> dic
     return response.json()
 
 
+async def one_delivery(hookd: Running, url: str) -> int:
+    """Subscribe `url` to everything, ingest one event; the id of its delivery."""
+    await subscribe(hookd, url, ["*"])
+    await ingest(hookd, "cliente.criado", {"id": "c"})
+    [delivery] = (await hookd.client.get("/v1/deliveries")).json()["items"]
+    return int(delivery["id"])
+
+
 async def wait_delivery(hookd: Running, delivery_id: int, done: Callable[[dict], bool]) -> dict:
     """The delivery, once `done(delivery)` holds."""
     while True:
@@ -212,10 +220,7 @@ async def test_private_address_is_refused_by_default(hookd_factory: Start) -> No
         '[delivery]\nallow_private_networks = false\nretry_schedule = ["0s"]'
     )
     async with serve_receiver() as receiver:
-        await subscribe(hookd, receiver.url, ["*"])
-        await ingest(hookd, "cliente.criado", {"id": "c"})
-        [delivery] = (await hookd.client.get("/v1/deliveries")).json()["items"]
-        failed = await wait_status(hookd, delivery["id"], "failed")
+        failed = await wait_status(hookd, await one_delivery(hookd, receiver.url), "failed")
     assert receiver.received == []
     assert failed["attempt_log"][0]["error_kind"] == "blocked"
     assert "loopback" in failed["attempt_log"][0]["error"]
@@ -234,10 +239,7 @@ async def test_allowed_network_is_let_through(hookd_factory: Start) -> None:
 async def test_require_https_refuses_http(hookd_factory: Start) -> None:
     hookd = await hookd_factory('[delivery]\nrequire_https = true\nretry_schedule = ["0s"]')
     async with serve_receiver() as receiver:
-        await subscribe(hookd, receiver.url, ["*"])
-        await ingest(hookd, "cliente.criado", {"id": "c"})
-        [delivery] = (await hookd.client.get("/v1/deliveries")).json()["items"]
-        failed = await wait_status(hookd, delivery["id"], "failed")
+        failed = await wait_status(hookd, await one_delivery(hookd, receiver.url), "failed")
     assert receiver.received == []
     assert "require_https" in failed["attempt_log"][0]["error"]
 
