@@ -102,6 +102,11 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def load_cpu(run: dict[str, Any]) -> str:
+    """Each load-generator process's CPU over the measured seconds, % of one core."""
+    return "/".join(f"{x:.0f}%" for x in run["client_cpu"])
+
+
 def clean(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null, tuples lists."""
     if isinstance(value, float):
@@ -192,16 +197,21 @@ class Bench:
     # ------------------------------------------------------------------ scenarios
 
     def ingest(self) -> None:
+        """hookd against two ceilings on the same load: the bare trio+h11 server (the
+        issue's ratio is hookd / this one) and a bare trio server framing requests with
+        hookd.core.http1 (what hookd's server does itself). The load is not the limit
+        when it drives the fastest ceiling faster than hookd."""
         s = self.sizes
         out: dict[str, Any] = {}
+        kinds = [f"ceiling_{k}" for k in ingest_socket.CEILINGS] + ["hookd"]
         for clients in INGEST_CLIENTS:
-            runs = {}
-            for kind in ("ceiling", "hookd"):
+            runs: dict[str, Any] = {}
+            for kind in kinds:
                 runs[kind] = self.part(
                     f"ingest {clients} {kind}",
                     s.ingest_s + s.warmup_s + 120,
                     lambda kind=kind, clients=clients: ingest_socket.measure(
-                        ceiling=kind == "ceiling",
+                        ceiling=kind.removeprefix("ceiling_") if kind != "hookd" else False,
                         clients=clients,
                         duration=s.ingest_s,
                         warmup=s.warmup_s,
@@ -209,27 +219,30 @@ class Bench:
                 )
             out[str(clients)] = runs
             name = f"ingest, {clients} client{'s' if clients > 1 else ''}"
-            hookd, ceiling = runs["hookd"], runs["ceiling"]
-            target = "ceiling > hookd"
+            target = "fastest ceiling > hookd"
             if clients == 50:
-                target = ">=8,000/s, >=0.6x, p99<=15 ms, " + target
-            if isinstance(hookd, str) or isinstance(ceiling, str):
-                failed = hookd if isinstance(hookd, str) else ceiling
-                self.add(name, f"error: {failed}", target, False)
+                target = ">=8,000/s, >=0.6x h11, p99<=15 ms, " + target
+            failed = [v for v in runs.values() if isinstance(v, str)]
+            if failed:
+                self.add(name, f"error: {failed[0]}", target, False)
                 continue
-            x = ratio(hookd["events_s"], ceiling["events_s"])
-            ok = hookd["ok"] and ceiling["ok"] and ceiling["events_s"] > hookd["events_s"]
+            hookd = runs["hookd"]
+            ceilings = {k.removeprefix("ceiling_"): v for k, v in runs.items() if k != "hookd"}
+            fastest = max(ceilings, key=lambda k: ceilings[k]["events_s"])
+            x = ratio(hookd["events_s"], ceilings["h11"]["events_s"])
+            ok = hookd["ok"] and all(v["ok"] for v in ceilings.values())
+            ok = ok and ceilings[fastest]["events_s"] > hookd["events_s"]
             if clients == 50:
                 ok = ok and hookd["events_s"] >= 8000 and (x or 0) >= 0.6
                 ok = ok and hookd["p99_ms"] <= 15
             self.add(
                 name,
                 f"{n(hookd['events_s'])} ev/s, ack p50 {ms(hookd['p50_ms'])} "
-                f"p99 {ms(hookd['p99_ms'])} ms",
+                f"p99 {ms(hookd['p99_ms'])} ms, load CPU {load_cpu(hookd)}",
                 target,
                 ok,
-                f"{n(ceiling['events_s'])} ev/s, p50 {ms(ceiling['p50_ms'])} "
-                f"p99 {ms(ceiling['p99_ms'])} ms",
+                "; ".join(f"{k} {n(v['events_s'])} ev/s" for k, v in ceilings.items())
+                + f", load CPU {load_cpu(ceilings[fastest])} ({fastest})",
                 x,
             )
         self.results["ingest"] = out
@@ -324,7 +337,7 @@ class Bench:
                     continue
                 x = ratio(run["rate"], h11)
                 ok = run["ok"] and run["rate"] >= 5000 and x is not None and x >= 0.5
-                measured = f"{n(run['rate'])} deliv/s (eff {run['eff']})"
+                measured = f"{n(run['rate'])} deliv/s at eff {run['eff']}"
                 if c == CONCURRENCY[-1]:
                     low = rate(runs[e, CONCURRENCY[0]])
                     vs_low = ratio(run["rate"], low)
@@ -616,7 +629,9 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="delivery receiver (auto: nginx when installed, else a bare h11 server)",
     )
-    parser.add_argument("--nginx", metavar="PATH", help="the nginx binary (default: on PATH)")
+    parser.add_argument(
+        "--nginx", metavar="PATH", help="the nginx binary (default: on PATH, else in /usr/sbin..)"
+    )
     parser.add_argument(
         "--per-endpoint",
         type=int,
@@ -643,17 +658,24 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.time() - started
     print(bench.table())
     receiver = bench.results.get("delivery", {}).get("receiver")
-    notes = [
-        f"hookd durability=full; {os.cpu_count()} CPUs; ratio = hookd / ceiling",
-        "ingest ceiling: bare trio+h11 server, msgspec decode, answers 202, stores nothing; "
-        "the load comes from separate processes (ceiling > hookd: the load is not the limit)",
-    ]
-    if receiver:
+    notes = [f"hookd durability=full; {os.cpu_count()} CPUs; ratio = hookd / ceiling"]
+    if "ingest" in bench.results:
         notes.append(
-            f"delivery: receiver {receiver}; eff = min(C, endpoints x per-endpoint limit); "
-            "ceilings post the same body at the same C, nothing stored (h11: bare h11-on-trio "
-            "keep-alive client; httpx: one single-connection AsyncClient per task; "
-            "httpx-shared: one AsyncClient)"
+            "ingest ceilings, each msgspec-decoding and answering 202 with nothing stored: "
+            "h11 = bare trio+h11 server (ratio = hookd / h11); framing = bare trio server "
+            "framing with hookd.core.http1 (parse_head, Content-Length body, response_bytes), "
+            "as hookd does. The load comes from separate processes (load CPU: % of one core "
+            "each); it is not the limit when it drives the fastest ceiling faster than hookd"
+        )
+    if receiver:
+        limit = delivery.per_endpoint_limit(args.per_endpoint)
+        notes.append(
+            f"delivery: receiver {receiver}; eff = attempts hookd has in flight = min(C, E x "
+            f"per_endpoint_concurrency {limit}{'' if args.per_endpoint else ', the default'}): "
+            f"one endpoint never gets more than {limit} connections whatever C is, so with "
+            f"E=1 a C above {limit} changes nothing; ceilings post the same "
+            "body at the full C, nothing stored (h11: bare h11-on-trio keep-alive client; "
+            "httpx: one single-connection AsyncClient per task; httpx-shared: one AsyncClient)"
         )
     notes.append(
         f"{'interrupted; ' if interrupted else ''}total {elapsed:.0f} s; figures in "

@@ -21,7 +21,8 @@ installs nginx), then for every combination of endpoints E and concurrency C:
 The receiver's and hookd's CPU use over the run are printed beside the rate: a receiver
 near 100% of a core means the receiver, not hookd, is the limit. `delivery.per_endpoint_
 concurrency` (hookd's default, 8, unless `--per-endpoint`) also caps attempts in flight:
-with one endpoint, C above it changes nothing ("eff" is min(C, E x per-endpoint)).
+one endpoint never gets more than 8 connections whatever C is, so with one endpoint C
+above it changes nothing ("eff" is min(C, E x per-endpoint)).
 
 `--ceilings` adds, at each C, the clients hookd's sender is measured against, posting the
 same body to the same receiver with nothing stored: a bare h11-on-trio client with one
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -248,24 +250,31 @@ http {{
 class NginxReceiver:
     """nginx answering `return 200` as the receiver, arrivals read from its access log
     ($msec: wall-clock milliseconds, turned into monotonic time). Only for throughput:
-    it cannot answer anything but 200 and does not count connections."""
+    it cannot answer anything but 200 and does not count connections.
+
+    A foreground master (`daemon off`) with its own config, pid file, logs and temp
+    directories in a fresh /tmp/hknXXXX: no system service, nothing of /etc/nginx or
+    /var/log/nginx; it runs as whoever runs the bench (as root, its workers run as
+    nginx's default unprivileged user, so the directory is made traversable)."""
 
     kind = "nginx"
 
     def __init__(self, binary: str) -> None:
         self.dir = tempfile.mkdtemp(prefix="hkn", dir="/tmp")
+        os.chmod(self.dir, 0o711)
         self.port = common.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(NGINX_CONF.format(dir=self.dir, port=self.port))
         self.log_path = os.path.join(self.dir, "access.log")
-        self.proc = common.spawn(
-            [binary, "-p", self.dir, "-c", conf],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        cmd = [binary, "-p", self.dir + "/", "-c", conf]
+        if _nginx_has_e(binary):  # the error log before the config is read (nginx >= 1.19.5)
+            cmd += ["-e", os.path.join(self.dir, "error.log")]
+        with open(os.path.join(self.dir, "stderr.log"), "wb") as err:
+            self.proc = common.spawn(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -273,10 +282,18 @@ class NginxReceiver:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    why = self._errors()
                     self.close()
-                    raise common.BenchError(f"nginx did not start (see {conf})") from None
+                    raise common.BenchError(f"nginx did not start: {why}") from None
                 time.sleep(0.02)
         self.reset()
+
+    def _errors(self) -> str:
+        lines = []
+        for name in ("stderr.log", "error.log"):
+            with contextlib.suppress(OSError), open(os.path.join(self.dir, name)) as f:
+                lines += [line.strip() for line in f if line.strip()]
+        return " | ".join(lines[-3:]) or "no error logged"
 
     def reset(self) -> None:
         self._offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
@@ -340,12 +357,31 @@ class NginxReceiver:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _nginx_has_e(binary: str) -> bool:
+    """Whether this nginx takes `-e FILE` (its usage, from `nginx -h`, lists it)."""
+    try:
+        done = subprocess.run(
+            [binary, "-h"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"[-e filename]" in done.stdout + done.stderr
+
+
 AnyReceiver = Receiver | NginxReceiver
+
+# Where packages put nginx; sbin directories are often missing from a user's PATH.
+NGINX_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin", "/opt/nginx/sbin")
+
+
+def find_nginx() -> str | None:
+    """The nginx binary: on PATH, else in one of NGINX_DIRS; None if not installed."""
+    return shutil.which("nginx") or shutil.which("nginx", path=os.pathsep.join(NGINX_DIRS))
 
 
 def start_receiver(kind: str = "auto", nginx: str | None = None) -> AnyReceiver:
     """nginx when asked for or (`auto`) when installed, else the bare h11 receiver."""
-    binary = nginx or shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    binary = nginx or find_nginx()
     if kind == "h11" or (kind == "auto" and not binary):
         return Receiver()
     if not binary:
@@ -582,6 +618,15 @@ def wait_nothing_pending(sock_path: str, hookd: common.Hookd, timeout: float = 1
 # --------------------------------------------------------------------------- one run
 
 
+def per_endpoint_limit(value: int = 0) -> int:
+    """`delivery.per_endpoint_concurrency` for the runs: `value`, or hookd's default (0)."""
+    if value:
+        return value
+    from hookd.config import DeliveryConfig
+
+    return DeliveryConfig().per_endpoint_concurrency
+
+
 def run_one(
     args: argparse.Namespace, receiver: Receiver, workdir: str, endpoints: int, concurrency: int
 ) -> dict[str, Any]:
@@ -599,7 +644,7 @@ def run_one(
     row: dict[str, Any] = {
         "E": endpoints,
         "C": concurrency,
-        "eff": min(concurrency, endpoints * (args.per_endpoint or 8)),
+        "eff": min(concurrency, endpoints * per_endpoint_limit(args.per_endpoint)),
         "events": args.events,
         "deliveries": expected,
     }
@@ -778,7 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--receiver", choices=["auto", "h11", "nginx"], default="auto", help="auto: nginx if found"
     )
-    parser.add_argument("--nginx", metavar="PATH", help="the nginx binary (default: on PATH)")
+    parser.add_argument(
+        "--nginx", metavar="PATH", help="the nginx binary (default: on PATH, else in /usr/sbin..)"
+    )
     parser.add_argument(
         "--ceilings", action="store_true", help="also run the client ceilings at each C"
     )

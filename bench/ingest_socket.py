@@ -8,11 +8,14 @@ events per request); after a warm-up, each ack's latency is recorded.
 
     python bench/ingest_socket.py --clients 50 --duration 10
     python bench/ingest_socket.py --ceiling      # same load against a bare trio+h11 server
+    python bench/ingest_socket.py --ceiling framing   # ... a bare trio server, hookd's framing
     python bench/ingest_socket.py --batch 1000 --clients 4
 
-`--ceiling` answers 202 without storing anything (it only parses the request and decodes
+`--ceiling` answers 202 without storing anything (it only frames the request and decodes
 the JSON with msgspec), which shows how fast the client can push: hookd's figure should be
-well below it, otherwise the client is the bottleneck.
+below the fastest ceiling, otherwise the client may be the bottleneck. Two ceilings:
+`h11` frames with h11's state machine; `framing` with `hookd.core.http1` (`parse_head`,
+a Content-Length body, `response_bytes`), as hookd's own server does.
 """
 
 from __future__ import annotations
@@ -216,47 +219,57 @@ def load_worker(
     )
 
 
-# --------------------------------------------------------------------------- ceiling server
+# --------------------------------------------------------------------------- ceiling servers
+
+CEILINGS = {
+    "h11": "bare trio+h11, msgspec decode, no storage",
+    "framing": "bare trio, hookd.core.http1 framing, msgspec decode, no storage",
+}
 
 
-def serve_ceiling(path: str) -> None:
-    """A bare trio+h11 server: parse each request, decode its JSON, answer 202, store nothing."""
+def serve_ceiling(path: str, kind: str = "h11") -> None:
+    """A bare trio server: frame each request (with h11, or with `kind` "framing" with
+    `hookd.core.http1`), decode its JSON, answer 202, store nothing."""
     import h11
     import msgspec
     import trio
 
+    from hookd.core import http1
+
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     decoder = msgspec.json.Decoder()
     encoder = msgspec.json.Encoder()
+    seq = 0
 
-    async def handle(stream: trio.SocketStream) -> None:
+    def answer(target: str, body: bytes | bytearray) -> tuple[int, bytes]:
+        nonlocal seq
+        if target == "/healthz":
+            return 200, b'{"status":"ok"}'
+        if target == "/v1/events/batch":
+            docs = decoder.decode(body)
+            ids = [f"evt_{seq + i}" for i in range(1, len(docs) + 1)]
+            seq += len(docs)
+            return 202, encoder.encode({"ids": ids, "deliveries": 0})
+        doc = decoder.decode(body)
+        seq += 1
+        return 202, encoder.encode({"id": f"evt_{seq}", "event": doc["event"], "deliveries": 0})
+
+    async def handle_h11(stream: trio.SocketStream) -> None:
         conn = h11.Connection(h11.SERVER)
         body = bytearray()
-        target = b""
-        seq = 0
+        target = ""
         try:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
                     conn.receive_data(await stream.receive_some(65536))
                 elif isinstance(event, h11.Request):
-                    target = event.target
+                    target = event.target.decode("ascii")
                     body.clear()
                 elif isinstance(event, h11.Data):
                     body += event.data
                 elif isinstance(event, h11.EndOfMessage):
-                    if target == b"/healthz":
-                        status, out = 200, b'{"status":"ok"}'
-                    elif target == b"/v1/events/batch":
-                        docs = decoder.decode(body)
-                        ids = [f"evt_{seq + i}" for i in range(1, len(docs) + 1)]
-                        seq += len(docs)
-                        status, out = 202, encoder.encode({"ids": ids, "deliveries": 0})
-                    else:
-                        doc = decoder.decode(body)
-                        seq += 1
-                        answer = {"id": f"evt_{seq}", "event": doc["event"], "deliveries": 0}
-                        status, out = 202, encoder.encode(answer)
+                    status, out = answer(target, body)
                     headers = [
                         ("Content-Type", "application/json"),
                         ("Content-Length", str(len(out))),
@@ -269,6 +282,35 @@ def serve_ceiling(path: str) -> None:
                     return
         except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
+
+    async def handle_framing(stream: trio.SocketStream) -> None:
+        headers = [("Content-Type", "application/json")]
+        buffer = bytearray()
+        try:
+            while True:
+                while (end := buffer.find(b"\r\n\r\n")) < 0:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head = http1.parse_head(bytes(buffer[:end]))
+                del buffer[: end + 4]
+                length = head.content_length or 0
+                while len(buffer) < length:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                body = bytes(buffer[:length])
+                del buffer[:length]
+                status, out = answer(head.target, body)
+                await stream.send_all(http1.response_bytes(status, headers, out))
+                if not head.keep_alive:
+                    return
+        except (http1.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    handle = {"h11": handle_h11, "framing": handle_framing}[kind]
 
     async def main() -> None:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -284,7 +326,7 @@ def serve_ceiling(path: str) -> None:
 
 def measure(
     *,
-    ceiling: bool = False,
+    ceiling: bool | str = False,
     clients: int = 50,
     duration: float = 10.0,
     warmup: float = 1.0,
@@ -292,7 +334,11 @@ def measure(
     processes: int = 2,
     batch: int = 0,
 ) -> dict[str, Any]:
-    """One run against hookd (or the ceiling server); the figures as a dict."""
+    """One run against hookd, or a ceiling server (`ceiling` True or "h11": the h11 one,
+    "framing": the one framing with hookd.core.http1); the figures as a dict."""
+    kind = "h11" if ceiling is True else ceiling or None
+    if kind is not None and kind not in CEILINGS:
+        raise ValueError(f"unknown ceiling {kind!r}")
     tmp = tempfile.mkdtemp(prefix="hkb", dir="/tmp")
     sock_path = os.path.join(tmp, "s.sock")
     db_path = os.path.join(tmp, "hookd.db")
@@ -301,16 +347,23 @@ def measure(
     server: Any = None
     workers: list[Any] = []
     try:
-        if ceiling:
+        if kind is not None:
             with open(log_path, "wb") as log:
                 server = common.spawn(
-                    [sys.executable, os.path.abspath(__file__), "--serve-ceiling", sock_path],
+                    [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--ceiling",
+                        kind,
+                        "--serve-ceiling",
+                        sock_path,
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             common.wait_healthy(sock_path, server, 20.0)
-            target = "ceiling (bare trio+h11, msgspec decode, no storage)"
+            target = f"{kind} ceiling ({CEILINGS[kind]})"
         else:
             config_path = os.path.join(tmp, "hookd.toml")
             common.write_config(config_path, sock_path, db_path, durability=durability)
@@ -348,7 +401,7 @@ def measure(
         per_request = batch or 1
         row: dict[str, Any] = {
             "target": target,
-            "ceiling": ceiling,
+            "ceiling": kind,
             "clients": clients,
             "processes": nproc,
             "duration": duration,
@@ -433,18 +486,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durability", choices=["full", "normal"], default="full")
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--batch", type=int, default=0, help="events per batch request (0: single)")
-    parser.add_argument("--ceiling", action="store_true", help="load a bare trio+h11 server")
+    parser.add_argument(
+        "--ceiling",
+        nargs="?",
+        const="h11",
+        choices=list(CEILINGS),
+        help="load a bare ceiling server instead: h11 (the default) or framing (hookd.core.http1)",
+    )
     parser.add_argument("--serve-ceiling", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_ceiling:
-        serve_ceiling(args.serve_ceiling)
+        serve_ceiling(args.serve_ceiling, args.ceiling or "h11")
         return 0
     if args.clients < 1 or args.processes < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--clients and --processes must be >= 1, --duration > 0, --warmup >= 0")
     if not 0 <= args.batch <= 1000:
         parser.error("--batch must be between 0 and 1000")
     row = measure(
-        ceiling=args.ceiling,
+        ceiling=args.ceiling or False,
         clients=args.clients,
         duration=args.duration,
         warmup=args.warmup,
