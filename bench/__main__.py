@@ -1,4 +1,4 @@
-"""`make bench`: every scenario of issue 4 against a real `hookd serve` (durability
+"""`make bench`: every performance scenario against a real `hookd serve` (durability
 "full") and against its ceiling in the same run; one table, and bench/results.json.
 
     python -m bench                          # the full run
@@ -198,7 +198,7 @@ class Bench:
 
     def ingest(self) -> None:
         """hookd against two ceilings on the same load: the bare trio+h11 server (the
-        issue's ratio is hookd / this one) and a bare trio server framing requests with
+        target's ratio is hookd / this one) and a bare trio server framing requests with
         hookd.core.http1 (what hookd's server does itself). The load is not the limit
         when it drives the fastest ceiling faster than hookd."""
         s = self.sizes
