@@ -123,9 +123,18 @@ def _check_syntax(raw: bytes, where: str) -> None:
         raise bad_request(f"{where}invalid JSON: nested too deeply", "invalid_json") from None
 
 
-# A cheap byte scan that tells whether the JavaScript walk below can change anything:
-# an index-like key, or a run of digits long enough to be an unsafe integer.
-_JAVASCRIPT_SENSITIVE = re.compile(rb'"(?:0|[1-9][0-9]{0,9})"\s*:|[0-9]{16}')
+# Cheap byte scans that tell whether the JavaScript walk below can change anything: a
+# run of digits long enough to be an unsafe integer, or an index-like key. Digits are
+# mapped to NUL first (C speed) so the regex runs only when a quoted digit exists.
+_DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
+_INDEX_KEY = re.compile(rb'"(?:0|[1-9][0-9]{0,9})"\s*:')
+
+
+def _javascript_sensitive(raw: bytes) -> bool:
+    digits = raw.translate(_DIGITS_TO_NUL)
+    if digits.find(b"\0" * 16) >= 0:
+        return True
+    return digits.find(b'"\0') >= 0 and _INDEX_KEY.search(raw) is not None
 MAX_SAFE_INTEGER = 2**53 - 1
 _MAX_INDEX = 2**32 - 2
 
@@ -159,7 +168,7 @@ def _is_index(key: str) -> bool:
 
 
 def _javascript_safe(requests: list[IngestRequest], raw: bytes) -> list[IngestRequest]:
-    if _JAVASCRIPT_SENSITIVE.search(raw) is None:
+    if not _javascript_sensitive(raw):
         return requests
     prefix = "" if len(requests) == 1 else "item {}: "
     return [
