@@ -242,6 +242,7 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         default_type application/json;
         location / {{ return 200 '{{"ok":true}}'; }}
+        location /fail/ {{ return 500 '{{"ok":false}}'; }}
     }}
 }}
 """
