@@ -33,7 +33,6 @@ import logging
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 import trio
@@ -112,7 +111,6 @@ class Scheduler:
         self._to_record, self._recorded = trio.open_memory_channel[
             tuple[_Lane, Job, AttemptRecord]
         ](math.inf)
-        self.attempts = 0  # attempts made since start
 
     # -- what the API tells the scheduler ----------------------------------------------
 
@@ -175,16 +173,6 @@ class Scheduler:
             self._nursery.cancel_scope.cancel()
         if self._in_flight:
             log.warning("action=shutdown.cut_off attempts=%d", self._in_flight)
-
-    def statistics(self) -> dict[str, Any]:
-        """Figures for status lines and tests."""
-        return {
-            "lanes": len(self._lanes),
-            "timers": len(self._timers),
-            "queued": sum(len(lane.ready) for lane in self._lanes.values()),
-            "in_flight": self._in_flight,
-            "attempts": self.attempts,
-        }
 
     async def _loop(self) -> None:
         clock = self._clock
@@ -308,7 +296,6 @@ class Scheduler:
         began = trio.current_time()
         result = await self._sender.send(job)
         duration_ms = (trio.current_time() - began) * 1000
-        self.attempts += 1
         now = clock.now()
         decision = retry.decide(result, job.round_attempt, self._schedule, now)
         next_at: float | None = None
