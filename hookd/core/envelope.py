@@ -135,6 +135,8 @@ def _javascript_sensitive(raw: bytes) -> bool:
     if digits.find(b"\0" * 16) >= 0:
         return True
     return digits.find(b'"\0') >= 0 and _INDEX_KEY.search(raw) is not None
+
+
 MAX_SAFE_INTEGER = 2**53 - 1
 _MAX_INDEX = 2**32 - 2
 
