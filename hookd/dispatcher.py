@@ -46,8 +46,8 @@ from hookd.store import AttemptRecord, NewDelivery, Store
 log = logging.getLogger("hookd.delivery")
 
 HORIZON = 60.0  # seconds ahead that a lane loads from disk
-LANE_MAX = 2000  # deliveries a lane tracks at most
-REFILL_BATCH = 1000  # rows one refill reads at most
+LANE_MAX = 10_000  # deliveries a lane tracks at most (~3 MB of ids, timers and jobs)
+REFILL_BATCH = 2000  # rows one refill reads at most
 LOAD_BATCH = 500  # jobs loaded from disk in one read
 WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
 

@@ -179,6 +179,7 @@ FINISH_ATTEMPT = """
     UPDATE deliveries SET attempts = max(attempts, :number), status = :status,
         next_attempt_at = :next, updated_at = :now, last_status_code = :code, last_error = :error
     WHERE id = :id AND status = 'pending'
+    RETURNING id
 """
 
 # -- deliveries through the API ----------------------------------------------------------

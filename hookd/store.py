@@ -469,11 +469,9 @@ class Store:
 
         def op(conn: apsw.Connection) -> list[bool]:
             conn.executemany(sql.INSERT_ATTEMPT, [_attempt_row(r) for r in records])
-            moved = []
-            for record in records:
-                conn.execute(sql.FINISH_ATTEMPT, _finish_params(record))
-                moved.append(conn.changes() > 0)
-            return moved
+            params = [_finish_params(r) for r in records]
+            moved = {row[0] for row in conn.executemany(sql.FINISH_ATTEMPT, params)}
+            return [r.delivery_id in moved for r in records]
 
         return await self.write(op)
 
