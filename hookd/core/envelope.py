@@ -21,6 +21,7 @@ Rules (DESIGN §1, the spec's payloads):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime
@@ -278,4 +279,9 @@ def _check_batch_size(count: int) -> None:
 
 def format_timestamp(unix_seconds: float) -> str:
     """`unix_seconds` as the spec writes timestamps: UTC, whole seconds, `Z`."""
-    return datetime.fromtimestamp(int(unix_seconds), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _whole_second(int(unix_seconds))
+
+
+@functools.lru_cache(maxsize=4)  # every event within the same second shares the string
+def _whole_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
