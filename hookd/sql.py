@@ -81,6 +81,7 @@ INSERT_EVENT = """
     INSERT INTO events (id, type, timestamp, received_at, body, idempotency_key, delivery_count)
     VALUES (?, ?, ?, ?, ?, ?, ?)
 """
+EVENT_ID_AT = "SELECT id FROM events WHERE seq = ?"
 EVENT_COLUMNS = "seq, id, type, timestamp, received_at, body"
 GET_EVENT = f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"
 LIST_EVENTS = f"""

@@ -243,27 +243,62 @@ class Store:
         now: float,
     ) -> list[Ingested]:
         router = self._current_router(conn)
-        results = []
+        results: list[Ingested] = []
+        rows: list[tuple[Any, ...]] = []  # the new events, in order
+        targets_of: list[Sequence[str]] = []  # and the endpoints each goes to
+        by_id: dict[str, models.Accepted] = {}  # new in this call, for repeats within it
+        by_key: dict[str, models.Accepted] = {}
         for event, fresh_id, key in events:
-            earlier = _first(conn, sql.EVENT_BY_KEY, (key,)) if key else None
+            earlier = (by_key.get(key) or _accepted(conn, sql.EVENT_BY_KEY, key)) if key else None
             if earlier is None and event.id is not None:
-                earlier = _first(conn, sql.EVENT_BY_ID, (event.id,))
+                earlier = by_id.get(event.id) or _accepted(conn, sql.EVENT_BY_ID, event.id)
             if earlier is not None:
-                results.append(Ingested(models.Accepted(*earlier), [], replayed=True))
+                results.append(Ingested(earlier, [], replayed=True))
                 continue
             event_id = event.id or fresh_id
             targets = router.endpoints_for(event.event)
-            conn.execute(
-                sql.INSERT_EVENT,
-                (event_id, event.event, event.timestamp, now, event.body, key, len(targets)),
+            accepted = by_id[event_id] = models.Accepted(event_id, event.event, len(targets))
+            if key:
+                by_key[key] = accepted
+            rows.append(
+                (event_id, event.event, event.timestamp, now, event.body, key, len(targets))
             )
-            seq = conn.last_insert_rowid()
-            created = []
-            for endpoint_id in targets:
-                conn.execute(sql.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))
-                created.append(NewDelivery(conn.last_insert_rowid(), endpoint_id, now))
-            results.append(Ingested(models.Accepted(event_id, event.event, len(targets)), created))
+            targets_of.append(targets)
+            results.append(Ingested(accepted, []))
+        if rows:
+            self._insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
         return results
+
+    def _insert_new(
+        self,
+        conn: apsw.Connection,
+        rows: list[tuple[Any, ...]],
+        targets_of: list[Sequence[str]],
+        results: list[Ingested],
+        now: float,
+    ) -> None:
+        """Insert events and their deliveries with one executemany each.
+
+        In the writer's transaction nobody else inserts, and a rowid is one more than the
+        largest before it, so the rows get consecutive rowids ending at the last one.
+        """
+        conn.executemany(sql.INSERT_EVENT, rows)
+        first_seq = conn.last_insert_rowid() - len(rows) + 1
+        if _first(conn, sql.EVENT_ID_AT, (first_seq,)) != (rows[0][0],):
+            raise StorageError("event rowids were not consecutive")
+        deliveries = [
+            (first_seq + n, endpoint_id, now, now, now)
+            for n, targets in enumerate(targets_of)
+            for endpoint_id in targets
+        ]
+        if not deliveries:
+            return
+        conn.executemany(sql.INSERT_DELIVERY, deliveries)
+        delivery_id = conn.last_insert_rowid() - len(deliveries) + 1
+        for result, targets in zip(results, targets_of, strict=True):
+            for endpoint_id in targets:
+                result.created.append(NewDelivery(delivery_id, endpoint_id, now))
+                delivery_id += 1
 
     def _current_router(self, conn: apsw.Connection) -> Router:
         if self._router is None:
@@ -568,6 +603,11 @@ def _read_with(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
         return fn(conn)
     except apsw.Error as exc:
         raise StorageError(f"database read failed: {exc}") from exc
+
+
+def _accepted(conn: apsw.Connection, query: str, value: str) -> models.Accepted | None:
+    row = _first(conn, query, (value,))
+    return models.Accepted(*row) if row else None
 
 
 def _first(conn: apsw.Connection, query: str, params: Sequence[Any]) -> Row | None:

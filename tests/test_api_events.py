@@ -295,6 +295,25 @@ async def test_batch_as_json_array(hookd: Running) -> None:
         assert len(await deliveries_of(hookd, event_id)) == 2
 
 
+async def test_batch_repeating_an_id_stores_it_once(hookd: Running) -> None:
+    await create_endpoint(hookd.client, ["*"])
+    before = await ingest(hookd.client, id="evt_before")
+    items = [
+        {"event": "cliente.criado", "id": "evt_twice", "data": {"n": 1}},
+        {"event": "cliente.criado", "id": "evt_twice", "data": {"n": 2}},
+        {"event": "cliente.criado", "id": before, "data": {"n": 3}},
+        {"event": "cliente.criado", "data": {"n": 4}},
+    ]
+    response = await hookd.client.post("/v1/events/batch", json=items)
+
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["ids"][:3] == ["evt_twice", "evt_twice", before]
+    assert await counts(hookd) == {"events": 3, "deliveries": 3, "endpoints": 1}
+    assert json.loads(await stored_body(hookd, "evt_twice"))["data"] == {"n": 1}
+    assert len(await deliveries_of(hookd, answer["ids"][3])) == 1
+
+
 async def test_batch_as_ndjson(hookd: Running) -> None:
     await create_endpoint(hookd.client, ["whatsapp.*"])
     lines = [
