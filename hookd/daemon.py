@@ -54,6 +54,7 @@ class Daemon:
         clock = Clock()
         store = self.store = await Store.open(config.storage.path, config.storage.durability)
         socket_path = config.server.socket
+        bound = False  # the socket file is ours to remove only once we made it
         try:
             await store.sync_config_endpoints(
                 ({**_asdict(e), "id": config_module.endpoint_id(e)} for e in config.endpoint),
@@ -64,6 +65,7 @@ class Daemon:
             api = Api(store, clock, scheduler, config.server.api_token)
             server = Server(api.handle, _limits(config), f"hookd/{__version__}")
             listeners = await _listeners(config)
+            bound = True
             async with trio.open_nursery() as nursery:
                 await nursery.start(scheduler.run)
                 async with trio.open_nursery() as connections:
@@ -95,7 +97,8 @@ class Daemon:
         finally:
             with trio.CancelScope(shield=True):
                 await store.aclose()
-            _remove_socket(socket_path)
+            if bound:
+                _remove_socket(socket_path)
             log.info("action=stopped")
 
     async def _wait_for_signal(self) -> None:

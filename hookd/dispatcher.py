@@ -41,7 +41,7 @@ from hookd.clock import Clock
 from hookd.core import retry
 from hookd.core.timers import Timers
 from hookd.sender import Job, Sender
-from hookd.store import AttemptRecord, NewDelivery, Store
+from hookd.store import AttemptRecord, NewDelivery, StorageError, Store
 
 log = logging.getLogger("hookd.delivery")
 
@@ -105,6 +105,7 @@ class Scheduler:
         self._wake = trio.Event()
         self._stopping = False
         self._in_flight = 0
+        self._sending: set[int] = set()  # sent, or being sent, and not yet recorded
         self._all_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._loop_scope = trio.CancelScope()
@@ -177,13 +178,18 @@ class Scheduler:
     async def _loop(self) -> None:
         clock = self._clock
         while True:
-            now = clock.now()
-            for lane in list(self._lanes.values()):
-                if not lane.refilling and lane.refill_time() <= now:
-                    await self._refill(lane, now)
-            due = self._timers.pop_due(clock.now(), LOAD_BATCH)
-            if due:
-                await self._hand_out(due)
+            try:
+                now = clock.now()
+                for lane in list(self._lanes.values()):
+                    if not lane.refilling and lane.refill_time() <= now:
+                        await self._refill(lane, now)
+                due = self._timers.pop_due(clock.now(), LOAD_BATCH)
+                if due:
+                    await self._hand_out(due)
+                    continue
+            except StorageError as exc:
+                log.error("action=storage.failed what=scheduling error=%s retry_in=1s", exc)
+                await trio.sleep(1)
                 continue
             self._wake = trio.Event()
             deadline = min(
@@ -205,8 +211,8 @@ class Scheduler:
         if lane.refilling:
             lane.held.append((delivery_id, due))
             return
-        if lane.dropped:
-            return
+        if lane.dropped or delivery_id in self._sending:
+            return  # an attempt in flight is tracked again, if need be, once recorded
         if delivery_id in lane.tracked:
             if delivery_id in self._timers:  # waiting: made due sooner (or later)
                 self._timers.add(delivery_id, due)
@@ -230,7 +236,7 @@ class Scheduler:
         finally:
             lane.refilling = False
         for delivery_id, due in rows:
-            if delivery_id not in lane.tracked and not lane.dropped:
+            if delivery_id not in lane.tracked and delivery_id not in self._sending:
                 lane.tracked.add(delivery_id)
                 self._owner[delivery_id] = lane
                 self._timers.add(delivery_id, due)
@@ -253,7 +259,16 @@ class Scheduler:
             if (job := lane.retries.pop(delivery_id, None)) is not None
         }
         if len(jobs) < len(due):
-            jobs.update(await self._store.load_jobs([d for d in due if d not in jobs]))
+            try:
+                jobs.update(await self._store.load_jobs([d for d in due if d not in jobs]))
+            except StorageError:  # put them all back, due again in a second
+                again = self._clock.now() + 1
+                for delivery_id, lane in zip(due, lanes, strict=True):
+                    if delivery_id in jobs:
+                        lane.retries[delivery_id] = jobs[delivery_id]
+                    self._owner[delivery_id] = lane
+                    self._timers.add(delivery_id, again)
+                raise
         for delivery_id, lane in zip(due, lanes, strict=True):
             job = jobs.get(delivery_id)
             if job is None or lane.dropped:
@@ -277,7 +292,7 @@ class Scheduler:
                 if not lane.ready:
                     with trio.move_on_after(WORKER_IDLE) as idle:
                         await lane.idle.park()
-                    if idle.cancelled_caught:
+                    if idle.cancelled_caught and not lane.ready:
                         return
                     continue
                 job = lane.ready.popleft()
@@ -292,6 +307,7 @@ class Scheduler:
         """Send `job` and queue its record; the worker goes on without waiting for disk."""
         clock = self._clock
         self._in_flight += 1
+        self._sending.add(job.delivery_id)
         started = clock.now()
         began = trio.current_time()
         result = await self._sender.send(job)
@@ -316,6 +332,16 @@ class Scheduler:
         )
         self._to_record.send_nowait((lane, job, record))
 
+    async def _write_records(self, records: list[AttemptRecord]) -> list[bool]:
+        """Record attempts; while the disk refuses, log it and try again each second."""
+        while True:
+            try:
+                with trio.CancelScope(shield=True):
+                    return await self._store.record_attempts(records)
+            except StorageError as exc:
+                log.error("action=storage.failed what=attempts error=%s retry_in=1s", exc)
+            await trio.sleep(1)
+
     async def _record(self) -> None:
         """Write finished attempts in batches; then retry, refill or let go of each."""
         async for first in self._recorded:
@@ -325,15 +351,16 @@ class Scheduler:
                     batch.append(self._recorded.receive_nowait())
                 except trio.WouldBlock:
                     break
-            with trio.CancelScope(shield=True):
-                still_pending = await self._store.record_attempts([r for _, _, r in batch])
+            still_pending = await self._write_records([r for _, _, r in batch])
             for (lane, job, record), pending in zip(batch, still_pending, strict=True):
                 lane.tracked.discard(job.delivery_id)
+                self._sending.discard(job.delivery_id)
                 _log_attempt(job, record)
-                if pending and record.next_attempt_at is not None:
-                    self._track(lane, job.delivery_id, record.next_attempt_at)
-                    if job.delivery_id in lane.tracked:  # keep what the retry needs
-                        lane.retries[job.delivery_id] = msgspec.structs.replace(
+                current = self._lanes.get(job.endpoint_id)  # the lane may have started anew
+                if pending and record.next_attempt_at is not None and current is not None:
+                    self._track(current, job.delivery_id, record.next_attempt_at)
+                    if job.delivery_id in current.tracked:  # keep what the retry needs
+                        current.retries[job.delivery_id] = msgspec.structs.replace(
                             job, attempt=job.attempt + 1, round_attempt=job.round_attempt + 1
                         )
                 self._in_flight -= 1

@@ -77,14 +77,22 @@ def _target(url: str) -> _Target:
     parts = urlsplit(url)
     https = parts.scheme == "https"
     path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_SAFE)
-    host = parts.hostname or ""
-    netloc = parts.netloc
-    if not netloc.isascii():  # an internationalised name travels as punycode
-        netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
-    return _Target(https, host, parts.port or (443 if https else 80), netloc, path.encode())
+    host = ascii_host(parts.hostname or "")
+    shown = f"[{host}]" if ":" in host else host
+    port = parts.port
+    host_header = shown if port is None else f"{shown}:{port}"
+    return _Target(https, host, port or (443 if https else 80), host_header, path.encode())
 
 
 _SAFE = "/?=&%:@!$'()*+,;-._~"
+
+
+def ascii_host(host: str) -> str:
+    """`host` as it goes on the wire: an internationalised name as punycode (IDNA).
+
+    Raises UnicodeError for a name that has no such form.
+    """
+    return host if host.isascii() else host.encode("idna").decode("ascii")
 
 
 class _Failure(Exception):
@@ -100,12 +108,13 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("buffer", "idle_since", "stream")
+    __slots__ = ("answered", "buffer", "idle_since", "stream")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.buffer = bytearray()
         self.idle_since = 0.0
+        self.answered = False  # some byte of an answer to the current request came back
 
 
 class _Pool:
@@ -113,6 +122,7 @@ class _Pool:
 
     def __init__(self) -> None:
         self.idle: deque[_Connection] = deque()
+        self.closed = False  # forgotten: connections coming back from attempts are closed
 
     def take(self, now: float) -> _Connection | None:
         while self.idle:
@@ -123,10 +133,14 @@ class _Pool:
         return None
 
     def put(self, connection: _Connection, now: float) -> None:
+        if self.closed:
+            _close_now(connection)
+            return
         connection.idle_since = now
         self.idle.append(connection)
 
     def close(self) -> None:
+        self.closed = True
         while self.idle:
             _close_now(self.idle.pop())
 
@@ -162,7 +176,10 @@ class Sender:
 
     async def send(self, job: Job) -> AttemptResult:
         """Make one attempt of `job`; the outcome is a value."""
-        target = _target(job.url)
+        try:
+            target = _target(job.url)
+        except (UnicodeError, ValueError) as exc:
+            return AttemptResult(error_kind="dns", error=f"host name not usable: {exc}")
         if self._require_https and not target.https:
             return AttemptResult(
                 error_kind="blocked", error="http:// refused: delivery.require_https is set"
@@ -236,6 +253,7 @@ class Sender:
     async def _talk(
         self, connection: _Connection, request: bytes, reused: bool
     ) -> tuple[AttemptResult, bool]:
+        connection.answered = bool(connection.buffer)
         try:
             await connection.stream.send_all(request)
             head = await _read_head(connection, reused)
@@ -245,7 +263,7 @@ class Sender:
         except http1.ProtocolError as exc:
             raise _Failure("protocol", f"invalid HTTP answer: {exc}") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if reused and not connection.buffer:
+            if reused and not connection.answered:
                 raise _Stale() from None
             raise _Failure("network", _reason(exc, "connection lost")) from None
         result = AttemptResult(
@@ -293,20 +311,19 @@ async def _fill(connection: _Connection) -> bool:
     """Read more of the answer into the connection's buffer; False at end of stream."""
     data = await connection.stream.receive_some(65536)
     connection.buffer += data
+    connection.answered = connection.answered or bool(data)
     return bool(data)
 
 
 async def _read_head(connection: _Connection, reused: bool) -> http1.ResponseHead:
     buffer = connection.buffer
-    answered = bool(buffer)
     while (end := buffer.find(b"\r\n\r\n")) < 0:
         if len(buffer) > 65536:
             raise http1.ProtocolError(502, "answer head too large")
         if not await _fill(connection):
-            if reused and not answered:
+            if reused and not connection.answered:
                 raise _Stale()
             raise _Failure("network", "connection closed before an answer")
-        answered = True
     head = http1.parse_response_head(bytes(buffer[:end]))
     del buffer[: end + 4]
     return head

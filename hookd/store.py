@@ -416,6 +416,8 @@ class Store:
         def op(conn: apsw.Connection) -> None:
             for fields in wanted:
                 conn.execute(sql.UPSERT_CONFIG_ENDPOINT, _endpoint_params(fields, "config", now))
+                if not fields.get("enabled", True):  # disabled in the file: as through the API
+                    conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, fields["id"]))
             keep = {fields["id"] for fields in wanted}
             for (ident,) in list(conn.execute(sql.CONFIG_ENDPOINT_IDS)):
                 if ident not in keep:

@@ -317,3 +317,17 @@ async def test_tcp_listener_requires_the_token(hookd_factory: Factory) -> None:
         assert health.json()["status"] == "ok"
     # The Unix socket is guarded by its file mode, not the token.
     assert (await running.client.get("/v1/endpoints")).status_code == 200
+
+
+async def test_config_endpoint_disabled_in_the_file_cancels_its_pending_deliveries(
+    hookd_factory: Factory, short_dir: Path
+) -> None:
+    first = await hookd_factory(CONFIG_ENDPOINT)
+    event_id = await ingest(first.client)  # port 9 refuses: the delivery waits to retry
+    [(endpoint_id, status)] = await deliveries_of(first, event_id)
+    assert status == "pending"
+    await stop(first)
+
+    again = await hookd_factory(CONFIG_ENDPOINT + "enabled = false\n", directory=short_dir)
+    assert await deliveries_of(again, event_id) == [(endpoint_id, "cancelled")]
+    await stop(again)

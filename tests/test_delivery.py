@@ -258,3 +258,28 @@ async def test_retry_through_the_api_brings_a_waiting_retry_forward(hookd_factor
         with trio.fail_after(3):
             done = await wait_status(hookd, delivery["id"], "succeeded")
     assert [a["status_code"] for a in done["attempt_log"]] == [500, 200]
+
+
+async def test_internationalised_host_is_a_failed_attempt_not_a_crash(
+    hookd_factory: Start,
+) -> None:
+    hookd = await hookd_factory('[delivery]\nretry_schedule = ["0s"]')
+    delivery_id = await one_delivery(hookd, "http://☃.invalid/h")  # punycode: xn--n3h.invalid
+    failed = await wait_status(hookd, delivery_id, "failed")
+    assert failed["attempt_log"][0]["error_kind"] == "dns"
+    assert "xn--n3h.invalid" in failed["attempt_log"][0]["error"]
+    assert (await hookd.client.get("/healthz")).status_code == 200
+
+
+async def test_endpoint_change_during_an_attempt_does_not_send_it_twice(
+    hookd_factory: Start,
+) -> None:
+    hookd = await hookd_factory()
+    async with serve_receiver(lambda _: Answer(delay=0.5)) as receiver:
+        endpoint_id = (await subscribe(hookd, receiver.url, ["*"]))["id"]
+        await ingest(hookd, "cliente.criado", {"id": "c"})
+        await receiver.wait_for(1)  # the attempt is in flight
+        response = await hookd.client.post(f"/v1/endpoints/{endpoint_id}/rotate-secret")
+        assert response.status_code == 200
+        await trio.sleep(1.5)
+    assert len(receiver.received) == 1

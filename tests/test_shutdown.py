@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import sys
 from pathlib import Path
 
 import httpx
@@ -86,4 +87,21 @@ async def test_no_request_is_served_after_sigterm(short_dir: Path) -> None:
             pass  # the socket is gone: refused
         else:
             raise AssertionError(f"served after stop: {response.status_code}")
+        await client.aclose()
+
+
+async def test_a_second_daemon_refused_the_socket_leaves_the_first_one_reachable(
+    short_dir: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        first = DaemonProcess(short_dir)
+        client = await first.start(nursery)
+        second = DaemonProcess(short_dir)
+        command = [sys.executable, "-m", "hookd", "serve", "--config", str(second.config)]
+        result = await trio.run_process(command, check=False, capture_stderr=True)
+        assert result.returncode == 1
+        assert b"already running" in result.stderr
+        assert (await client.get("/healthz")).status_code == 200  # the socket is still there
+        first.signal(signal.SIGTERM)
+        assert await first.wait() == 0
         await client.aclose()

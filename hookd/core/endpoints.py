@@ -40,6 +40,11 @@ def url_error(url: object) -> str | None:
         return f"url must start with http:// or https://, got {url[:80]!r}"
     if not parts.hostname:
         return f"url has no host: {url[:80]!r}"
+    try:
+        if not parts.hostname.isascii():
+            parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"url host is not a valid internationalised name: {parts.hostname[:80]!r}"
     if parts.username is not None or parts.password is not None:
         return "url must not carry a user name or password"
     if port == 0:
