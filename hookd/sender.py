@@ -6,7 +6,8 @@ Rules (DESIGN §1, outbound safety):
   tls, blocked, protocol, network.
 - `delivery.timeout` bounds the whole attempt, connect to last byte (`trio.fail_after`):
   a receiver that drips bytes cannot hold an attempt longer.
-- Redirects are never followed (a 3xx is a failed attempt). At most 1 KiB of the
+- Redirects are never followed (a 3xx is a failed attempt). An answer cut off before its
+  announced end is a failed attempt too, whatever its status. At most 1 KiB of the
   response body is kept; up to 64 KiB more is read so the connection can be reused,
   beyond that the connection is closed.
 - The client is HTTP/1.1 over trio streams with `core.http1`'s framing, one small pool
@@ -337,13 +338,15 @@ async def _read_body(connection: _Connection, head: http1.ResponseHead) -> tuple
         decoder.feed(buffer)
         while not decoder.done and len(decoder.body) <= DRAIN_BYTES:
             if not await _fill(connection):
-                return bytes(decoder.body[:EXCERPT_BYTES]), False
+                raise _Failure("network", "connection closed in the middle of the answer")
             decoder.feed(buffer)
         return bytes(decoder.body[:EXCERPT_BYTES]), decoder.done
     wanted = DRAIN_BYTES + 1 if head.content_length is None else head.content_length
     while len(buffer) < min(wanted, DRAIN_BYTES + 1):
         if not await _fill(connection):
-            break
+            if head.content_length is not None:  # shorter than it said: cut off
+                raise _Failure("network", "connection closed in the middle of the answer")
+            break  # the end of the connection ends this answer
     excerpt = bytes(buffer[:EXCERPT_BYTES])
     complete = head.content_length is not None and len(buffer) >= head.content_length
     del buffer[: min(len(buffer), wanted)]

@@ -449,14 +449,24 @@ async def test_no_answer_on_a_new_connection_is_a_network_error(how: str) -> Non
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
-async def test_partial_answer_on_a_reused_connection_is_not_resent(how: str) -> None:
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Len",  # part of the head
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",  # the whole head, no body
+        b"HTTP/1.1 100 Continue\r\n\r\n",  # an interim answer only
+    ],
+)
+async def test_partial_answer_on_a_reused_connection_is_not_resent(
+    how: str, partial: bytes
+) -> None:
     # Some of the answer came back: the request was seen, so it is not sent again.
     async def handler(peer: Peer) -> None:
         await peer.request()
         await peer.respond()
         peer.next_cycle()
         await peer.request()
-        await peer.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Len")
+        await peer.stream.send_all(partial)
         await trio.sleep(0.05)  # let the partial answer be read before the end
         hang_up(peer, how)
 
