@@ -25,8 +25,8 @@ lint: venv
 test: venv lint
 	$(BIN)/python -m pytest -q
 
-bench: venv
-	$(BIN)/python -m bench
+bench: venv  # e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only ingest"
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
