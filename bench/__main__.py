@@ -542,10 +542,20 @@ class Bench:
                 " ORDER BY delivery_id, number"
             ).fetchall()
         lateness = []
+        by_number: dict[int, list[float]] = {}
         for (d0, n0, at0, ms0), (d1, n1, at1, _) in itertools.pairwise(rows):
             if d0 == d1 and n1 == n0 + 1:
-                lateness.append((at1 - (at0 + ms0 / 1000 + RETRY_GAP)) * 1000)
+                late = (at1 - (at0 + ms0 / 1000 + RETRY_GAP)) * 1000
+                lateness.append(late)
+                by_number.setdefault(n1, []).append(late)
         lateness.sort()
+        wave_p99 = {n: common.percentile(sorted(v), 0.99) for n, v in sorted(by_number.items())}
+        first = min((at for _, _, at, _ in rows), default=0.0)
+        waves = {
+            n: [min(at for _, m, at, _ in rows if m == n) - first,
+                max(at for _, m, at, _ in rows if m == n) - first]
+            for n in by_number
+        }
         stderr = hookd.problems(("action=delivery.failed",))
         ok = (
             created == s.retries
@@ -568,6 +578,8 @@ class Bench:
             "p99_ms": common.percentile(lateness, 0.99),
             "max_ms": common.percentile(lateness, 1.0),
             "min_ms": lateness[0] if lateness else math.nan,
+            "p99_ms_by_attempt": wave_p99,
+            "attempt_window_s": waves,
             "exit": hookd.returncode,
             "stderr": stderr[:20],
             "ok": ok,

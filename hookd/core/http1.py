@@ -178,21 +178,29 @@ class ResponseHead(msgspec.Struct, frozen=True, kw_only=True):
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?")
 
 
+_HEADER_LINES = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
+_RESPONSE_FIELDS = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"retry-after"}
+)
+
+
 def parse_response_head(data: bytes) -> ResponseHead:
     """Parse a response head (without the final empty line)."""
-    lines = data.split(b"\r\n")
-    match = _STATUS_LINE.fullmatch(lines[0])
+    end = data.find(b"\r\n")
+    first = data if end < 0 else data[:end]
+    match = _STATUS_LINE.fullmatch(first)
     if match is None:
-        raise ProtocolError(502, f"malformed status line {lines[0][:60]!r}")
+        raise ProtocolError(502, f"malformed status line {first[:60]!r}")
+    if end >= 0 and not _HEADER_LINES.fullmatch(data, end):
+        raise ProtocolError(502, "malformed header line in the answer")
     minor, status = match.group(1), int(match.group(2))
     fields: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise ProtocolError(502, "malformed header line in the answer")
+    for line in data[end + 2 :].split(b"\r\n") if end >= 0 else ():
+        name, _, value = line.partition(b":")
         key = name.lower()
-        value = value.strip(b" \t")
-        fields[key] = fields[key] + b", " + value if key in fields else value
+        if key in _RESPONSE_FIELDS:  # the only fields the client acts on
+            value = value.strip(b" \t")
+            fields[key] = fields[key] + b", " + value if key in fields else value
     chunked = b"chunked" in fields.get(b"transfer-encoding", b"").lower()
     length = None
     if status in (204, 304) or 100 <= status < 200:

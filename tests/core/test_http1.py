@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookd.core.http1 import CONTINUE, ChunkedBody, ProtocolError, parse_head, response_bytes
+from hookd.core.http1 import (
+    CONTINUE,
+    ChunkedBody,
+    ProtocolError,
+    parse_head,
+    parse_response_head,
+    response_bytes,
+)
 
 # -- parse_head: accepted heads --------------------------------------------------------
 
@@ -418,3 +425,63 @@ def test_response_bytes_sends_the_body_by_default() -> None:
 
 def test_continue_is_a_whole_interim_response() -> None:
     assert CONTINUE == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+# -- parse_response_head ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\nConnection: keep-alive",
+            {"status": 200, "content_length": 2, "chunked": False, "keep_alive": True},
+        ),
+        (
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length:  10 \r\nConnection: close",
+            {"status": 500, "content_length": 10, "keep_alive": False},
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5",
+            {"chunked": True, "content_length": None, "keep_alive": True},
+        ),
+        (b"HTTP/1.1 200 OK", {"status": 200, "content_length": None, "keep_alive": False}),
+        (b"HTTP/1.1 204 No Content", {"content_length": 0, "keep_alive": True}),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 0", {"keep_alive": False}),
+        (b"HTTP/1.1 200\r\nContent-Length: 0", {"status": 200, "keep_alive": True}),
+        (
+            b"HTTP/1.1 503 Busy\r\nRetry-After: 120\r\nContent-Length: 0",
+            {"status": 503, "retry_after": "120"},
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nCONNECTION: Close\r\n"
+            b"Content-Length: 0",
+            {"keep_alive": False},
+        ),
+        (b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0", {"content_length": 0}),
+    ],
+)
+def test_parse_response_head_accepts(data: bytes, expected: dict[str, Any]) -> None:
+    head = parse_response_head(data)
+    assert {name: getattr(head, name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/2 200 OK",
+        b"HTTP/1.1 2000 OK",
+        b"HTTP/1.1 099 Odd",
+        b"ICY 200 OK",
+        b"HTTP/1.1 200 OK\r\nno colon here",
+        b"HTTP/1.1 200 OK\r\nBad Name: x",
+        b"HTTP/1.1 200 OK\r\n: no name",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456",
+    ],
+)
+def test_parse_response_head_refuses(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        parse_response_head(data)
