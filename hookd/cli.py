@@ -8,6 +8,7 @@ failed. Human-readable messages go to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 import trio
@@ -44,9 +45,22 @@ def _serve(path: str | None) -> int:
         print(f"hookd: config error: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log.level)
+    _tune_gc()
     try:
         trio.run(Daemon(settings).run)
     except (StorageError, ListenError) as exc:
         print(f"hookd: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic collector's pauses off the delivery schedule.
+
+    Full collections walked every object imported at start-up and paused the loop for
+    7-13 ms under load (measured with gc.callbacks in the retry-timing bench). Freezing
+    moves those objects out of the collector's sight; the larger first threshold makes
+    collections rarer, since hookd's own objects are mostly freed by reference counting.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)

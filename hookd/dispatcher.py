@@ -296,10 +296,16 @@ class Scheduler:
                         return
                     continue
                 job = lane.ready.popleft()
-                async with self._slots:
+                try:  # a free slot is taken without a trip through the run loop
+                    self._slots.acquire_nowait()
+                except trio.WouldBlock:
+                    await self._slots.acquire()
+                try:
                     if self._stopping or lane.dropped:
                         return
                     await self._attempt(lane, job)
+                finally:
+                    self._slots.release()
         finally:
             lane.workers -= 1
 
@@ -371,6 +377,9 @@ class Scheduler:
 
 def _log_attempt(job: Job, record: AttemptRecord) -> None:
     result, status, next_at = record.result, record.status, record.next_attempt_at
+    level = {"succeeded": logging.DEBUG, "failed": logging.WARNING}.get(status, logging.INFO)
+    if not log.isEnabledFor(level):
+        return  # the line below is built for every attempt: skip it when nobody reads it
     common = (
         f"delivery={job.delivery_id} endpoint={job.endpoint_id} event={job.event_id} "
         f"attempt={job.attempt} ms={record.duration_ms:.0f}"
