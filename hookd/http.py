@@ -171,7 +171,7 @@ class Server:
 
     async def _receive(self, stream: trio.abc.Stream, buffer: bytearray, deadline: float) -> None:
         """Append what arrives to `buffer` by `deadline`; _Closed on timeout or EOF."""
-        with trio.move_on_at(deadline):
+        with trio.CancelScope(deadline=deadline):  # bare scopes: cheaper than move_on_*
             data = await stream.receive_some(65536)
             if not data:
                 raise _Closed()
@@ -239,7 +239,7 @@ class Server:
         if close:
             headers.append(("Connection", "close"))
         data = http1.response_bytes(response.status, headers, response.body, send_body=send_body)
-        with trio.move_on_after(self._limits.request_timeout) as scope:
+        with trio.CancelScope(deadline=trio.current_time() + self._limits.request_timeout) as scope:
             await stream.send_all(data)
         if scope.cancelled_caught:
             raise _Closed()
@@ -255,7 +255,7 @@ def _request(head: http1.Head, body: bytes, origin: str) -> Request:
         method=head.method,
         target=head.target,
         path=path,
-        query=dict(parse_qsl(query_string, keep_blank_values=True)),
+        query=dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {},
         headers=head.headers,
         body=body,
         origin=origin,

@@ -119,7 +119,8 @@ class Store:
             os.makedirs(directory, exist_ok=True)
             writer = apsw.Connection(self.path)
             writer.setbusytimeout(5000)
-            writer.pragma("auto_vacuum", "incremental")  # only takes on a new file
+            writer.pragma("page_size", 8192)  # only takes on a new file, like auto_vacuum
+            writer.pragma("auto_vacuum", "incremental")
             writer.pragma("journal_mode", "wal")
             writer.pragma("synchronous", "full" if self._durability == "full" else "normal")
             writer.pragma("foreign_keys", False)

@@ -125,17 +125,18 @@ def _check_syntax(raw: bytes, where: str) -> None:
 
 
 # Cheap byte scans that tell whether the JavaScript walk below can change anything: a
-# run of digits long enough to be an unsafe integer, or an index-like key. Digits are
-# mapped to NUL first (C speed) so the regex runs only when a quoted digit exists.
+# run of digits long enough to be an unsafe integer, or a key made of digits only (it
+# may be index-like). Digits are mapped to NUL first (C speed); the key pattern then
+# starts with the literal '"\0', which the regex engine finds with a fast search.
 _DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
-_INDEX_KEY = re.compile(rb'"(?:0|[1-9][0-9]{0,9})"\s*:')
+_DIGITS_KEY = re.compile(b'"\0{1,10}"[ \t\r\n]*:')
 
 
 def _javascript_sensitive(raw: bytes) -> bool:
     digits = raw.translate(_DIGITS_TO_NUL)
     if digits.find(b"\0" * 16) >= 0:
         return True
-    return digits.find(b'"\0') >= 0 and _INDEX_KEY.search(raw) is not None
+    return _DIGITS_KEY.search(digits) is not None
 
 
 MAX_SAFE_INTEGER = 2**53 - 1
