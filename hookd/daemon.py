@@ -5,7 +5,13 @@ Rules:
   only then is the daemon ready (`task_status.started`).
 - Stop (SIGTERM, SIGINT or `stop()`): stop accepting connections, let requests in
   progress finish within `delivery.shutdown_grace`, then cancel what is left, close
-  the database (its queued writes are committed first) and remove the socket file.
+  the database (its queued writes are committed first) and remove the socket file
+  (only one hookd bound itself: an adopted socket belongs to systemd).
+- Under systemd (`hookd.systemd`): sockets passed by socket activation are served
+  instead of binding new ones; `READY=1` goes out once ready, `STATUS=` lines with live
+  figures every STATUS_INTERVAL, `WATCHDOG=1` at half the watchdog timeout from the
+  trio loop itself (a wedged loop stops pinging and gets restarted), `STOPPING=1` when
+  a stop begins.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 import msgspec
 import trio
 
-from hookd import __version__
+from hookd import __version__, systemd
 from hookd import config as config_module
 from hookd.api import Api
 from hookd.clock import Clock
@@ -27,7 +33,7 @@ from hookd.config import Config
 from hookd.core.addresses import AddressPolicy
 from hookd.dispatcher import Scheduler
 from hookd.http import Limits, Server
-from hookd.listeners import open_tcp_listeners, open_unix_listener
+from hookd.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
 from hookd.sender import Sender
 from hookd.store import Store
 
@@ -40,6 +46,7 @@ class Daemon:
     def __init__(self, config: Config, handle_signals: bool = True) -> None:
         self.config = config
         self._handle_signals = handle_signals
+        self._notifier = systemd.Notifier.from_environment()
         self._stop = trio.Event()
         self.store: Store | None = None
         self.scheduler: Scheduler | None = None
@@ -64,8 +71,7 @@ class Daemon:
             scheduler = self.scheduler = _scheduler(config, store, sender, clock)
             api = Api(store, clock, scheduler, config.server.api_token)
             server = Server(api.handle, _limits(config), f"hookd/{__version__}")
-            listeners = await _listeners(config)
-            bound = True
+            listeners, bound = await _listeners(config)
             async with trio.open_nursery() as nursery:
                 await nursery.start(scheduler.run)
                 async with trio.open_nursery() as connections:
@@ -82,7 +88,12 @@ class Daemon:
                             config.storage.path,
                         )
                         task_status.started(self)
+                        self._notifier.notify(READY="1", STATUS="ready")
+                        watchdog = systemd.watchdog_interval()
+                        if watchdog is not None:
+                            nursery.start_soon(self._watchdog, watchdog / 2)
                         await self._stop.wait()
+                        self._notifier.notify(STOPPING="1", STATUS="stopping")
                         accepting.cancel_scope.cancel()
                     for listener, _ in listeners:
                         await listener.aclose()
@@ -93,13 +104,21 @@ class Daemon:
                         with trio.move_on_after(grace):
                             await server.wait_closed()
                     connections.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()  # the watchdog
                 sender.close()
         finally:
             with trio.CancelScope(shield=True):
                 await store.aclose()
             if bound:
                 _remove_socket(socket_path)
+            self._notifier.close()
             log.info("action=stopped")
+
+    async def _watchdog(self, period: float) -> None:
+        """Ping systemd's watchdog every `period` seconds, from the trio loop."""
+        while True:
+            self._notifier.notify(WATCHDOG="1")
+            await trio.sleep(period)
 
     async def _wait_for_signal(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -109,13 +128,27 @@ class Daemon:
                 return
 
 
-async def _listeners(config: Config) -> list[tuple[trio.SocketListener, str]]:
-    mode = config_module.socket_mode(config)
-    listeners = [(await open_unix_listener(config.server.socket, mode), "socket")]
-    if config.server.listen:
+async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, str]], bool]:
+    """The listeners with their origin, and whether we bound the Unix socket ourselves.
+
+    Sockets passed by systemd replace those of their kind (Unix, TCP) in the config.
+    """
+    try:
+        adopted = adopt(systemd.listen_sockets())
+    except ValueError as exc:
+        raise ListenError(str(exc)) from None
+    origins = {origin for _, origin in adopted}
+    listeners = list(adopted)
+    bound = "socket" not in origins
+    if bound:
+        mode = config_module.socket_mode(config)
+        listeners.append((await open_unix_listener(config.server.socket, mode), "socket"))
+    if config.server.listen and "tcp" not in origins:
         tcp = await open_tcp_listeners(config.server.listen)
         listeners += [(listener, "tcp") for listener in tcp]
-    return listeners
+    if adopted:
+        log.info("action=sockets.adopted count=%d origins=%s", len(adopted), ",".join(origins))
+    return listeners, bound
 
 
 def _sender(config: Config, clock: Clock) -> Sender:

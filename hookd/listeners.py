@@ -4,6 +4,9 @@ Rules:
 - A leftover Unix socket file is replaced only when it is a socket that nobody answers
   on; a live one means another hookd is running, and any other kind of file is never
   touched. The new socket gets `server.socket_mode` before it accepts anything.
+- Sockets passed by systemd (socket activation) are adopted as they are: a Unix one
+  serves as the API socket, a TCP one as the TCP listener; their files and modes are
+  systemd's.
 - Failures are `ListenError` with a message for the operator.
 """
 
@@ -63,3 +66,18 @@ async def open_tcp_listeners(address: str) -> list[trio.SocketListener]:
         return await trio.open_tcp_listeners(int(port), host=host.strip("[]"))
     except OSError as exc:
         raise ListenError(f"cannot listen on {address}: {exc.strerror}") from None
+
+
+def adopt(sockets: list[socket.socket]) -> list[tuple[trio.SocketListener, str]]:
+    """Listeners for sockets passed by systemd, each with its origin (socket or tcp)."""
+    listeners = []
+    for sock in sockets:
+        if sock.family == socket.AF_UNIX:
+            origin = "socket"
+        elif sock.family in (socket.AF_INET, socket.AF_INET6):
+            origin = "tcp"
+        else:
+            raise ListenError(f"a socket passed by systemd has an unusable family {sock.family!r}")
+        sock.setblocking(False)
+        listeners.append((trio.SocketListener(trio.socket.from_stdlib_socket(sock)), origin))
+    return listeners
