@@ -159,6 +159,12 @@ os.execv(sys.executable, [sys.executable, "-m", "hookd", *sys.argv[2:]])
 """
 
 
+def _serve_with_fd3(fd: int, config: Path) -> subprocess.Popen[bytes]:
+    """`hookd serve` started as systemd would, with `fd` passed as fd 3."""
+    command = [sys.executable, "-c", _EXEC_WITH_FD3, str(fd), "serve", "--config", str(config)]
+    return subprocess.Popen(command, pass_fds=[fd], env=_env(), stderr=subprocess.PIPE)
+
+
 def _listening_unix_socket(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
@@ -174,20 +180,7 @@ def test_adopts_a_passed_unix_socket_and_leaves_it_in_place(short_dir: Path) -> 
         early = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         early.connect(str(passed))
         early.sendall(b"GET /healthz HTTP/1.1\r\nHost: hookd\r\nConnection: close\r\n\r\n")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _EXEC_WITH_FD3,
-                str(sock.fileno()),
-                "serve",
-                "--config",
-                str(config),
-            ],
-            pass_fds=[sock.fileno()],
-            env=_env(),
-            stderr=subprocess.PIPE,
-        )
+        process = _serve_with_fd3(sock.fileno(), config)
         try:
             early.settimeout(10)
             assert early.recv(4096).startswith(b"HTTP/1.1 200 ")
@@ -205,25 +198,10 @@ def test_adopts_a_passed_unix_socket_and_leaves_it_in_place(short_dir: Path) -> 
 def test_a_passed_fd_that_is_not_a_listening_socket_is_refused(short_dir: Path) -> None:
     config = write_config(short_dir)
     with open(short_dir / "plain-file", "w") as plain:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _EXEC_WITH_FD3,
-                str(plain.fileno()),
-                "serve",
-                "--config",
-                str(config),
-            ],
-            pass_fds=[plain.fileno()],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-    assert result.returncode == 1
-    assert "fd 3 passed by systemd is not a socket" in result.stderr
+        process = _serve_with_fd3(plain.fileno(), config)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 1
+    assert "fd 3 passed by systemd is not a socket" in stderr.decode()
 
 
 def test_listen_fds_for_another_process_are_ignored_and_removed() -> None:

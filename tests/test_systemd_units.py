@@ -85,7 +85,8 @@ def test_service_is_a_notify_service_with_a_watchdog() -> None:
     assert int(service["WatchdogSec"][0]) >= 10
     assert service["Restart"] == ["on-failure"]
     assert int(service["TimeoutStopSec"][0]) > 10  # delivery.shutdown_grace's default
-    assert service["User"] == ["hookd"] and service["Group"] == ["hookd"]
+    assert service["User"] == ["hookd"]
+    assert service["Group"] == ["hookd"]
     assert "DynamicUser" not in service
     # The socket unit owns /run/hookd/hookd.sock: the service must not delete it on stop.
     assert service["RuntimeDirectoryPreserve"] == ["yes"]

@@ -454,8 +454,7 @@ def test_continue_is_a_whole_interim_response() -> None:
             {"status": 503, "retry_after": "120"},
         ),
         (
-            b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nCONNECTION: Close\r\n"
-            b"Content-Length: 0",
+            b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nCONNECTION: Close\r\nContent-Length: 0",
             {"keep_alive": False},
         ),
         (b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0", {"content_length": 0}),
