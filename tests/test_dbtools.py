@@ -40,30 +40,37 @@ async def test_backup_while_ingesting_is_one_consistent_snapshot(
     target = tmp_path / "backup.db"
     acknowledged: list[str] = []
 
-    async def ingest() -> None:
-        n = 0
-        while True:
+    async def ingest(until: int, reached: trio.Event) -> None:
+        """Ingest batches of 50 until `until` events are acknowledged."""
+        while len(acknowledged) < until:
+            n = len(acknowledged)
             batch = [{"event": "cliente.criado", "data": {"id": f"c{n + i}"}} for i in range(50)]
             response = await running.client.post("/v1/events/batch", json=batch)
             assert response.status_code == 202
             acknowledged.extend(response.json()["ids"])
-            n += 50
+        reached.set()
+        await trio.sleep_forever()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(ingest)
-        while len(acknowledged) < 500:
-            await trio.sleep(0.01)
+        warm = trio.Event()
+        nursery.start_soon(ingest, 500, warm)
+        await warm.wait()
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:  # the daemon ingests during the backup
+        done = trio.Event()
+        nursery.start_soon(ingest, 10**9, done)
         size = await trio.to_thread.run_sync(dbtools.backup, db_path(running), str(target))
-        before = len(acknowledged)
-        while len(acknowledged) < before + 200:  # the daemon went on while and after
-            await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
 
-    assert size == target.stat().st_size > 0
+    _assert_one_snapshot(target, size, len(acknowledged))
+
+
+def _assert_one_snapshot(target: Path, size: int, acknowledged: int) -> None:
+    assert size == os.path.getsize(target) > 0
     assert dbtools.check(str(target)) == []
-    assert not list(tmp_path.glob(".backup.db.partial-*"))
+    assert not list(target.parent.glob(".backup.db.partial-*"))
     [(events,)] = _rows(target, "SELECT count(*) FROM events")
-    assert 500 <= events < len(acknowledged)
+    assert 500 <= events <= acknowledged
     # A snapshot: every event in it has all its deliveries, and nothing is half there.
     unmatched = _rows(
         target,
@@ -73,7 +80,7 @@ async def test_backup_while_ingesting_is_one_consistent_snapshot(
     assert unmatched == []
     [(mode,)] = _rows(target, "PRAGMA journal_mode")
     assert mode == "delete"  # one self-contained file
-    assert not Path(f"{target}-wal").exists()
+    assert not os.path.exists(f"{target}-wal")
 
 
 async def test_a_restored_backup_serves_its_events(hookd_factory: Factory, tmp_path: Path) -> None:
@@ -86,8 +93,8 @@ async def test_a_restored_backup_serves_its_events(hookd_factory: Factory, tmp_p
     await trio.to_thread.run_sync(dbtools.backup, db_path(running), str(tmp_path / "b.db"))
 
     restored_dir = tmp_path / "restored"
-    restored_dir.mkdir()
-    shutil.copy(tmp_path / "b.db", restored_dir / "hookd.db")
+    await trio.Path(restored_dir).mkdir()
+    await trio.to_thread.run_sync(shutil.copy, tmp_path / "b.db", restored_dir / "hookd.db")
     restored = await hookd_factory(directory=restored_dir)
     response = await restored.client.get(f"/v1/events/{event_id}")
     assert response.status_code == 200
@@ -95,11 +102,11 @@ async def test_a_restored_backup_serves_its_events(hookd_factory: Factory, tmp_p
 
 
 async def test_backup_never_overwrites(hookd: Running, tmp_path: Path) -> None:
-    target = tmp_path / "exists.db"
-    target.write_bytes(b"precious")
+    target = trio.Path(tmp_path / "exists.db")
+    await target.write_bytes(b"precious")
     with pytest.raises(dbtools.DatabaseToolError, match="already exists"):
         await trio.to_thread.run_sync(dbtools.backup, db_path(hookd), str(target))
-    assert target.read_bytes() == b"precious"
+    assert await target.read_bytes() == b"precious"
 
 
 def test_backup_of_a_missing_database_says_so(tmp_path: Path) -> None:
