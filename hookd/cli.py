@@ -1,4 +1,5 @@
-"""The `hookd` command: `serve` runs the daemon; the other subcommands talk to it.
+"""The `hookd` command: `serve` runs the daemon; the other subcommands talk to it, or
+help test receivers (`listen`).
 
 Rules:
 - Exit status: 0 done; 1 failed (the daemon refused, or hookd could not start), with one
@@ -26,6 +27,7 @@ from hookd.commands import (
     deliveries,
     endpoints,
     events,
+    listen,
     status,
 )
 from hookd.output import Screen, colour_wanted
@@ -43,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     common = common_options()
     for module in (status, endpoints, events, deliveries):
         module.register(commands, common)
+    for offline in (listen,):
+        offline.register(commands)
     return parser
 
 
