@@ -1,10 +1,10 @@
 """The `hookd` command: `serve` runs the daemon; the other subcommands talk to it, or
-help test receivers (`listen`).
+help test receivers (`listen`, `verify`).
 
 Rules:
 - Exit status: 0 done; 1 failed (the daemon refused, or hookd could not start), with one
   line saying why; 2 the command line or the configuration is wrong; 3 the daemon is
-  not reachable, with a hint naming the socket tried.
+  not reachable, with a hint naming the socket tried. `verify` exits 1 on a mismatch.
 - Results go to stdout, everything meant for the person (errors, hints, notes) to
   stderr. Colour only on a terminal, never with NO_COLOR.
 - The clock is read here, once, and handed to the command.
@@ -29,6 +29,7 @@ from hookd.commands import (
     events,
     listen,
     status,
+    verify,
 )
 from hookd.output import Screen, colour_wanted
 
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     common = common_options()
     for module in (status, endpoints, events, deliveries):
         module.register(commands, common)
-    for offline in (listen,):
+    for offline in (listen, verify):
         offline.register(commands)
     return parser
 
