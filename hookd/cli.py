@@ -1,5 +1,5 @@
 """The `hookd` command: `serve` runs the daemon; the other subcommands talk to it, or
-help test receivers (`listen`, `verify`).
+help test receivers (`listen`, `verify`) and configs (`config check`).
 
 Rules:
 - Exit status: 0 done; 1 failed (the daemon refused, or hookd could not start), with one
@@ -24,6 +24,7 @@ from hookd.client import CliError, UsageError
 from hookd.commands import (
     Context,
     common_options,
+    config_check,
     deliveries,
     endpoints,
     events,
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     common = common_options()
     for module in (status, endpoints, events, deliveries):
         module.register(commands, common)
-    for offline in (listen, verify):
+    for offline in (listen, verify, config_check):
         offline.register(commands)
     return parser
 
