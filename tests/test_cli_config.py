@@ -4,10 +4,12 @@ hookd reads back the same, secrets masked; a bad one exits 2 naming the key.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
+import trio
 
 from hookd import config
 from hookd.commands.config_check import MASK
@@ -101,3 +103,25 @@ def test_a_missing_file_is_2(short_dir: Path) -> None:
     ran = run_main(["config", "check", str(short_dir / "none.toml")])
     assert ran.code == 2
     assert "cannot read config file" in ran.err
+
+
+async def test_serve_exit_statuses(short_dir: Path) -> None:
+    """`hookd serve`: 2 for a bad config, 1 when it cannot start, each with one line."""
+    bad = short_dir / "bad.toml"
+    bad.write_text("[delivery]\nconcurrency = 0\n")
+    blocked = short_dir / "file"
+    blocked.write_text("")  # a file where the database's directory should be
+    unusable = write_config(short_dir, f'[storage]\npath = "{blocked}/hookd.db"')
+    for path, status, start in (
+        (bad, 2, f"hookd: config error: {bad}: delivery.concurrency: "),
+        (unusable, 1, f"hookd: cannot open database {blocked}/hookd.db: "),
+    ):
+        done = await trio.run_process(
+            [sys.executable, "-m", "hookd", "serve", "--config", str(path)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert done.returncode == status
+        assert done.stderr.decode().startswith(start)
+        assert done.stderr.decode().count("\n") == 1

@@ -134,7 +134,7 @@ async def test_events_list_pages_and_filters(hookd: Running) -> None:
     header, *rows = two.lines
     assert header.split() == ["ID", "EVENT", "RECEIVED"]
     assert len(rows) == 2
-    assert "there are more" in two.err
+    assert "there may be more" in two.err
 
     everything = await cli(hookd.socket, "events", "list", "--all", "--json")
     api = (await hookd.client.get("/v1/events?limit=1000")).json()

@@ -161,7 +161,7 @@ def print_list(
     else:
         render(context.screen, items)
         if cursor is not None:
-            context.screen.note(f"(showing {len(items)}; there are more: use --limit N or --all)")
+            context.screen.note(f"(showing {len(items)}; there may be more: --limit N or --all)")
     return 0
 
 
