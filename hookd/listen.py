@@ -103,8 +103,9 @@ class Receiver:
             async with trio.open_nursery() as nursery:
                 for listener in listeners:
                     nursery.start_soon(server.serve, listener, "tcp", nursery)
+                host = f"[{options.host}]" if ":" in options.host else options.host
                 self.screen.note(
-                    f"listening on http://{options.host}:{port}{options.path}; "
+                    f"listening on http://{host}:{port}{options.path}; "
                     f"{self._describe()} (Ctrl-C to stop)"
                 )
                 task_status.started(port)
