@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 import msgspec
 
-from hookd import __version__, ids
+from hookd import __version__, ids, models
 from hookd.clock import Clock
 from hookd.core import endpoints as endpoint_rules
 from hookd.core import envelope
@@ -39,7 +39,7 @@ RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 MAX_PAGE = 1000
-DELIVERY_STATUSES = frozenset({"pending", "succeeded", "failed", "cancelled"})
+DELIVERY_STATUSES = frozenset(models.DELIVERY_STATUSES)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -257,6 +257,9 @@ class Api:
     async def health(self, _: Request, __: dict[str, str]) -> Response:
         return json_response(200, {"status": "ok", "version": __version__})
 
+    async def status(self, _: Request, __: dict[str, str]) -> Response:
+        return json_response(200, await self.store.status(__version__, self.clock.now()))
+
 
 # -- routing ---------------------------------------------------------------------------
 
@@ -276,6 +279,7 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("GET", "/v1/deliveries", Api.list_deliveries),
     ("GET", "/v1/deliveries/{id}", Api.get_delivery),
     ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),
+    ("GET", "/v1/status", Api.status),
     ("GET", "/healthz", Api.health),
 ]
 

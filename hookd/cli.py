@@ -1,22 +1,39 @@
-"""The `hookd` command.
+"""The `hookd` command: `serve` runs the daemon; the other subcommands talk to it, or
+help test receivers (`listen`, `verify`) and configs (`config check`).
 
-Rules: `hookd serve` runs the daemon; exit status 2 means the command line or the
-configuration is wrong (with one line naming what), 1 that hookd could not start or
-failed. Human-readable messages go to stderr.
+Rules:
+- Exit status: 0 done; 1 failed (the daemon refused, or hookd could not start), with one
+  line saying why; 2 the command line or the configuration is wrong; 3 the daemon is
+  not reachable, with a hint naming the socket tried. `verify` exits 1 on a mismatch.
+- Results go to stdout, everything meant for the person (errors, hints, notes) to
+  stderr. Colour only on a terminal, never with NO_COLOR.
+- The clock is read here, once, and handed to the command.
+- The daemon (and trio) are imported only by `serve`: a client command starts in half
+  the time without them.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
-
-import trio
+import time
 
 from hookd import __version__, config, logs
-from hookd.daemon import Daemon
-from hookd.listeners import ListenError
-from hookd.store import StorageError
+from hookd.client import CliError, UsageError
+from hookd.commands import (
+    Context,
+    common_options,
+    config_check,
+    deliveries,
+    endpoints,
+    events,
+    listen,
+    status,
+    verify,
+)
+from hookd.output import Screen, colour_wanted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,30 +44,52 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--config", help="config file (default: $HOOKD_CONFIG, else /etc/hookd/hookd.toml)"
     )
+    serve.set_defaults(handler=_serve)
+    common = common_options()
+    for module in (status, endpoints, events, deliveries):
+        module.register(commands, common)
+    for offline in (listen, verify, config_check):
+        offline.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the hookd command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args.config)
-    return 2
-
-
-def _serve(path: str | None) -> int:
     try:
-        settings = config.load(path)
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    screen = Screen(sys.stdout, sys.stderr, colour_wanted(sys.stdout, os.environ), time.time())
+    context = Context(args, screen)
+    try:
+        exit_status: int = args.handler(context)
+    except CliError as exc:
+        screen.note(f"hookd: {exc.message}")
+        if exc.hint:
+            screen.note(f"hint: {exc.hint}")
+        return exc.exit_status
+    finally:
+        context.close()
+    return exit_status
+
+
+def _serve(context: Context) -> int:
+    import trio
+
+    from hookd.daemon import Daemon
+    from hookd.listeners import ListenError
+    from hookd.store import StorageError
+
+    try:
+        settings = config.load(context.args.config)
     except config.ConfigError as exc:
-        print(f"hookd: config error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"config error: {exc}") from None
     logs.setup(settings.log.level)
     _tune_gc()
     try:
         trio.run(Daemon(settings).run)
     except (StorageError, ListenError) as exc:
-        print(f"hookd: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(str(exc)) from None
     return 0
 
 

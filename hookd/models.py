@@ -45,6 +45,9 @@ class Attempt(msgspec.Struct, kw_only=True):
     response_excerpt: str
 
 
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
+
+
 class Delivery(msgspec.Struct, kw_only=True):
     id: int
     event_id: str
@@ -85,3 +88,14 @@ class BatchAccepted(msgspec.Struct):
 class Page(msgspec.Struct):
     items: list[Any]
     next_cursor: str | None
+
+
+class Status(msgspec.Struct, kw_only=True):
+    """What `GET /v1/status` answers: the daemon's version and its queue figures."""
+
+    version: str
+    endpoints: int  # not deleted
+    endpoints_enabled: int
+    deliveries: dict[str, int]  # how many in each of DELIVERY_STATUSES, zeros included
+    oldest_pending_at: str | None  # when the oldest pending delivery was created
+    oldest_pending_age_s: float | None

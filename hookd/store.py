@@ -564,6 +564,27 @@ class Store:
 
         return await self.write(op)
 
+    # -- status -------------------------------------------------------------------------
+
+    async def status(self, version: str, now: float) -> models.Status:
+        """Endpoint and delivery counts, and the age of the oldest pending delivery."""
+
+        def query(conn: apsw.Connection) -> models.Status:
+            counts = dict.fromkeys(models.DELIVERY_STATUSES, 0)
+            counts.update((status, n) for status, n in conn.execute(sql.DELIVERY_COUNTS))
+            endpoints, enabled = _first(conn, sql.ENDPOINT_COUNTS, ()) or (0, 0)
+            oldest = _first(conn, sql.OLDEST_PENDING, ())
+            return models.Status(
+                version=version,
+                endpoints=endpoints,
+                endpoints_enabled=enabled,
+                deliveries=counts,
+                oldest_pending_at=models.iso(oldest[0]) if oldest else None,
+                oldest_pending_age_s=round(max(0.0, now - oldest[0]), 3) if oldest else None,
+            )
+
+        return await self.read(query)
+
 
 # -- helpers (writer thread or reader threads) -------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Rules: a bare number (int or float, or a numeric string) is seconds; one unit suffix per
 value; negative, infinite and NaN durations are refused. `parse_duration` raises
-ValueError with a message fit to show a user.
+ValueError with a message fit to show a user. `format_duration` writes seconds back in
+the largest unit that holds them whole, so that `parse_duration` reads the same value.
 """
 
 from __future__ import annotations
@@ -29,3 +30,12 @@ def parse_duration(value: str | int | float) -> float:
         )
     number, unit = match.groups()
     return float(number) * _UNITS[unit or "s"]
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` as an operator writes it: 60.0 -> "1m", 0.5 -> "500ms", 90.0 -> "90s"."""
+    for unit, length in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        count = seconds / length
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookd.core.durations import parse_duration
+from hookd.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,23 @@ def test_parse_duration(value: str | int | float, seconds: float) -> None:
 def test_parse_duration_refuses(value: str | int | float) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0s"),  # the first attempt's delay
+        (0.5, "500ms"),  # below a second
+        (1.5, "1500ms"),  # not whole seconds: milliseconds
+        (5.0, "5s"),
+        (60.0, "1m"),  # the largest unit that holds it whole
+        (90.0, "90s"),
+        (5400.0, "90m"),
+        (3600.0, "1h"),
+        (2_592_000.0, "30d"),
+        (0.0001, "0.0001s"),  # below a millisecond: a decimal number of seconds
+    ],
+)
+def test_format_duration_reads_back_the_same(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
