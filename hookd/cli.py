@@ -26,6 +26,7 @@ from hookd.commands import (
     Context,
     common_options,
     config_check,
+    db,
     deliveries,
     endpoints,
     events,
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     common = common_options()
     for module in (status, endpoints, events, deliveries):
         module.register(commands, common)
-    for offline in (listen, verify, config_check):
+    for offline in (listen, verify, config_check, db):
         offline.register(commands)
     return parser
 

@@ -31,13 +31,17 @@ from hookd.api import Api
 from hookd.clock import Clock
 from hookd.config import Config
 from hookd.core.addresses import AddressPolicy
-from hookd.dispatcher import Scheduler
+from hookd.dispatcher import FAILURE_WINDOW, Scheduler
 from hookd.http import Limits, Server
 from hookd.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
+from hookd.models import Status
+from hookd.output import span
 from hookd.sender import Sender
-from hookd.store import Store
+from hookd.store import StorageError, Store
 
 log = logging.getLogger("hookd.daemon")
+
+STATUS_INTERVAL = 30.0  # seconds between STATUS= updates to systemd
 
 
 class Daemon:
@@ -92,6 +96,8 @@ class Daemon:
                         watchdog = systemd.watchdog_interval()
                         if watchdog is not None:
                             nursery.start_soon(self._watchdog, watchdog / 2)
+                        if self._notifier.enabled:
+                            nursery.start_soon(self._report_status, store, scheduler, clock)
                         await self._stop.wait()
                         self._notifier.notify(STOPPING="1", STATUS="stopping")
                         accepting.cancel_scope.cancel()
@@ -114,6 +120,19 @@ class Daemon:
             self._notifier.close()
             log.info("action=stopped")
 
+    async def _report_status(self, store: Store, scheduler: Scheduler, clock: Clock) -> None:
+        """Tell systemd the live figures (`systemctl status hookd` shows them)."""
+        while True:
+            try:
+                figures = await store.status(__version__, clock.now())
+            except StorageError as exc:
+                log.warning("action=status.failed error=%s", exc)
+            else:
+                failed = scheduler.failed_since(clock.now() - FAILURE_WINDOW)
+                if not self._stop.is_set():
+                    self._notifier.notify(STATUS=status_line(figures, failed))
+            await trio.sleep(STATUS_INTERVAL)
+
     async def _watchdog(self, period: float) -> None:
         """Ping systemd's watchdog every `period` seconds, from the trio loop."""
         while True:
@@ -126,6 +145,17 @@ class Daemon:
                 log.info("action=stopping signal=%s", signal.Signals(number).name)
                 self.stop()
                 return
+
+
+def status_line(figures: Status, failed_last_hour: int) -> str:
+    """The one-line summary systemd shows: backlog, recent failures, endpoints."""
+    pending = figures.deliveries.get("pending", 0)
+    oldest = figures.oldest_pending_age_s
+    backlog = f"{pending:,} pending" + (f" (oldest {span(oldest)})" if pending and oldest else "")
+    return (
+        f"{backlog}, {failed_last_hour:,} failed in the last hour, "
+        f"{figures.endpoints_enabled} of {figures.endpoints} endpoints enabled"
+    )
 
 
 async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, str]], bool]:

@@ -50,6 +50,7 @@ LANE_MAX = 10_000  # deliveries a lane tracks at most (~3 MB of ids, timers and 
 REFILL_BATCH = 2000  # rows one refill reads at most
 LOAD_BATCH = 500  # jobs loaded from disk in one read
 WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
+FAILURE_WINDOW = 3600.0  # how far back failed_since() can count
 
 _BEFORE_ALL = (-math.inf, -1)
 _LAST_ID = 2**63 - 1  # the largest SQLite integer
@@ -106,6 +107,7 @@ class Scheduler:
         self._stopping = False
         self._in_flight = 0
         self._sending: set[int] = set()  # sent, or being sent, and not yet recorded
+        self._failures: deque[float] = deque()  # when deliveries ended failed, last hour
         self._all_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._loop_scope = trio.CancelScope()
@@ -146,6 +148,13 @@ class Scheduler:
         else:
             lane.cursor, lane.more = _BEFORE_ALL, True
         self._wake.set()
+
+    def failed_since(self, since: float) -> int:
+        """How many deliveries ended `failed` since `since` (at most an hour back)."""
+        failures = self._failures
+        while failures and failures[0] < since:
+            failures.popleft()
+        return len(failures)
 
     # -- running -----------------------------------------------------------------------
 
@@ -362,6 +371,9 @@ class Scheduler:
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
                 _log_attempt(job, record)
+                if pending and record.status == "failed":
+                    self._failures.append(record.finished_at)
+                    self.failed_since(record.finished_at - FAILURE_WINDOW)
                 current = self._lanes.get(job.endpoint_id)  # the lane may have started anew
                 if pending and record.next_attempt_at is not None and current is not None:
                     self._track(current, job.delivery_id, record.next_attempt_at)

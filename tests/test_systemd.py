@@ -15,15 +15,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import trio
+import trio.testing
 
 from hookd import systemd
-from tests.conftest import write_config
+from hookd.daemon import status_line
+from hookd.models import Status
+from tests.conftest import Running, write_config
+from tests.test_api_events import create_endpoint
+from tests.test_delivery import wait_status
 
+Factory = Callable[..., Awaitable[Running]]
 SERVE = [sys.executable, "-m", "hookd", "serve", "--config"]
 
 
@@ -52,6 +59,12 @@ def _messages_until(sock: socket.socket, wanted: str) -> list[str]:
         received.append(message)
         if wanted in message.splitlines():
             return received
+
+
+def _next_ping(sock: socket.socket) -> None:
+    """Wait for the next WATCHDOG=1, letting STATUS= updates pass."""
+    while (message := sock.recv(4096).decode()) != "WATCHDOG=1":
+        assert message.startswith("STATUS="), message
 
 
 def _get(socket_path: str, path: str = "/healthz") -> httpx.Response:
@@ -89,8 +102,12 @@ def test_ready_watchdog_and_stopping_arrive_in_order(short_dir: Path, abstract: 
             assert "STATUS=ready" in before_ready[-1].splitlines()
             assert all("WATCHDOG=1" not in m for m in before_ready)  # none before READY
             assert _get(str(short_dir / "hookd.sock")).status_code == 200  # ready means ready
-            pings = [m for m in (notify.recv(4096).decode() for _ in range(5))]
-            assert pings == ["WATCHDOG=1"] * 5
+            after_ready = [notify.recv(4096).decode() for _ in range(6)]
+            statuses = [m for m in after_ready if m != "WATCHDOG=1"]
+            assert statuses == [
+                "STATUS=0 pending, 0 failed in the last hour, 0 of 0 endpoints enabled"
+            ]
+            assert after_ready.count("WATCHDOG=1") == 5
         finally:
             status = _stop(process)
         after = _messages_until(notify, "STOPPING=1")
@@ -105,10 +122,10 @@ def test_watchdog_pings_come_at_half_the_timeout(short_dir: Path) -> None:
         process = subprocess.Popen([*SERVE, str(config)], env=env, stderr=subprocess.DEVNULL)
         try:
             _messages_until(notify, "READY=1")
-            notify.recv(4096)
+            _next_ping(notify)
             start = time.monotonic()
             for _ in range(4):
-                assert notify.recv(4096) == b"WATCHDOG=1"
+                _next_ping(notify)
             period = (time.monotonic() - start) / 4
         finally:
             _stop(process)
@@ -126,7 +143,7 @@ def test_no_watchdog_pings_for_another_process(short_dir: Path) -> None:
             _messages_until(notify, "READY=1")
             notify.settimeout(0.5)
             with pytest.raises(TimeoutError):
-                notify.recv(4096)
+                _next_ping(notify)
         finally:
             _stop(process)
 
@@ -257,3 +274,30 @@ def test_socket_activation_through_systemd_socket_activate(short_dir: Path) -> N
         status, log = _stop_and_read(process)
     assert status == 0, log
     assert "action=sockets.adopted" in log
+
+
+def test_status_line_figures() -> None:
+    figures = Status(
+        version="x",
+        endpoints=3,
+        endpoints_enabled=2,
+        deliveries={"pending": 12345, "succeeded": 9, "failed": 4, "cancelled": 0},
+        oldest_pending_at="2024-01-01T10:00:00Z",
+        oldest_pending_age_s=200.5,
+    )
+    assert status_line(figures, 7) == (
+        "12,345 pending (oldest 3m 20s), 7 failed in the last hour, 2 of 3 endpoints enabled"
+    )
+
+
+async def test_failures_of_the_last_hour_are_counted(hookd_factory: Factory) -> None:
+    running = await hookd_factory('[delivery]\nretry_schedule = ["0s"]')
+    await create_endpoint(running.client, ["*"])  # refuses connections
+    response = await running.client.post("/v1/events", json={"event": "cliente.criado", "data": {}})
+    event = (await running.client.get(f"/v1/events/{response.json()['id']}")).json()
+    await wait_status(running, event["deliveries"][0]["id"], "failed")
+    await trio.testing.wait_all_tasks_blocked()  # the recorder has moved on too
+    scheduler = running.daemon.scheduler
+    assert scheduler is not None
+    assert scheduler.failed_since(0) == 1
+    assert scheduler.failed_since(time.time() + 1) == 0  # older ones are let go
