@@ -186,9 +186,15 @@ class Api:
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
         _check_endpoint(changes)
+        was_enabled = (
+            changes.get("enabled") is False
+            and (await self.store.get_endpoint(params["id"])).enabled
+        )
         endpoint = await self.store.update_endpoint(params["id"], changes, self.clock.now())
         if changes.keys() & {"url", "secret", "enabled"}:
             self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
+        if was_enabled and not endpoint.enabled:
+            await self.scheduler.disabled_by_hand(endpoint.id, endpoint.url)
         return json_response(200, endpoint)
 
     async def delete_endpoint(self, _: Request, params: dict[str, str]) -> Response:
@@ -213,7 +219,7 @@ class Api:
         now = self.clock.now()
         timestamp = envelope.format_timestamp(now)
         data = {"endpointId": params["id"], "mensagem": "Teste de webhook do hookd"}
-        event = envelope.prepare(envelope.IngestRequest(TEST_EVENT, data), timestamp)
+        event = envelope.internal_event(TEST_EVENT, data, timestamp)
         result = await self.store.send_test_event(params["id"], event, ids.event_id(now), now)
         self.scheduler.deliveries_created(result.created)
         return _accepted(result.accepted, replayed=False)
@@ -252,6 +258,17 @@ class Api:
         self.scheduler.deliveries_created([NewDelivery(delivery.id, delivery.endpoint_id, now)])
         return json_response(202, delivery)
 
+    # -- statistics ---------------------------------------------------------------------
+
+    async def stats(self, _: Request, __: dict[str, str]) -> Response:
+        now = self.clock.now()
+        endpoints = await self.store.endpoint_stats(None, now)
+        return json_response(200, {"generated_at": models.iso(now), "endpoints": endpoints})
+
+    async def endpoint_stats(self, _: Request, params: dict[str, str]) -> Response:
+        [stats] = await self.store.endpoint_stats(params["id"], self.clock.now())
+        return json_response(200, stats)
+
     # -- health -------------------------------------------------------------------------
 
     async def health(self, _: Request, __: dict[str, str]) -> Response:
@@ -276,6 +293,8 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("POST", "/v1/endpoints/{id}/rotate-secret", Api.rotate_secret),
     ("POST", "/v1/endpoints/{id}/test", Api.send_test),
     ("POST", "/v1/endpoints/{id}/replay", Api.replay_endpoint),
+    ("GET", "/v1/endpoints/{id}/stats", Api.endpoint_stats),
+    ("GET", "/v1/stats", Api.stats),
     ("GET", "/v1/deliveries", Api.list_deliveries),
     ("GET", "/v1/deliveries/{id}", Api.get_delivery),
     ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),

@@ -31,6 +31,7 @@ from hookd.commands import (
     endpoints,
     events,
     listen,
+    stats,
     status,
     verify,
 )
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     common = common_options()
-    for module in (status, endpoints, events, deliveries):
+    for module in (status, stats, endpoints, events, deliveries):
         module.register(commands, common)
     for offline in (listen, verify, config_check, db):
         offline.register(commands)

@@ -65,6 +65,7 @@ class DeliveryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     require_https: bool = False
     ca_file: str = ""
     shutdown_grace: Duration = Duration(10)
+    disable_after: Duration = Duration(0)  # nothing but failures this long disables; 0: never
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -27,6 +27,7 @@ import trio
 
 from hookd import __version__, systemd
 from hookd import config as config_module
+from hookd.alerts import Alerts
 from hookd.api import Api
 from hookd.clock import Clock
 from hookd.config import Config
@@ -201,6 +202,8 @@ def _scheduler(config: Config, store: Store, sender: Sender, clock: Clock) -> Sc
         schedule=delivery.retry_schedule,
         concurrency=delivery.concurrency,
         per_endpoint=delivery.per_endpoint_concurrency,
+        disable_after=delivery.disable_after,
+        alerts=Alerts(store, clock),
     )
 
 

@@ -22,6 +22,10 @@ Rules:
   workers go on sending; a delivery stays tracked until its record is on disk, and only
   then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled or
   deleted) keeps its status: the write is conditional on it still being pending.
+- The same transaction counts each attempt into its endpoint's health and per-minute
+  statistics, and disables an endpoint that answered 410 Gone or failed for
+  `delivery.disable_after`; the recorder then drops that endpoint's lane and raises
+  the alerts (`hookd.alerts`) for it and for deliveries that ended failed.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
   recorded; what is cut off (or sent but not yet recorded when the process dies) is
   still pending on disk, due again at the next start (at-least-once).
@@ -37,11 +41,12 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
+from hookd.alerts import Alerts, DisabledEndpoint, FailedDelivery
 from hookd.clock import Clock
 from hookd.core import retry
 from hookd.core.timers import Timers
 from hookd.sender import Job, Sender
-from hookd.store import AttemptRecord, NewDelivery, StorageError, Store
+from hookd.store import AttemptRecord, NewDelivery, Recorded, StorageError, Store
 
 log = logging.getLogger("hookd.delivery")
 
@@ -93,8 +98,12 @@ class Scheduler:
         schedule: Sequence[float],
         concurrency: int,
         per_endpoint: int,
+        disable_after: float = 0.0,
+        alerts: Alerts | None = None,
     ) -> None:
         self._store = store
+        self._disable_after = disable_after
+        self._alerts = alerts
         self._sender = sender
         self._clock = clock
         self._schedule = tuple(schedule)
@@ -148,6 +157,15 @@ class Scheduler:
         else:
             lane.cursor, lane.more = _BEFORE_ALL, True
         self._wake.set()
+
+    async def disabled_by_hand(self, endpoint_id: str, url: str) -> None:
+        """An endpoint was disabled through the API: raise the alert."""
+        if self._alerts is not None:
+            reason = "disabled through the API"
+            created = await self._alerts.raise_all(
+                [], [DisabledEndpoint(endpointId=endpoint_id, url=url, motivo=reason)]
+            )
+            self.deliveries_created(created)
 
     def failed_since(self, since: float) -> int:
         """How many deliveries ended `failed` since `since` (at most an hour back)."""
@@ -336,6 +354,7 @@ class Scheduler:
             status = "succeeded" if isinstance(decision, retry.Delivered) else "failed"
         record = AttemptRecord(
             delivery_id=job.delivery_id,
+            endpoint_id=job.endpoint_id,
             number=job.attempt,
             started_at=started,
             duration_ms=duration_ms,
@@ -347,12 +366,12 @@ class Scheduler:
         )
         self._to_record.send_nowait((lane, job, record))
 
-    async def _write_records(self, records: list[AttemptRecord]) -> list[bool]:
+    async def _write_records(self, records: list[AttemptRecord]) -> Recorded:
         """Record attempts; while the disk refuses, log it and try again each second."""
         while True:
             try:
                 with trio.CancelScope(shield=True):
-                    return await self._store.record_attempts(records)
+                    return await self._store.record_attempts(records, self._disable_after)
             except StorageError as exc:
                 log.error("action=storage.failed what=attempts error=%s retry_in=1s", exc)
             await trio.sleep(1)
@@ -366,14 +385,16 @@ class Scheduler:
                     batch.append(self._recorded.receive_nowait())
                 except trio.WouldBlock:
                     break
-            still_pending = await self._write_records([r for _, _, r in batch])
-            for (lane, job, record), pending in zip(batch, still_pending, strict=True):
+            recorded = await self._write_records([r for _, _, r in batch])
+            failed: list[tuple[Job, AttemptRecord]] = []
+            for (lane, job, record), pending in zip(batch, recorded.moved, strict=True):
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
                 _log_attempt(job, record)
                 if pending and record.status == "failed":
                     self._failures.append(record.finished_at)
                     self.failed_since(record.finished_at - FAILURE_WINDOW)
+                    failed.append((job, record))
                 current = self._lanes.get(job.endpoint_id)  # the lane may have started anew
                 if pending and record.next_attempt_at is not None and current is not None:
                     self._track(current, job.delivery_id, record.next_attempt_at)
@@ -385,6 +406,38 @@ class Scheduler:
             self._wake.set()  # retries to time, or room in lanes with more on disk
             if self._stopping and not self._in_flight:
                 self._all_done.set()
+            await self._alert(
+                failed, recorded.disabled, {job.endpoint_id: job.url for _, job, _ in batch}
+            )
+
+    async def _alert(
+        self,
+        failed: list[tuple[Job, AttemptRecord]],
+        disabled: list[tuple[str, str]],
+        urls: dict[str, str],
+    ) -> None:
+        """Stop sending to disabled endpoints; raise the alerts of a recorded batch."""
+        for endpoint_id, _ in disabled:
+            self.endpoint_changed(endpoint_id, receiving=False)
+        if self._alerts is None or self._stopping or not (failed or disabled):
+            return
+        created = await self._alerts.raise_all(
+            [
+                FailedDelivery(
+                    entregaId=job.delivery_id,
+                    eventoId=job.event_id,
+                    evento=job.event_type,
+                    endpointId=job.endpoint_id,
+                    tentativas=job.attempt,
+                    ultimoStatus=record.result.status_code,
+                    ultimoErro=record.error,
+                )
+                for job, record in failed
+            ],
+            [DisabledEndpoint(endpointId=e, url=urls[e], motivo=reason) for e, reason in disabled],
+        )
+        if created:
+            self.deliveries_created(created)
 
 
 def _log_attempt(job: Job, record: AttemptRecord) -> None:

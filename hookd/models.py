@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from hookd.core.stats import WindowSummary
+
 
 def iso(unix_seconds: float | None) -> str | None:
     """`unix_seconds` as an RFC 3339 UTC string with milliseconds (None stays None)."""
@@ -99,3 +101,19 @@ class Status(msgspec.Struct, kw_only=True):
     deliveries: dict[str, int]  # how many in each of DELIVERY_STATUSES, zeros included
     oldest_pending_at: str | None  # when the oldest pending delivery was created
     oldest_pending_age_s: float | None
+
+
+class EndpointStats(msgspec.Struct, kw_only=True):
+    """One endpoint's health, backlog and statistics (`GET /v1/stats`)."""
+
+    id: str
+    url: str
+    enabled: bool
+    disabled_reason: str | None  # why it was disabled automatically, if it was
+    pending: int
+    oldest_pending_at: str | None
+    oldest_pending_age_s: float | None
+    last_success_at: str | None
+    consecutive_failures: int  # failed attempts since the last success
+    failing_since: str | None  # the first of those
+    windows: dict[str, WindowSummary]  # last_hour, last_24h

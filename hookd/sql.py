@@ -71,6 +71,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
     """,
+    # 1 -> 2: endpoint health, and per-endpoint per-minute statistics.
+    """
+    ALTER TABLE endpoints ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE endpoints ADD COLUMN failing_since REAL;
+    ALTER TABLE endpoints ADD COLUMN last_success_at REAL;
+    ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;
+
+    CREATE TABLE endpoint_minutes (
+        endpoint_id TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        attempts_failed INTEGER NOT NULL DEFAULT 0,
+        succeeded INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        b0 INTEGER NOT NULL DEFAULT 0, b1 INTEGER NOT NULL DEFAULT 0,
+        b2 INTEGER NOT NULL DEFAULT 0, b3 INTEGER NOT NULL DEFAULT 0,
+        b4 INTEGER NOT NULL DEFAULT 0, b5 INTEGER NOT NULL DEFAULT 0,
+        b6 INTEGER NOT NULL DEFAULT 0, b7 INTEGER NOT NULL DEFAULT 0,
+        b8 INTEGER NOT NULL DEFAULT 0, b9 INTEGER NOT NULL DEFAULT 0,
+        b10 INTEGER NOT NULL DEFAULT 0, b11 INTEGER NOT NULL DEFAULT 0,
+        b12 INTEGER NOT NULL DEFAULT 0, b13 INTEGER NOT NULL DEFAULT 0,
+        b14 INTEGER NOT NULL DEFAULT 0, b15 INTEGER NOT NULL DEFAULT 0,
+        b16 INTEGER NOT NULL DEFAULT 0, b17 INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (endpoint_id, minute)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # -- events ---------------------------------------------------------------------------
@@ -182,6 +208,59 @@ FINISH_ATTEMPT = """
     WHERE id = :id AND status = 'pending'
     RETURNING id
 """
+
+# -- endpoint health and statistics (core.stats) ------------------------------------------
+
+LATENCY_COLUMNS = ", ".join(f"b{i}" for i in range(18))  # core.stats.BUCKETS
+MINUTE_COLUMNS = f"attempts, attempts_failed, succeeded, failed, {LATENCY_COLUMNS}"
+ADD_MINUTE = f"""
+    INSERT INTO endpoint_minutes (endpoint_id, minute, {MINUTE_COLUMNS})
+    VALUES (?, ?, {", ".join("?" * (4 + 18))})
+    ON CONFLICT (endpoint_id, minute) DO UPDATE SET
+    {", ".join(f"{c} = {c} + excluded.{c}" for c in MINUTE_COLUMNS.split(", "))}
+"""
+
+
+def window_totals(one_endpoint: bool) -> str:
+    """Summed minutes from `:start` to `:end`, per endpoint (or of `:endpoint` alone)."""
+    where = "minute BETWEEN :start AND :end"
+    if one_endpoint:
+        where = f"endpoint_id = :endpoint AND {where}"
+    sums = ", ".join(f"sum({c})" for c in MINUTE_COLUMNS.split(", "))
+    return f"SELECT endpoint_id, {sums} FROM endpoint_minutes WHERE {where} GROUP BY endpoint_id"
+
+
+FORGET_MINUTES = "DELETE FROM endpoint_minutes WHERE minute < ?"
+UPDATE_HEALTH = """
+    UPDATE endpoints SET
+        consecutive_failures =
+            CASE WHEN :reset THEN :failures ELSE consecutive_failures + :failures END,
+        failing_since = CASE WHEN :reset THEN :first_failure
+                             ELSE coalesce(failing_since, :first_failure) END,
+        last_success_at = coalesce(:last_success, last_success_at)
+    WHERE id = :endpoint AND deleted_at IS NULL
+    RETURNING enabled, failing_since
+"""
+DISABLE_ENDPOINT = """
+    UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?
+    WHERE id = ? AND enabled = 1 AND deleted_at IS NULL
+"""
+HEALTH_COLUMNS = """
+    id, url, enabled, consecutive_failures, failing_since, last_success_at, disabled_reason
+"""
+ENDPOINT_HEALTH = f"SELECT {HEALTH_COLUMNS} FROM endpoints WHERE id = ? AND deleted_at IS NULL"
+ALL_ENDPOINT_HEALTH = (
+    f"SELECT {HEALTH_COLUMNS} FROM endpoints WHERE deleted_at IS NULL ORDER BY rowid"
+)
+PENDING_OF_ENDPOINT = """
+    SELECT endpoint_id, count(*), min(id) FROM deliveries INDEXED BY deliveries_due
+    WHERE status = 'pending' AND endpoint_id = ?
+"""
+PENDING_BY_ENDPOINT = """
+    SELECT endpoint_id, count(*), min(id) FROM deliveries INDEXED BY deliveries_due
+    WHERE status = 'pending' GROUP BY endpoint_id
+"""
+CREATED_AT = "SELECT created_at FROM deliveries WHERE id = ?"
 
 # -- deliveries through the API ----------------------------------------------------------
 

@@ -21,13 +21,15 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import apsw
 import msgspec
 import trio
 
 from hookd import models, sql
+from hookd.core import stats
+from hookd.core.durations import format_duration
 from hookd.core.envelope import PreparedEvent
 from hookd.core.retry import AttemptResult
 from hookd.core.routing import Router, Subscription
@@ -65,6 +67,7 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One attempt as it is logged, and where it leaves its delivery."""
 
     delivery_id: int
+    endpoint_id: str
     number: int
     started_at: float
     duration_ms: float
@@ -73,6 +76,13 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: str  # pending (to retry), succeeded or failed
     next_attempt_at: float | None
     error: str | None  # the delivery's last error, None when it succeeded
+
+
+class Recorded(NamedTuple):
+    """What recording a batch of attempts did."""
+
+    moved: list[bool]  # per record: False when its delivery was no longer pending
+    disabled: list[tuple[str, str]]  # endpoints disabled by it, with the reason
 
 
 class _Write:
@@ -97,6 +107,7 @@ class Store:
         self._readers: list[apsw.Connection] = []
         self._reader_limit = trio.CapacityLimiter(READERS)
         self._router: Router | None = None
+        self._minutes_kept_from = -1  # the minute old statistics were last dropped at
         self._token: trio.lowlevel.TrioToken | None = None
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
@@ -502,16 +513,105 @@ class Store:
 
         return await self.read(query)
 
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
-        """Log attempts and move their deliveries on; False for each no longer pending."""
+    async def record_attempts(
+        self, records: Sequence[AttemptRecord], disable_after: float = 0.0
+    ) -> Recorded:
+        """Log attempts, move their deliveries on, and count them into endpoint health.
 
-        def op(conn: apsw.Connection) -> list[bool]:
+        An endpoint that answered 410 Gone, or (with `disable_after`) has had nothing
+        but failures for that long, is disabled in the same transaction.
+        """
+
+        def op(conn: apsw.Connection) -> Recorded:
             conn.executemany(sql.INSERT_ATTEMPT, [_attempt_row(r) for r in records])
             params = [_finish_params(r) for r in records]
             moved = {row[0] for row in conn.executemany(sql.FINISH_ATTEMPT, params)}
-            return [r.delivery_id in moved for r in records]
+            flags = [r.delivery_id in moved for r in records]
+            return Recorded(flags, self._account(conn, records, flags, disable_after))
 
         return await self.write(op)
+
+    def _account(
+        self,
+        conn: apsw.Connection,
+        records: Sequence[AttemptRecord],
+        moved: Sequence[bool],
+        disable_after: float,
+    ) -> list[tuple[str, str]]:
+        """Per-minute statistics and health of the records' endpoints; who got disabled."""
+        minutes: dict[tuple[str, int], stats.MinuteCounts] = {}
+        health: dict[str, stats.HealthDelta] = {}
+        gone: set[str] = set()
+        for record, finished in zip(records, moved, strict=True):
+            ok = record.result.ok
+            key = (record.endpoint_id, stats.minute_of(record.finished_at))
+            counts = minutes.get(key) or minutes.setdefault(key, stats.MinuteCounts())
+            counts.add_attempt(record.duration_ms, ok)
+            if finished:
+                counts.add_finished(record.status)
+            health.setdefault(record.endpoint_id, stats.HealthDelta()).add(ok, record.started_at)
+            if record.result.status_code == 410:
+                gone.add(record.endpoint_id)
+        conn.executemany(sql.ADD_MINUTE, [(e, m, *c.row()) for (e, m), c in minutes.items()])
+        now = max(record.finished_at for record in records)
+        if stats.minute_of(now) != self._minutes_kept_from:  # once a minute: drop old ones
+            self._minutes_kept_from = stats.minute_of(now)
+            conn.execute(sql.FORGET_MINUTES, (stats.window_start(now, stats.KEEP_MINUTES),))
+        disabled = []
+        for endpoint_id, delta in health.items():
+            row = _first(conn, sql.UPDATE_HEALTH, {"endpoint": endpoint_id, **delta.params()})
+            if row is None:  # deleted meanwhile
+                continue
+            enabled, failing_since = row
+            reason = None
+            if endpoint_id in gone:
+                reason = "it answered 410 Gone"
+            elif (
+                disable_after and failing_since is not None and now - failing_since >= disable_after
+            ):
+                reason = (
+                    f"nothing but failures since {models.iso(failing_since)} "
+                    f"(delivery.disable_after = {format_duration(disable_after)})"
+                )
+            if enabled and reason is not None:
+                conn.execute(sql.DISABLE_ENDPOINT, (reason, now, endpoint_id))
+                conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+                self._router = None
+                disabled.append((endpoint_id, reason))
+        return disabled
+
+    # -- statistics ---------------------------------------------------------------------
+
+    async def endpoint_stats(
+        self, endpoint_id: str | None, now: float
+    ) -> list[models.EndpointStats]:
+        """Health, backlog and windowed statistics of one endpoint (404 if unknown) or all."""
+
+        def query(conn: apsw.Connection) -> list[models.EndpointStats]:
+            if endpoint_id is None:
+                rows = list(conn.execute(sql.ALL_ENDPOINT_HEALTH))
+                pending = list(conn.execute(sql.PENDING_BY_ENDPOINT))
+            else:
+                rows = list(conn.execute(sql.ENDPOINT_HEALTH, (endpoint_id,)))
+                if not rows:
+                    raise not_found(f"endpoint {endpoint_id!r}")
+                pending = [r for r in conn.execute(sql.PENDING_OF_ENDPOINT, (endpoint_id,)) if r[0]]
+            windows: dict[str, dict[str, stats.MinuteCounts]] = {}
+            for name, length in stats.WINDOWS.items():
+                params = {
+                    "start": stats.window_start(now, length),
+                    "end": stats.minute_of(now),
+                    "endpoint": endpoint_id,
+                }
+                totals = conn.execute(sql.window_totals(endpoint_id is not None), params)
+                windows[name] = {r[0]: stats.MinuteCounts.from_row(r[1:]) for r in totals}
+            backlog = {}
+            for ident, count, oldest_id in pending:
+                created = _first(conn, sql.CREATED_AT, (oldest_id,))
+                backlog[ident] = (count, created[0] if created else None)
+            return [_endpoint_stats(row, backlog, windows, now) for row in rows]
+
+        return await self.read(query)
 
     # -- deliveries ---------------------------------------------------------------------
 
@@ -634,7 +734,7 @@ def _accepted(conn: apsw.Connection, query: str, value: str) -> models.Accepted 
     return models.Accepted(*row) if row else None
 
 
-def _first(conn: apsw.Connection, query: str, params: Sequence[Any]) -> Row | None:
+def _first(conn: apsw.Connection, query: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
     for row in conn.execute(query, params):
         return tuple(row)
     return None
@@ -676,6 +776,32 @@ def _get_endpoint(
     if row is None:
         raise not_found(f"endpoint {endpoint_id!r}")
     return _endpoint(row, with_secret)
+
+
+def _endpoint_stats(
+    row: Row,
+    backlog: dict[str, tuple[int, float | None]],
+    windows: dict[str, dict[str, stats.MinuteCounts]],
+    now: float,
+) -> models.EndpointStats:
+    ident, url, enabled, failures, failing_since, last_success, reason = row
+    pending, oldest = backlog.get(ident, (0, None))
+    return models.EndpointStats(
+        id=ident,
+        url=url,
+        enabled=bool(enabled),
+        disabled_reason=None if enabled else reason,
+        pending=pending,
+        oldest_pending_at=models.iso(oldest) if oldest is not None else None,
+        oldest_pending_age_s=round(max(0.0, now - oldest), 3) if oldest is not None else None,
+        last_success_at=models.iso(last_success) if last_success is not None else None,
+        consecutive_failures=failures,
+        failing_since=models.iso(failing_since) if failing_since is not None else None,
+        windows={
+            name: stats.summarize(by_endpoint.get(ident) or stats.MinuteCounts())
+            for name, by_endpoint in windows.items()
+        },
+    )
 
 
 def _attempt_row(record: AttemptRecord) -> tuple[Any, ...]:

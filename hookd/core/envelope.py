@@ -231,16 +231,30 @@ def _validate(request: IngestRequest, where: str) -> None:
         )
 
 
+RESERVED_PREFIX = "hookd."  # hookd's own events (alerts, tests): never from a client
+
+
 def prepare(request: IngestRequest, received_at: str, item: int | None = None) -> PreparedEvent:
     """Validate `request` and build its body; `received_at` stands in for a missing timestamp.
 
     `item` is the request's position in a batch, named in error messages.
     """
+    if request.event.startswith(RESERVED_PREFIX):
+        where = "" if item is None else f"item {item}: "
+        raise invalid(
+            f"{where}$.event: names starting with {RESERVED_PREFIX!r} are hookd's own events",
+            "invalid_event",
+        )
     if not (request.event in _KNOWN_NAMES and request.timestamp is None and request.id is None):
         _validate(request, "" if item is None else f"item {item}: ")
     timestamp = request.timestamp or received_at
     body = _encoder.encode(Envelope(request.event, timestamp, request.data))
     return PreparedEvent(request.event, timestamp, body, request.id)
+
+
+def internal_event(name: str, data: dict[str, Any], timestamp: str) -> PreparedEvent:
+    """One of hookd's own events (a `hookd.` name), built without the client's checks."""
+    return PreparedEvent(name, timestamp, _encoder.encode(Envelope(name, timestamp, data)), None)
 
 
 def decode_event(raw: bytes) -> IngestRequest:

@@ -4,7 +4,8 @@ Rules:
 - A pattern is an event name (`cliente.criado`), a prefix with `.*` matching any depth
   below it (`cliente.*` matches `cliente.criado`, `whatsapp.*` matches
   `whatsapp.mensagem.recebida`, but `cliente.*` does not match `cliente` itself), or `*`
-  for everything.
+  for every event of the CRM. hookd's own events (`hookd.` names: alerts) go only to
+  endpoints that name them or `hookd.*`.
 - Only enabled endpoints receive. The router answers in endpoint order and caches the
   answer per event type; build a new router when endpoints change.
 """
@@ -37,7 +38,7 @@ def pattern_error(pattern: object) -> str | None:
 def matches(pattern: str, event_type: str) -> bool:
     """True when `pattern` subscribes to `event_type`."""
     if pattern == "*":
-        return True
+        return not event_type.startswith("hookd.")
     if pattern.endswith(".*"):
         return event_type.startswith(pattern[:-1])
     return pattern == event_type
