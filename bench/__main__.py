@@ -552,8 +552,10 @@ class Bench:
         wave_p99 = {n: common.percentile(sorted(v), 0.99) for n, v in sorted(by_number.items())}
         first = min((at for _, _, at, _ in rows), default=0.0)
         waves = {
-            n: [min(at for _, m, at, _ in rows if m == n) - first,
-                max(at for _, m, at, _ in rows if m == n) - first]
+            n: [
+                min(at for _, m, at, _ in rows if m == n) - first,
+                max(at for _, m, at, _ in rows if m == n) - first,
+            ]
             for n in by_number
         }
         stderr = hookd.problems(("action=delivery.failed",))

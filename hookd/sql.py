@@ -71,16 +71,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
     """,
-    # 1 -> 2: endpoint health, and per-endpoint per-minute statistics.
+    # 1 -> 2: endpoint health, and per-endpoint statistics by the minute and the hour.
     """
     ALTER TABLE endpoints ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE endpoints ADD COLUMN failing_since REAL;
     ALTER TABLE endpoints ADD COLUMN last_success_at REAL;
     ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;
 
-    CREATE TABLE endpoint_minutes (
+    CREATE TABLE endpoint_stats (
         endpoint_id TEXT NOT NULL,
-        minute INTEGER NOT NULL,
+        unit INTEGER NOT NULL,
+        period INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
         attempts_failed INTEGER NOT NULL DEFAULT 0,
         succeeded INTEGER NOT NULL DEFAULT 0,
@@ -94,7 +95,7 @@ MIGRATIONS: list[str] = [
         b12 INTEGER NOT NULL DEFAULT 0, b13 INTEGER NOT NULL DEFAULT 0,
         b14 INTEGER NOT NULL DEFAULT 0, b15 INTEGER NOT NULL DEFAULT 0,
         b16 INTEGER NOT NULL DEFAULT 0, b17 INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (endpoint_id, minute)
+        PRIMARY KEY (endpoint_id, unit, period)
     ) WITHOUT ROWID;
     """,
 ]
@@ -212,25 +213,25 @@ FINISH_ATTEMPT = """
 # -- endpoint health and statistics (core.stats) ------------------------------------------
 
 LATENCY_COLUMNS = ", ".join(f"b{i}" for i in range(18))  # core.stats.BUCKETS
-MINUTE_COLUMNS = f"attempts, attempts_failed, succeeded, failed, {LATENCY_COLUMNS}"
-ADD_MINUTE = f"""
-    INSERT INTO endpoint_minutes (endpoint_id, minute, {MINUTE_COLUMNS})
-    VALUES (?, ?, {", ".join("?" * (4 + 18))})
-    ON CONFLICT (endpoint_id, minute) DO UPDATE SET
-    {", ".join(f"{c} = {c} + excluded.{c}" for c in MINUTE_COLUMNS.split(", "))}
+COUNT_COLUMNS = f"attempts, attempts_failed, succeeded, failed, {LATENCY_COLUMNS}"
+ADD_STATS = f"""
+    INSERT INTO endpoint_stats (endpoint_id, unit, period, {COUNT_COLUMNS})
+    VALUES (?, ?, ?, {", ".join("?" * (4 + 18))})
+    ON CONFLICT (endpoint_id, unit, period) DO UPDATE SET
+    {", ".join(f"{c} = {c} + excluded.{c}" for c in COUNT_COLUMNS.split(", "))}
 """
 
 
 def window_totals(one_endpoint: bool) -> str:
-    """Summed minutes from `:start` to `:end`, per endpoint (or of `:endpoint` alone)."""
-    where = "minute BETWEEN :start AND :end"
+    """Summed periods of `:unit` from `:start` to `:end`, per endpoint (or `:endpoint`'s)."""
+    where = "unit = :unit AND period BETWEEN :start AND :end"
     if one_endpoint:
         where = f"endpoint_id = :endpoint AND {where}"
-    sums = ", ".join(f"sum({c})" for c in MINUTE_COLUMNS.split(", "))
-    return f"SELECT endpoint_id, {sums} FROM endpoint_minutes WHERE {where} GROUP BY endpoint_id"
+    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS.split(", "))
+    return f"SELECT endpoint_id, {sums} FROM endpoint_stats WHERE {where} GROUP BY endpoint_id"
 
 
-FORGET_MINUTES = "DELETE FROM endpoint_minutes WHERE minute < ?"
+FORGET_STATS = "DELETE FROM endpoint_stats WHERE unit = ? AND period < ?"
 UPDATE_HEALTH = """
     UPDATE endpoints SET
         consecutive_failures =

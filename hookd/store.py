@@ -107,7 +107,7 @@ class Store:
         self._readers: list[apsw.Connection] = []
         self._reader_limit = trio.CapacityLimiter(READERS)
         self._router: Router | None = None
-        self._minutes_kept_from = -1  # the minute old statistics were last dropped at
+        self._stats_kept_from = -1  # the minute old statistics were last dropped at
         self._token: trio.lowlevel.TrioToken | None = None
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
@@ -538,25 +538,27 @@ class Store:
         moved: Sequence[bool],
         disable_after: float,
     ) -> list[tuple[str, str]]:
-        """Per-minute statistics and health of the records' endpoints; who got disabled."""
-        minutes: dict[tuple[str, int], stats.MinuteCounts] = {}
+        """Statistics (by minute and hour) and health of the endpoints; who got disabled."""
+        periods: dict[tuple[str, int, int], stats.PeriodCounts] = {}
         health: dict[str, stats.HealthDelta] = {}
         gone: set[str] = set()
         for record, finished in zip(records, moved, strict=True):
             ok = record.result.ok
-            key = (record.endpoint_id, stats.minute_of(record.finished_at))
-            counts = minutes.get(key) or minutes.setdefault(key, stats.MinuteCounts())
-            counts.add_attempt(record.duration_ms, ok)
-            if finished:
-                counts.add_finished(record.status)
+            for unit in stats.UNITS:
+                key = (record.endpoint_id, unit, stats.period_of(record.finished_at, unit))
+                counts = periods.get(key) or periods.setdefault(key, stats.PeriodCounts())
+                counts.add_attempt(record.duration_ms, ok)
+                if finished:
+                    counts.add_finished(record.status)
             health.setdefault(record.endpoint_id, stats.HealthDelta()).add(ok, record.started_at)
             if record.result.status_code == 410:
                 gone.add(record.endpoint_id)
-        conn.executemany(sql.ADD_MINUTE, [(e, m, *c.row()) for (e, m), c in minutes.items()])
+        conn.executemany(sql.ADD_STATS, [(*key, *c.row()) for key, c in periods.items()])
         now = max(record.finished_at for record in records)
-        if stats.minute_of(now) != self._minutes_kept_from:  # once a minute: drop old ones
-            self._minutes_kept_from = stats.minute_of(now)
-            conn.execute(sql.FORGET_MINUTES, (stats.window_start(now, stats.KEEP_MINUTES),))
+        if stats.period_of(now, stats.MINUTE) != self._stats_kept_from:  # once a minute
+            self._stats_kept_from = stats.period_of(now, stats.MINUTE)
+            for unit, count in stats.WINDOWS.values():  # drop what left every window
+                conn.execute(sql.FORGET_STATS, (unit, stats.window_start(now, unit, count)))
         disabled = []
         for endpoint_id, delta in health.items():
             row = _first(conn, sql.UPDATE_HEALTH, {"endpoint": endpoint_id, **delta.params()})
@@ -596,15 +598,16 @@ class Store:
                 if not rows:
                     raise not_found(f"endpoint {endpoint_id!r}")
                 pending = [r for r in conn.execute(sql.PENDING_OF_ENDPOINT, (endpoint_id,)) if r[0]]
-            windows: dict[str, dict[str, stats.MinuteCounts]] = {}
-            for name, length in stats.WINDOWS.items():
+            windows: dict[str, dict[str, stats.PeriodCounts]] = {}
+            for name, (unit, count) in stats.WINDOWS.items():
                 params = {
-                    "start": stats.window_start(now, length),
-                    "end": stats.minute_of(now),
+                    "unit": unit,
+                    "start": stats.window_start(now, unit, count),
+                    "end": stats.period_of(now, unit),
                     "endpoint": endpoint_id,
                 }
                 totals = conn.execute(sql.window_totals(endpoint_id is not None), params)
-                windows[name] = {r[0]: stats.MinuteCounts.from_row(r[1:]) for r in totals}
+                windows[name] = {r[0]: stats.PeriodCounts.from_row(r[1:]) for r in totals}
             backlog = {}
             for ident, count, oldest_id in pending:
                 created = _first(conn, sql.CREATED_AT, (oldest_id,))
@@ -781,7 +784,7 @@ def _get_endpoint(
 def _endpoint_stats(
     row: Row,
     backlog: dict[str, tuple[int, float | None]],
-    windows: dict[str, dict[str, stats.MinuteCounts]],
+    windows: dict[str, dict[str, stats.PeriodCounts]],
     now: float,
 ) -> models.EndpointStats:
     ident, url, enabled, failures, failing_since, last_success, reason = row
@@ -798,7 +801,7 @@ def _endpoint_stats(
         consecutive_failures=failures,
         failing_since=models.iso(failing_since) if failing_since is not None else None,
         windows={
-            name: stats.summarize(by_endpoint.get(ident) or stats.MinuteCounts())
+            name: stats.summarize(by_endpoint.get(ident) or stats.PeriodCounts())
             for name, by_endpoint in windows.items()
         },
     )

@@ -72,31 +72,32 @@ async def _stats(store: Store, now: float) -> dict:
     return {name: window for name, window in stats.windows.items()} | {"row": stats}
 
 
-async def test_windows_roll_a_minute_at_a_time(store: Store) -> None:
-    start = (T0 // 60) * 60  # a minute boundary
+async def test_windows_roll_a_minute_and_an_hour_at_a_time(store: Store) -> None:
+    start = (T0 // 3600) * 3600  # an hour boundary
     [a, b, c] = await _deliveries(store, 3)
     await store.record_attempts([_record(a, start + 1, 200, "succeeded")])
     await store.record_attempts([_record(b, start + 1800, 500, "failed", ms=3000)])
-    await store.record_attempts([_record(c, start + 7200, 200, "succeeded")])
 
+    at_half_hour = await _stats(store, start + 1830)
+    assert at_half_hour["last_hour"].attempts == 2
+    assert at_half_hour["last_hour"].latency_ms["p99"] is not None
+    assert at_half_hour["last_hour"].latency_ms["p99"] > 2500  # b's 3 s attempt
+    # The last hour rolls by the minute: 59 minutes after a's minute it is in, 60 out.
+    assert (await _stats(store, start + 59 * 60))["last_hour"].deliveries_succeeded == 1
+    assert (await _stats(store, start + 60 * 60))["last_hour"].deliveries_succeeded == 0
+    assert (await _stats(store, start + 60 * 60))["last_24h"].deliveries_succeeded == 1
+
+    await store.record_attempts([_record(c, start + 7200, 200, "succeeded")])
     at_2h = await _stats(store, start + 7200)
     assert at_2h["last_hour"].deliveries_succeeded == 1  # only c
     assert at_2h["last_hour"].deliveries_failed == 0
     assert at_2h["last_24h"].deliveries_succeeded == 2
     assert at_2h["last_24h"].deliveries_failed == 1
     assert at_2h["last_24h"].success_rate == pytest.approx(2 / 3, abs=1e-4)
-
-    at_half_hour = await _stats(store, start + 1830)
-    assert at_half_hour["last_hour"].attempts == 2  # a and b, not c (in the future)
-    assert at_half_hour["last_hour"].latency_ms["p99"] is not None
-    assert at_half_hour["last_hour"].latency_ms["p99"] > 2500  # b's 3 s attempt
-
-    # The window rolls: 59 minutes after a's minute it is in, 60 after it is out.
-    assert (await _stats(store, start + 59 * 60))["last_hour"].deliveries_succeeded == 1
-    assert (await _stats(store, start + 60 * 60))["last_hour"].deliveries_succeeded == 0
-    assert (await _stats(store, start + 60 * 60))["last_24h"].deliveries_succeeded == 1
-    a_day_later = await _stats(store, start + 86400 + 7200)
-    assert a_day_later["last_24h"].deliveries_succeeded == 0
+    # The last 24 h rolls by the hour: a's hour leaves it 24 hours later.
+    assert (await _stats(store, start + 23 * 3600 + 3599))["last_24h"].attempts == 3
+    assert (await _stats(store, start + 24 * 3600))["last_24h"].attempts == 1  # c only
+    assert (await _stats(store, start + 27 * 3600))["last_24h"].attempts == 0
 
 
 async def test_health_tracks_the_run_of_failures(store: Store) -> None:

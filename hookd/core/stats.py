@@ -1,11 +1,14 @@
-"""Per-endpoint delivery statistics: per-minute counters, and what a window of them says.
+"""Per-endpoint delivery statistics: counters per minute and hour, and what a window says.
 
 Rules:
-- The unit is one endpoint's minute: attempts, failed attempts, deliveries that ended
-  succeeded or failed, and a histogram of attempt durations over fixed buckets
-  (LATENCY_BOUNDS_MS, plus one for anything slower). Minutes are Unix time // 60.
-- A window ("the last hour") is the minutes after `now`'s minute minus its length, the
-  current (partial) minute included: it rolls forward a minute at a time.
+- Counters are kept per endpoint and period: attempts, failed attempts, deliveries
+  that ended succeeded or failed, and a histogram of attempt durations over fixed
+  buckets (LATENCY_BOUNDS_MS, plus one for anything slower). A period is a minute or an
+  hour (`unit`, in seconds): period = Unix time // unit. Each attempt counts in both.
+- A window is the last `count` periods of its unit, the current (partial) one included:
+  the last hour rolls forward a minute at a time (60 minutes), the last 24 h an hour at a
+  time (24 hours). Summing a window reads at most 60 or 24 rows per endpoint, however
+  many attempts were made.
 - Percentiles come from the histogram: linear within the bucket that holds the rank, so
   they are exact to a bucket's width. The clock is an argument: nothing here reads it.
 """
@@ -22,13 +25,14 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
     2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 400, 600, 1000, 1500, 2500, 4000, 6000,
 )  # fmt: skip
 BUCKETS = len(LATENCY_BOUNDS_MS) + 1
-WINDOWS = {"last_hour": 60, "last_24h": 1440}  # window name -> minutes
-KEEP_MINUTES = max(WINDOWS.values())  # older minutes are dropped
+MINUTE, HOUR = 60, 3600
+WINDOWS = {"last_hour": (MINUTE, 60), "last_24h": (HOUR, 24)}  # name -> (unit, periods)
+UNITS = tuple(unit for unit, _ in WINDOWS.values())  # each attempt counts once per unit
 
 
-def minute_of(unix_seconds: float) -> int:
-    """The minute `unix_seconds` falls in."""
-    return int(unix_seconds // 60)
+def period_of(unix_seconds: float, unit: int) -> int:
+    """The period of `unit` seconds that `unix_seconds` falls in."""
+    return int(unix_seconds // unit)
 
 
 def bucket_of(duration_ms: float) -> int:
@@ -36,8 +40,8 @@ def bucket_of(duration_ms: float) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS_MS, duration_ms)
 
 
-class MinuteCounts(msgspec.Struct, kw_only=True):
-    """One endpoint's minute, or the sum of several."""
+class PeriodCounts(msgspec.Struct, kw_only=True):
+    """One endpoint's period, or the sum of several."""
 
     attempts: int = 0
     attempts_failed: int = 0
@@ -63,7 +67,7 @@ class MinuteCounts(msgspec.Struct, kw_only=True):
         return (self.attempts, self.attempts_failed, self.succeeded, self.failed, *self.latency)
 
     @classmethod
-    def from_row(cls, row: Sequence[int]) -> MinuteCounts:
+    def from_row(cls, row: Sequence[int]) -> PeriodCounts:
         """Counters from `row()`'s column order."""
         attempts, attempts_failed, succeeded, failed, *latency = (int(v or 0) for v in row)
         return cls(
@@ -75,9 +79,9 @@ class MinuteCounts(msgspec.Struct, kw_only=True):
         )
 
 
-def window_start(now: float, minutes: int) -> int:
-    """The first minute of the `minutes`-long window ending at `now`."""
-    return minute_of(now) - minutes + 1
+def window_start(now: float, unit: int, count: int) -> int:
+    """The first period of the window of `count` periods of `unit` ending at `now`."""
+    return period_of(now, unit) - count + 1
 
 
 def percentile(latency: Sequence[int], q: float) -> float | None:
@@ -111,7 +115,7 @@ class WindowSummary(msgspec.Struct, kw_only=True):
     latency_ms: dict[str, float | None]  # p50, p95, p99 of attempt durations
 
 
-def summarize(counts: MinuteCounts) -> WindowSummary:
+def summarize(counts: PeriodCounts) -> WindowSummary:
     """The summary of a window's summed counters."""
     finished = counts.succeeded + counts.failed
     return WindowSummary(

@@ -7,13 +7,19 @@ import pytest
 from hookd.core import stats
 
 
-def test_minutes_and_windows() -> None:
-    assert stats.minute_of(0) == 0
-    assert stats.minute_of(59.999) == 0
-    assert stats.minute_of(60) == 1
-    assert stats.window_start(3600, 60) == 1  # minutes 1..60: the current one included
-    assert stats.window_start(3659.9, 60) == 1
-    assert stats.window_start(3660, 60) == 2  # rolled a minute forward
+def test_periods_and_windows() -> None:
+    assert stats.period_of(0, stats.MINUTE) == 0
+    assert stats.period_of(59.999, stats.MINUTE) == 0
+    assert stats.period_of(60, stats.MINUTE) == 1
+    assert stats.period_of(7199, stats.HOUR) == 1
+    hour = stats.WINDOWS["last_hour"]
+    assert stats.window_start(3600, *hour) == 1  # minutes 1..60: the current one included
+    assert stats.window_start(3659.9, *hour) == 1
+    assert stats.window_start(3660, *hour) == 2  # rolled a minute forward
+    day = stats.WINDOWS["last_24h"]
+    assert stats.window_start(86400, *day) == 1  # hours 1..24
+    assert stats.window_start(86400 + 3599, *day) == 1
+    assert stats.window_start(86400 + 3600, *day) == 2  # rolled an hour forward
 
 
 def test_bucket_bounds_are_upper_bounds() -> None:
@@ -26,7 +32,7 @@ def test_bucket_bounds_are_upper_bounds() -> None:
 
 
 def test_percentiles_interpolate_within_a_bucket() -> None:
-    counts = stats.MinuteCounts()
+    counts = stats.PeriodCounts()
     for _ in range(100):
         counts.add_attempt(30, ok=True)  # bucket (20, 35]
     assert stats.percentile(counts.latency, 0.5) == pytest.approx(27.5)
@@ -35,7 +41,7 @@ def test_percentiles_interpolate_within_a_bucket() -> None:
 
 
 def test_percentiles_of_a_mix() -> None:
-    counts = stats.MinuteCounts()
+    counts = stats.PeriodCounts()
     for _ in range(90):
         counts.add_attempt(4, ok=True)  # (2, 5]
     for _ in range(10):
@@ -51,7 +57,7 @@ def test_percentiles_of_a_mix() -> None:
 
 
 def test_success_rate_counts_finished_deliveries() -> None:
-    counts = stats.MinuteCounts()
+    counts = stats.PeriodCounts()
     for status in ("succeeded", "succeeded", "succeeded", "failed", "pending"):
         counts.add_finished(status)
     summary = stats.summarize(counts)
@@ -60,10 +66,10 @@ def test_success_rate_counts_finished_deliveries() -> None:
 
 
 def test_row_round_trip() -> None:
-    counts = stats.MinuteCounts()
+    counts = stats.PeriodCounts()
     counts.add_attempt(12, ok=False)
     counts.add_finished("failed")
-    assert stats.MinuteCounts.from_row(counts.row()) == counts
+    assert stats.PeriodCounts.from_row(counts.row()) == counts
     assert len(counts.row()) == 4 + stats.BUCKETS
 
 
