@@ -84,7 +84,7 @@ class Daemon:
                         for listener, origin in listeners:
                             accepting.start_soon(server.serve, listener, origin, connections)
                         if self._handle_signals:
-                            accepting.start_soon(self._wait_for_signal)
+                            nursery.start_soon(self._wait_for_signals)
                         log.info(
                             "action=ready version=%s socket=%s listen=%s db=%s",
                             __version__,
@@ -111,7 +111,7 @@ class Daemon:
                         with trio.move_on_after(grace):
                             await server.wait_closed()
                     connections.cancel_scope.cancel()
-                nursery.cancel_scope.cancel()  # the watchdog
+                nursery.cancel_scope.cancel()  # the watchdog, the signal handler
                 sender.close()
         finally:
             with trio.CancelScope(shield=True):
@@ -140,12 +140,20 @@ class Daemon:
             self._notifier.notify(WATCHDOG="1")
             await trio.sleep(period)
 
-    async def _wait_for_signal(self) -> None:
+    async def _wait_for_signals(self) -> None:
+        """The first SIGTERM or SIGINT starts a graceful stop; later ones change nothing.
+
+        The single-file binary's bootloader forwards signals to hookd, so a signal sent
+        to both (Ctrl-C, systemd's default KillMode) arrives twice.
+        """
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for number in signals:
-                log.info("action=stopping signal=%s", signal.Signals(number).name)
+                name = signal.Signals(number).name
+                if self._stop.is_set():
+                    log.info("action=stopping.already signal=%s", name)
+                    continue
+                log.info("action=stopping signal=%s", name)
                 self.stop()
-                return
 
 
 def status_line(figures: Status, failed_last_hour: int) -> str:

@@ -50,6 +50,25 @@ async def test_attempts_in_flight_finish_and_are_recorded(short_dir: Path) -> No
     assert not await trio.Path(daemon.socket).exists()
 
 
+async def test_a_second_signal_during_the_stop_changes_nothing(short_dir: Path) -> None:
+    # The single-file binary's bootloader forwards signals: Ctrl-C arrives twice.
+    async with (
+        trio.open_nursery() as nursery,
+        serve_receiver(lambda _: Answer(delay=1)) as receiver,
+    ):
+        daemon, client = await start_with_slow_receiver(nursery, short_dir, receiver.url, "5s")
+        await receiver.wait_for(3)
+        daemon.signal(signal.SIGINT)
+        await trio.sleep(0.2)
+        daemon.signal(signal.SIGINT)
+        daemon.signal(signal.SIGTERM)
+        with trio.fail_after(5):
+            status = await daemon.wait()
+        await client.aclose()
+    assert status == 0
+    assert deliveries(daemon.database) == [("succeeded", 1)] * 3  # the grace was kept
+
+
 async def test_attempts_cut_off_by_the_grace_period_are_due_again(short_dir: Path) -> None:
     async with trio.open_nursery() as nursery, serve_receiver(lambda _: Answer(delay=60)) as slow:
         daemon, client = await start_with_slow_receiver(nursery, short_dir, slow.url, "500ms")

@@ -84,6 +84,7 @@ def test_service_is_a_notify_service_with_a_watchdog() -> None:
     assert service["NotifyAccess"] == ["all"]  # the single-file binary's child notifies
     assert int(service["WatchdogSec"][0]) >= 10
     assert service["Restart"] == ["on-failure"]
+    assert service["KillMode"] == ["mixed"]  # SIGTERM once, through the bootloader
     assert int(service["TimeoutStopSec"][0]) > 10  # delivery.shutdown_grace's default
     assert service["User"] == ["hookd"]
     assert service["Group"] == ["hookd"]
