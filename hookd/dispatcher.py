@@ -22,6 +22,8 @@ Rules:
   workers go on sending; a delivery stays tracked until its record is on disk, and only
   then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled or
   deleted) keeps its status: the write is conditional on it still being pending.
+- Each attempt is counted for `GET /metrics` once its record is on disk, and its
+  delivery as finished only if that write moved it out of `pending`.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
   recorded; what is cut off (or sent but not yet recorded when the process dies) is
   still pending on disk, due again at the next start (at-least-once).
@@ -40,6 +42,7 @@ import trio
 from hookd.clock import Clock
 from hookd.core import retry
 from hookd.core.timers import Timers
+from hookd.metrics import Metrics
 from hookd.sender import Job, Sender
 from hookd.store import AttemptRecord, NewDelivery, StorageError, Store
 
@@ -93,10 +96,12 @@ class Scheduler:
         schedule: Sequence[float],
         concurrency: int,
         per_endpoint: int,
+        metrics: Metrics,
     ) -> None:
         self._store = store
         self._sender = sender
         self._clock = clock
+        self._metrics = metrics
         self._schedule = tuple(schedule)
         self._per_endpoint = per_endpoint
         self._slots = trio.CapacityLimiter(concurrency)
@@ -371,6 +376,10 @@ class Scheduler:
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
                 _log_attempt(job, record)
+                finished = record.status if pending and record.status != "pending" else None
+                self._metrics.attempt_recorded(
+                    job.endpoint_id, record.result, record.duration_ms / 1000, finished
+                )
                 if pending and record.status == "failed":
                     self._failures.append(record.finished_at)
                     self.failed_since(record.finished_at - FAILURE_WINDOW)
