@@ -3,8 +3,9 @@ exposition format 0.0.4 that `GET /metrics` answers with.
 
 Rules:
 - A family keeps its series in a dict keyed by the tuple of its label values (in the
-  order of its label names). Recording is a dict lookup and an add, nothing more: the
-  text of a series' labels is built once, the first time a scrape writes it.
+  order of its label names). Recording is a dict lookup and an add; the text of a
+  series' labels is built once, when the series first appears (a gauge's: at the first
+  scrape that writes it), so a scrape only formats numbers.
 - Counters count from the start of the process (Prometheus expects the reset at a
   restart). The gauges that describe the database are set by the scrape itself.
 - Everything is updated on the trio thread but `ingest_commit`, which only the store's
@@ -48,7 +49,8 @@ class _Family:
         """`{name="value",...}` for `key` ("" without labels), built once per series."""
         text = self._label_text.get(key)
         if text is None:
-            text = self._label_text[key] = _labels(zip(self.labels, key, strict=True))
+            pairs = _pairs(self.labels, key)
+            text = self._label_text[key] = f"{{{pairs}}}" if pairs else ""
         return text
 
     def write(self, out: list[str]) -> None:
@@ -66,8 +68,11 @@ class Counter(_Family):
         self.values: dict[Key, int] = {}
 
     def inc(self, key: Key = (), amount: int = 1) -> None:
-        values = self.values
-        values[key] = values.get(key, 0) + amount
+        try:
+            self.values[key] += amount
+        except KeyError:  # a new series: its label text now, once, not all at one scrape
+            self.label_text(key)
+            self.values[key] = amount
 
     def write(self, out: list[str]) -> None:
         name = self.name
@@ -111,12 +116,14 @@ class Histogram(_Family):
     ) -> None:
         super().__init__(name, help_text, labels)
         self.bounds = tuple(sorted(float(b) for b in buckets))
+        self._le = [*(repr(b) for b in self.bounds), "+Inf"]
         self.series: dict[Key, _Series] = {}
         self._lines: dict[Key, tuple[list[str], str, str]] = {}
 
     def observe(self, key: Key, value: float) -> None:
         series = self.series.get(key)
-        if series is None:
+        if series is None:  # a new series: its text now, once (and before a scrape sees it)
+            self._prefixes(key)
             series = self.series[key] = _Series(len(self.bounds))
         series.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
         series.total += value
@@ -134,9 +141,9 @@ class Histogram(_Family):
     def _prefixes(self, key: Key) -> tuple[list[str], str, str]:
         lines = self._lines.get(key)
         if lines is None:
-            pairs = list(zip(self.labels, key, strict=True))
-            bounds = [*(repr(b) for b in self.bounds), "+Inf"]
-            buckets = [f"{self.name}_bucket{_labels([*pairs, ('le', b)])} " for b in bounds]
+            pairs = _pairs(self.labels, key)
+            bucket = f'{self.name}_bucket{{{pairs}{"," if pairs else ""}le="'
+            buckets = [f'{bucket}{le}"}} ' for le in self._le]
             labels = self.label_text(key)
             lines = self._lines[key] = (
                 buckets,
@@ -160,12 +167,16 @@ def _escape_help(text: str) -> str:
 
 
 def _escape_value(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if "\\" in text or '"' in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return text
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    text = ",".join(f'{name}="{_escape_value(value)}"' for name, value in pairs)
-    return f"{{{text}}}" if text else ""
+def _pairs(names: tuple[str, ...], values: Key) -> str:
+    """`name="value",...`, the values escaped."""
+    return ",".join(
+        [f'{name}="{_escape_value(value)}"' for name, value in zip(names, values, strict=True)]
+    )
 
 
 def _number(value: float) -> str:
