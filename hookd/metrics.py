@@ -229,7 +229,8 @@ class Metrics:
         self.deliveries_finished = Counter(
             "hookd_deliveries_finished_total",
             "Deliveries that ended succeeded or failed, by endpoint id, counted when the "
-            "attempt that ended them is recorded.",
+            "attempt that ended them is recorded (a delivery retried through the API can "
+            "end again).",
             ("endpoint", "status"),
         )
         self.attempt_duration = Histogram(
