@@ -5,7 +5,7 @@
     python -m bench --quick                  # smaller sizes: a smoke run
     python -m bench --only ingest,delivery   # some scenarios
 
-Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry. Each part runs
+Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry, metrics. Each part runs
 under a time limit; one that overruns is reported as "timed out" and fails. Every process
 the bench starts is stopped at the end, also on errors and Ctrl-C. The scripts beside this
 file run one scenario each with more options (`python bench/delivery.py --help`).
@@ -31,9 +31,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from bench import backlog, common, delivery, ingest_socket
+from bench import backlog, common, delivery, ingest_socket, scrape
 
-SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry")
+SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 T = TypeVar("T")
 
@@ -586,6 +586,19 @@ class Bench:
             "stderr": stderr[:20],
             "ok": ok,
         }
+
+    def metrics(self) -> None:
+        workdir = self.workdir("metrics")
+        result = self.part(
+            "metrics", 120, lambda: scrape.run(self.h11_receiver(), workdir, 200, 200)
+        )
+        self.results["metrics"] = result
+        name = f"GET /metrics, {scrape.ENDPOINTS} endpoints"
+        target = "loop < 5 ms a scrape"
+        if isinstance(result, str):
+            self.add(name, f"error: {result}", target, False)
+            return
+        self.add(name, scrape.summary(result), target, result["ok"])
 
     # ------------------------------------------------------------------ output
 

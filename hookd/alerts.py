@@ -1,10 +1,11 @@
 """Alerts: a delivery that ended failed, an endpoint disabled.
 
 Rules:
-- Each alert is a warning log line and an internal event delivered through hookd itself
-  (`hookd.entrega.falhou`, `hookd.endpoint.desativado`) to the endpoints subscribed to
-  it by name or by `hookd.*` (a plain `*` does not take hookd's own events), so an
-  operator can point a chat or on-call webhook at them.
+- Each alert is a warning log line, a count in `hookd_alerts_total`, and an internal
+  event delivered through hookd itself (`hookd.entrega.falhou`,
+  `hookd.endpoint.desativado`) to the endpoints subscribed to it by name or by
+  `hookd.*` (a plain `*` does not take hookd's own events), so an operator can point a
+  chat or on-call webhook at them.
 - A failed delivery of a hookd event raises no alert: an alert endpoint that is down
   must not feed itself.
 - Raising an alert never fails the caller: a database that refuses the event is logged.
@@ -20,6 +21,7 @@ import msgspec
 from hookd import ids, models
 from hookd.clock import Clock
 from hookd.core import envelope
+from hookd.metrics import Metrics
 from hookd.store import NewDelivery, StorageError, Store
 
 log = logging.getLogger("hookd.alerts")
@@ -31,9 +33,10 @@ ENDPOINT_DISABLED = "hookd.endpoint.desativado"
 class Alerts:
     """Raises alerts; returns the deliveries they create, for the scheduler."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, metrics: Metrics) -> None:
         self._store = store
         self._clock = clock
+        self._metrics = metrics
 
     async def raise_all(
         self, failed: Sequence[FailedDelivery], disabled: Sequence[DisabledEndpoint]
@@ -50,6 +53,11 @@ class Alerts:
             for f in failed
             if not f.evento.startswith(envelope.RESERVED_PREFIX)
         ]
+        failures = len(events)
+        if failures:
+            self._metrics.alerts.inc(("delivery_failed",), failures)
+        if disabled:
+            self._metrics.alerts.inc(("endpoint_disabled",), len(disabled))
         for endpoint in disabled:
             log.warning(
                 "action=alert.endpoint_disabled endpoint=%s reason=%r",

@@ -9,6 +9,8 @@ Rules (DESIGN §2):
 - On the TCP listener, when `server.api_token` is set, every route but `/healthz` needs
   `Authorization: Bearer <token>`. The Unix socket is guarded by its file mode.
 - Secrets are shown when an endpoint is created or its secret changes, never otherwise.
+- `GET /metrics` is Prometheus text; on TCP it needs the token like the rest (a scrape
+  config carries it as a bearer token). Ingested events are counted after their commit.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from hookd.core import envelope
 from hookd.dispatcher import Scheduler
 from hookd.errors import ApiError, bad_request, invalid
 from hookd.http import Request, Response, json_response
-from hookd.store import NewDelivery, StorageError, Store
+from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
+from hookd.metrics import Metrics
+from hookd.store import Ingested, NewDelivery, StorageError, Store
 
 log = logging.getLogger("hookd.api")
 
@@ -75,12 +79,19 @@ class Api:
     """Routes requests to handlers; one per daemon."""
 
     def __init__(
-        self, store: Store, clock: Clock, scheduler: Scheduler, api_token: str = ""
+        self,
+        store: Store,
+        clock: Clock,
+        scheduler: Scheduler,
+        api_token: str = "",
+        *,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.clock = clock
         self.scheduler = scheduler
         self._token = api_token
+        self.metrics = metrics
 
     async def handle(self, request: Request) -> Response:
         """Answer one request."""
@@ -118,6 +129,7 @@ class Api:
         key = _idempotency_key(request)
         [result] = await self.store.ingest([(event, ids.event_id(now), key)], now)
         self.scheduler.deliveries_created(result.created)
+        self._count_ingested([result])
         return _accepted(result.accepted, replayed=result.replayed)
 
     async def ingest_batch(self, request: Request, _: dict[str, str]) -> Response:
@@ -136,11 +148,18 @@ class Api:
         ]
         results = await self.store.ingest(items, now)
         self.scheduler.deliveries_created([d for result in results for d in result.created])
+        self._count_ingested(results)
         answer = {
             "ids": [r.accepted.id for r in results],
             "deliveries": sum(r.accepted.deliveries for r in results),
         }
         return json_response(202, answer)
+
+    def _count_ingested(self, results: list[Ingested]) -> None:
+        counter = self.metrics.events_ingested
+        for result in results:
+            if not result.replayed:
+                counter.inc((result.accepted.event,))
 
     async def list_events(self, request: Request, _: dict[str, str]) -> Response:
         query = request.query
@@ -222,6 +241,7 @@ class Api:
         event = envelope.internal_event(TEST_EVENT, data, timestamp)
         result = await self.store.send_test_event(params["id"], event, ids.event_id(now), now)
         self.scheduler.deliveries_created(result.created)
+        self._count_ingested([result])
         return _accepted(result.accepted, replayed=False)
 
     async def replay_endpoint(self, request: Request, params: dict[str, str]) -> Response:
@@ -277,6 +297,11 @@ class Api:
     async def status(self, _: Request, __: dict[str, str]) -> Response:
         return json_response(200, await self.store.status(__version__, self.clock.now()))
 
+    async def metrics_text(self, _: Request, __: dict[str, str]) -> Response:
+        backlog = await self.store.backlog()
+        self.metrics.set_backlog(backlog.pending, backlog.file_bytes, self.clock.now())
+        return Response(status=200, body=self.metrics.render(), content_type=METRICS_TYPE)
+
 
 # -- routing ---------------------------------------------------------------------------
 
@@ -300,6 +325,7 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),
     ("GET", "/v1/status", Api.status),
     ("GET", "/healthz", Api.health),
+    ("GET", "/metrics", Api.metrics_text),
 ]
 
 

@@ -35,6 +35,7 @@ from hookd.core.addresses import AddressPolicy
 from hookd.dispatcher import FAILURE_WINDOW, Scheduler
 from hookd.http import Limits, Server
 from hookd.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
+from hookd.metrics import Metrics
 from hookd.models import Status
 from hookd.output import span
 from hookd.sender import Sender
@@ -65,6 +66,8 @@ class Daemon:
         config = self.config
         clock = Clock()
         store = self.store = await Store.open(config.storage.path, config.storage.durability)
+        metrics = Metrics(__version__)
+        store.commit_seconds = metrics.ingest_commit
         socket_path = config.server.socket
         bound = False  # the socket file is ours to remove only once we made it
         try:
@@ -73,8 +76,8 @@ class Daemon:
                 clock.now(),
             )
             sender = _sender(config, clock)
-            scheduler = self.scheduler = _scheduler(config, store, sender, clock)
-            api = Api(store, clock, scheduler, config.server.api_token)
+            scheduler = self.scheduler = _scheduler(config, store, sender, clock, metrics)
+            api = Api(store, clock, scheduler, config.server.api_token, metrics=metrics)
             server = Server(api.handle, _limits(config), f"hookd/{__version__}")
             listeners, bound = await _listeners(config)
             async with trio.open_nursery() as nursery:
@@ -201,7 +204,9 @@ def _sender(config: Config, clock: Clock) -> Sender:
     )
 
 
-def _scheduler(config: Config, store: Store, sender: Sender, clock: Clock) -> Scheduler:
+def _scheduler(
+    config: Config, store: Store, sender: Sender, clock: Clock, metrics: Metrics
+) -> Scheduler:
     delivery = config.delivery
     return Scheduler(
         store,
@@ -211,7 +216,8 @@ def _scheduler(config: Config, store: Store, sender: Sender, clock: Clock) -> Sc
         concurrency=delivery.concurrency,
         per_endpoint=delivery.per_endpoint_concurrency,
         disable_after=delivery.disable_after,
-        alerts=Alerts(store, clock),
+        alerts=Alerts(store, clock, metrics),
+        metrics=metrics,
     )
 
 

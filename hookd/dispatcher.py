@@ -26,6 +26,8 @@ Rules:
   statistics, and disables an endpoint that answered 410 Gone or failed for
   `delivery.disable_after`; the recorder then drops that endpoint's lane and raises
   the alerts (`hookd.alerts`) for it and for deliveries that ended failed.
+- Each attempt is counted for `GET /metrics` once its record is on disk, and its
+  delivery as finished only if that write moved it out of `pending`.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
   recorded; what is cut off (or sent but not yet recorded when the process dies) is
   still pending on disk, due again at the next start (at-least-once).
@@ -45,6 +47,7 @@ from hookd.alerts import Alerts, DisabledEndpoint, FailedDelivery
 from hookd.clock import Clock
 from hookd.core import retry
 from hookd.core.timers import Timers
+from hookd.metrics import Metrics
 from hookd.sender import Job, Sender
 from hookd.store import AttemptRecord, NewDelivery, Recorded, StorageError, Store
 
@@ -98,6 +101,7 @@ class Scheduler:
         schedule: Sequence[float],
         concurrency: int,
         per_endpoint: int,
+        metrics: Metrics,
         disable_after: float = 0.0,
         alerts: Alerts | None = None,
     ) -> None:
@@ -106,6 +110,7 @@ class Scheduler:
         self._alerts = alerts
         self._sender = sender
         self._clock = clock
+        self._metrics = metrics
         self._schedule = tuple(schedule)
         self._per_endpoint = per_endpoint
         self._slots = trio.CapacityLimiter(concurrency)
@@ -391,6 +396,10 @@ class Scheduler:
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
                 _log_attempt(job, record)
+                finished = record.status if pending and record.status != "pending" else None
+                self._metrics.attempt_recorded(
+                    job.endpoint_id, record.result, record.duration_ms / 1000, finished
+                )
                 if pending and record.status == "failed":
                     self._failures.append(record.finished_at)
                     self.failed_since(record.finished_at - FAILURE_WINDOW)

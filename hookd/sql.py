@@ -254,14 +254,12 @@ ALL_ENDPOINT_HEALTH = (
     f"SELECT {HEALTH_COLUMNS} FROM endpoints WHERE deleted_at IS NULL ORDER BY rowid"
 )
 PENDING_OF_ENDPOINT = """
-    SELECT endpoint_id, count(*), min(id) FROM deliveries INDEXED BY deliveries_due
-    WHERE status = 'pending' AND endpoint_id = ?
+    SELECT p.endpoint_id, p.n, d.created_at
+    FROM (SELECT endpoint_id, count(*) AS n, min(id) AS first
+          FROM deliveries INDEXED BY deliveries_due
+          WHERE status = 'pending' AND endpoint_id = ?) p
+    JOIN deliveries d ON d.id = p.first
 """
-PENDING_BY_ENDPOINT = """
-    SELECT endpoint_id, count(*), min(id) FROM deliveries INDEXED BY deliveries_due
-    WHERE status = 'pending' GROUP BY endpoint_id
-"""
-CREATED_AT = "SELECT created_at FROM deliveries WHERE id = ?"
 
 # -- deliveries through the API ----------------------------------------------------------
 
@@ -303,6 +301,19 @@ OLDEST_PENDING = """
 """
 ENDPOINT_COUNTS = """
     SELECT count(*), coalesce(sum(enabled), 0) FROM endpoints WHERE deleted_at IS NULL
+"""
+
+# -- scrape-time gauges (GET /metrics) ----------------------------------------------------
+
+LIVE_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE deleted_at IS NULL"
+# One pass over the partial index `deliveries_due` (pending rows only), then a primary-key
+# look-up per endpoint for the creation time of its first pending id, the oldest.
+PENDING_BY_ENDPOINT = """
+    SELECT p.endpoint_id, p.n, d.created_at
+    FROM (SELECT endpoint_id, count(*) AS n, min(id) AS first
+          FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'
+          GROUP BY endpoint_id) p
+    JOIN deliveries d ON d.id = p.first
 """
 
 

@@ -12,14 +12,17 @@ Rules:
   (a missing endpoint, say) only before it has written anything; the refusal goes to its
   caller and the others in the group commit. Any other failure rolls the group back and
   its writes are run again one per transaction, so only the failing one fails.
-- Callers pass the time in: the store never reads the clock.
+- Callers pass the time in: the store never reads the clock, but to time its own
+  group commits into `commit_seconds` when it is set (for `GET /metrics`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -34,6 +37,7 @@ from hookd.core.envelope import PreparedEvent
 from hookd.core.retry import AttemptResult
 from hookd.core.routing import Router, Subscription
 from hookd.errors import ApiError, conflict, not_found
+from hookd.metrics import Histogram
 from hookd.sender import Job
 
 T = TypeVar("T")
@@ -61,6 +65,14 @@ class Ingested(msgspec.Struct, frozen=True):
     accepted: models.Accepted
     created: list[NewDelivery]
     replayed: bool = False
+
+
+class Backlog(msgspec.Struct, frozen=True):
+    """Per live endpoint: pending deliveries and the creation time of the oldest (None
+    when none is pending); and the bytes of the database file and its WAL."""
+
+    pending: dict[str, tuple[int, float | None]]
+    file_bytes: int
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,6 +123,7 @@ class Store:
         self._token: trio.lowlevel.TrioToken | None = None
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
+        self.commit_seconds: Histogram | None = None  # observed by the writer thread alone
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -188,7 +201,10 @@ class Store:
                     stopping = True
                     break
                 group.append(more)
+            began = time.perf_counter()
             self._commit(self._writer, group)
+            if self.commit_seconds is not None:
+                self.commit_seconds.observe((), time.perf_counter() - began)
             self._token.run_sync_soon(_wake, group)
 
     def _commit(self, conn: apsw.Connection, group: list[_Write]) -> None:
@@ -597,7 +613,7 @@ class Store:
                 rows = list(conn.execute(sql.ENDPOINT_HEALTH, (endpoint_id,)))
                 if not rows:
                     raise not_found(f"endpoint {endpoint_id!r}")
-                pending = [r for r in conn.execute(sql.PENDING_OF_ENDPOINT, (endpoint_id,)) if r[0]]
+                pending = list(conn.execute(sql.PENDING_OF_ENDPOINT, (endpoint_id,)))
             windows: dict[str, dict[str, stats.PeriodCounts]] = {}
             for name, (unit, count) in stats.WINDOWS.items():
                 params = {
@@ -608,10 +624,7 @@ class Store:
                 }
                 totals = conn.execute(sql.window_totals(endpoint_id is not None), params)
                 windows[name] = {r[0]: stats.PeriodCounts.from_row(r[1:]) for r in totals}
-            backlog = {}
-            for ident, count, oldest_id in pending:
-                created = _first(conn, sql.CREATED_AT, (oldest_id,))
-                backlog[ident] = (count, created[0] if created else None)
+            backlog = {ident: (count, oldest) for ident, count, oldest in pending}
             return [_endpoint_stats(row, backlog, windows, now) for row in rows]
 
         return await self.read(query)
@@ -688,6 +701,19 @@ class Store:
 
         return await self.read(query)
 
+    async def backlog(self) -> Backlog:
+        """The pending deliveries of every live endpoint, and the size on disk."""
+
+        def query(conn: apsw.Connection) -> Backlog:
+            pending: dict[str, tuple[int, float | None]] = {
+                ident: (0, None) for (ident,) in conn.execute(sql.LIVE_ENDPOINT_IDS)
+            }
+            for ident, count, oldest in conn.execute(sql.PENDING_BY_ENDPOINT):
+                pending[ident] = (count, oldest)
+            return Backlog(pending, _file_bytes(self.path))
+
+        return await self.read(query)
+
 
 # -- helpers (writer thread or reader threads) -------------------------------------------
 
@@ -730,6 +756,14 @@ def _read_with(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
         return fn(conn)
     except apsw.Error as exc:
         raise StorageError(f"database read failed: {exc}") from exc
+
+
+def _file_bytes(path: str) -> int:
+    total = 0
+    for name in (path, f"{path}-wal"):
+        with contextlib.suppress(FileNotFoundError):  # no WAL yet, or checkpointed away
+            total += os.stat(name).st_size
+    return total
 
 
 def _accepted(conn: apsw.Connection, query: str, value: str) -> models.Accepted | None:

@@ -164,6 +164,7 @@ async def test_410_disables_at_once_and_alerts(hookd_factory: Start) -> None:
         state = (await hookd.client.get(f"/v1/endpoints/{endpoint['id']}")).json()
         stats = (await hookd.client.get(f"/v1/endpoints/{endpoint['id']}/stats")).json()
         await trio.sleep(0.1)
+        scraped = (await hookd.client.get("/metrics")).text
     assert alert.headers["x-webhook-event"] == "hookd.endpoint.desativado"
     assert b'"endpointId":"' + endpoint["id"].encode() in alert.body
     assert b"410 Gone" in alert.body
@@ -172,6 +173,7 @@ async def test_410_disables_at_once_and_alerts(hookd_factory: Start) -> None:
     assert stats["disabled_reason"] == "it answered 410 Gone"
     assert stats["windows"]["last_hour"]["attempts_failed"] == 1
     assert len(everything.received) == 1  # '*' takes the CRM's event, not hookd's alert
+    assert 'hookd_alerts_total{kind="endpoint_disabled"} 1' in scraped.splitlines()
 
 
 async def test_a_failed_delivery_alerts_subscribers_once(hookd_factory: Start) -> None:
