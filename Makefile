@@ -7,7 +7,7 @@ DIST_STAMP := $(VENV)/.installed-dist
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
 DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py packaging/*.py packaging/*.spec)
 
-.PHONY: venv run test lint bench dist clean
+.PHONY: venv run test lint bench dist dist-check clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ dist/hookd: $(DIST_SOURCES)
 		--noconfirm --clean --log-level WARN \
 		--distpath dist --workpath build/pyinstaller packaging/hookd.spec
 	@ls -l dist/hookd
+
+# Builds the binary, then runs it through --version and a serve/send/deliver/stop cycle
+# with no Python environment of ours (system python3 drives it; needs curl).
+dist-check: dist
+	$(PYTHON) packaging/smoke.py dist/hookd
 
 run: venv
 	mkdir -p var
