@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DIST_STAMP := $(VENV)/.installed-dist
+# Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
+DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py packaging/*.py packaging/*.spec)
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test lint bench dist dist-check clean
 
 venv: $(STAMP)
 
@@ -13,6 +16,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The single-file binary needs only hookd's dependencies and PyInstaller (the `dist` extra),
+# not the test tools; once .venv/ has them, building needs no network.
+$(DIST_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dist]'
+	touch $(DIST_STAMP)
+
+dist: dist/hookd
+
+dist/hookd: $(DIST_SOURCES)
+	PYINSTALLER_CONFIG_DIR=$(CURDIR)/build/pyinstaller-cache $(BIN)/pyinstaller \
+		--noconfirm --clean --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/hookd.spec
+	@ls -l dist/hookd
+
+# Builds the binary, then runs it through --version and a serve/send/deliver/stop cycle
+# with no Python environment of ours (system python3 drives it; needs curl).
+dist-check: dist
+	$(PYTHON) packaging/smoke.py dist/hookd
 
 run: venv
 	mkdir -p var
@@ -29,4 +53,4 @@ bench: venv  # e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only ingest
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var build dist .pytest_cache .mypy_cache .ruff_cache
