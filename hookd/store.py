@@ -355,10 +355,10 @@ class Store:
 
     async def list_events(
         self, limit: int, before: int | None, event_type: str | None, since: float | None
-    ) -> models.Page:
+    ) -> models.Page[models.Event]:
         """Events newest first; `before` is the cursor of the previous page."""
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.Event]:
             rows = list(
                 conn.execute(
                     sql.LIST_EVENTS,
@@ -386,10 +386,10 @@ class Store:
         """One endpoint (without its secret); 404 when unknown or deleted."""
         return await self.read(lambda conn: _get_endpoint(conn, endpoint_id))
 
-    async def list_endpoints(self, limit: int, after: int | None) -> models.Page:
+    async def list_endpoints(self, limit: int, after: int | None) -> models.Page[models.Endpoint]:
         """Endpoints in creation order; `after` is the cursor of the previous page."""
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.Endpoint]:
             rows = list(conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit)))
             cursor = str(rows[-1][-1]) if len(rows) == limit else None
             return models.Page([_endpoint(r) for r in rows], cursor)
@@ -416,6 +416,26 @@ class Store:
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
             self._router = None
             return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes)
+
+        return await self.write(op)
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, overlap: float, now: float
+    ) -> models.Endpoint:
+        """Give an API-made endpoint a new secret; the one it replaces keeps signing the
+        `webhook-signature` header beside it for `overlap` seconds (none when 0).
+        """
+
+        def op(conn: apsw.Connection) -> models.Endpoint:
+            current = _get_endpoint(conn, endpoint_id, with_secret=True)
+            if current.origin == "config":
+                raise conflict(
+                    f"endpoint {endpoint_id!r} is declared in the config file; change it there"
+                )
+            previous, until = (current.secret, now + overlap) if overlap > 0 else (None, None)
+            params = {"id": endpoint_id, "secret": secret, "previous": previous}
+            conn.execute(sql.ROTATE_SECRET, {**params, "until": until, "now": now})
+            return _get_endpoint(conn, endpoint_id, with_secret=True)
 
         return await self.write(op)
 
@@ -513,7 +533,8 @@ class Store:
         def query(conn: apsw.Connection) -> dict[int, Job]:
             jobs = {}
             for row in conn.execute(sql.LOAD_JOBS, (ids,)):
-                ident, endpoint, url, secret, event_id, kind, body, attempts, start = row
+                ident, endpoint, url, secret, event_id, kind, body, attempts, start, *old = row
+                previous, previous_until = old
                 jobs[ident] = Job(
                     delivery_id=ident,
                     endpoint_id=endpoint,
@@ -524,6 +545,8 @@ class Store:
                     body=body,
                     attempt=attempts + 1,
                     round_attempt=attempts - start + 1,
+                    previous_secret=previous,
+                    previous_secret_until=previous_until,
                 )
             return jobs
 
@@ -633,12 +656,12 @@ class Store:
 
     async def list_deliveries(
         self, limit: int, before: int | None, filters: dict[str, str]
-    ) -> models.Page:
+    ) -> models.Page[models.Delivery]:
         """Deliveries newest first, filtered by status, endpoint and/or event id."""
         query_text = sql.list_deliveries(sorted(filters))
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.Delivery]:
             rows = list(conn.execute(query_text, params))
             cursor = str(rows[-1][0]) if len(rows) == limit else None
             return models.Page([_delivery(r) for r in rows], cursor)
@@ -792,7 +815,7 @@ def _event(row: Row) -> models.Event:
 
 
 def _endpoint(row: Row, with_secret: bool = False) -> models.Endpoint:
-    ident, url, events, secret, description, enabled, origin, created, updated, _rowid = row
+    ident, url, events, secret, description, enabled, origin, created, updated, until, _ = row
     return models.Endpoint(
         id=ident,
         url=url,
@@ -802,6 +825,7 @@ def _endpoint(row: Row, with_secret: bool = False) -> models.Endpoint:
         origin=origin,
         created_at=models.iso(created),
         updated_at=models.iso(updated),
+        previous_secret_until=models.iso(until),
         secret=secret if with_secret else msgspec.UNSET,
     )
 
