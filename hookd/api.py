@@ -11,6 +11,13 @@ Rules (DESIGN §2):
 - Secrets are shown when an endpoint is created or its secret changes, never otherwise.
 - `GET /metrics` is Prometheus text; on TCP it needs the token like the rest (a scrape
   config carries it as a bearer token). Ingested events are counted after their commit.
+- Ingest checks each event's `data` against the catalog (`core.catalog`, as
+  `ingest.validate` says) after the envelope's own checks; the body stored is the one
+  `envelope.prepare` built, whatever the check read.
+- Rotating a secret keeps the previous one signing for `delivery.secret_overlap` (or the
+  request's `overlap`); setting `secret` through PATCH replaces it at once.
+- `GET /v1/openapi.json` is `hookd.openapi`'s document for this daemon's routes and
+  catalog, built once at start and handed in: every route here is described there.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from hookd import __version__, ids, models
 from hookd.clock import Clock
 from hookd.core import endpoints as endpoint_rules
 from hookd.core import envelope
+from hookd.core.catalog import Catalog
+from hookd.core.durations import parse_duration
 from hookd.dispatcher import Scheduler
-from hookd.errors import ApiError, bad_request, invalid
+from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from hookd.metrics import Metrics
@@ -64,7 +73,8 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    secret: str | None = None
+    secret: str | None = None  # default: a generated whsec_ secret
+    overlap: str | None = None  # how long the previous secret keeps signing, e.g. "0s"
 
 
 class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -86,12 +96,18 @@ class Api:
         api_token: str = "",
         *,
         metrics: Metrics,
+        catalog: Catalog,
+        openapi: bytes,
+        secret_overlap: float,
     ) -> None:
         self.store = store
         self.clock = clock
         self.scheduler = scheduler
         self._token = api_token
         self.metrics = metrics
+        self.catalog = catalog
+        self._openapi = openapi
+        self._secret_overlap = secret_overlap
 
     async def handle(self, request: Request) -> Response:
         """Answer one request."""
@@ -123,9 +139,9 @@ class Api:
     async def ingest(self, request: Request, _: dict[str, str]) -> Response:
         _require_body(request, JSON_TYPES)
         now = self.clock.now()
-        event = envelope.prepare(
-            envelope.decode_event(request.body), envelope.format_timestamp(now)
-        )
+        decoded = envelope.decode_event(request.body)
+        event = envelope.prepare(decoded, envelope.format_timestamp(now))
+        self.catalog.check(decoded.event, decoded.data)
         key = _idempotency_key(request)
         [result] = await self.store.ingest([(event, ids.event_id(now), key)], now)
         self.scheduler.deliveries_created(result.created)
@@ -138,21 +154,18 @@ class Api:
         received = envelope.format_timestamp(now)
         requests = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
         key = _idempotency_key(request)
-        items = [
-            (
-                envelope.prepare(item, received, index),
-                ids.event_id(now),
-                f"{key}#{index}" if key else None,
-            )
-            for index, item in enumerate(requests)
-        ]
+        check = self.catalog.check
+        items = []
+        for index, item in enumerate(requests):
+            event = envelope.prepare(item, received, index)
+            check(item.event, item.data, index)
+            items.append((event, ids.event_id(now), f"{key}#{index}" if key else None))
         results = await self.store.ingest(items, now)
         self.scheduler.deliveries_created([d for result in results for d in result.created])
         self._count_ingested(results)
-        answer = {
-            "ids": [r.accepted.id for r in results],
-            "deliveries": sum(r.accepted.deliveries for r in results),
-        }
+        answer = models.BatchAccepted(
+            [r.accepted.id for r in results], sum(r.accepted.deliveries for r in results)
+        )
         return json_response(202, answer)
 
     def _count_ingested(self, results: list[Ingested]) -> None:
@@ -222,15 +235,18 @@ class Api:
         return Response(status=204)
 
     async def rotate_secret(self, request: Request, params: dict[str, str]) -> Response:
-        given = None
+        rotation = SecretRotation()
         if request.body.strip():
             _require_body(request, JSON_TYPES)
-            given = _decode(request.body, SecretRotation).secret
-        secret = given if given is not None else endpoint_rules.new_secret(ids.random_bytes(32))
+            rotation = _decode(request.body, SecretRotation)
+        secret = rotation.secret
+        if secret is None:
+            secret = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
-        endpoint = await self.store.update_endpoint(
-            params["id"], {"secret": secret}, self.clock.now()
-        )
+        overlap = self._secret_overlap
+        if rotation.overlap is not None:
+            overlap = _overlap(rotation.overlap)
+        endpoint = await self.store.rotate_secret(params["id"], secret, overlap, self.clock.now())
         self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
 
@@ -254,7 +270,7 @@ class Api:
             params["id"], replay.status, since, self.clock.now()
         )
         self.scheduler.rescan(params["id"])
-        return json_response(202, {"replayed": count})
+        return json_response(202, models.Replayed(count))
 
     # -- deliveries ---------------------------------------------------------------------
 
@@ -283,7 +299,7 @@ class Api:
     async def stats(self, _: Request, __: dict[str, str]) -> Response:
         now = self.clock.now()
         endpoints = await self.store.endpoint_stats(None, now)
-        return json_response(200, {"generated_at": models.iso(now), "endpoints": endpoints})
+        return json_response(200, models.Stats(models.iso(now), endpoints))
 
     async def endpoint_stats(self, _: Request, params: dict[str, str]) -> Response:
         [stats] = await self.store.endpoint_stats(params["id"], self.clock.now())
@@ -292,7 +308,7 @@ class Api:
     # -- health -------------------------------------------------------------------------
 
     async def health(self, _: Request, __: dict[str, str]) -> Response:
-        return json_response(200, {"status": "ok", "version": __version__})
+        return json_response(200, models.Health("ok", __version__))
 
     async def status(self, _: Request, __: dict[str, str]) -> Response:
         return json_response(200, await self.store.status(__version__, self.clock.now()))
@@ -301,6 +317,20 @@ class Api:
         backlog = await self.store.backlog()
         self.metrics.set_backlog(backlog.pending, backlog.file_bytes, self.clock.now())
         return Response(status=200, body=self.metrics.render(), content_type=METRICS_TYPE)
+
+    # -- the catalog and the contract ---------------------------------------------------
+
+    async def event_types(self, _: Request, __: dict[str, str]) -> Response:
+        return json_response(200, models.EventTypes(self.catalog.mode, self.catalog.types()))
+
+    async def event_type(self, _: Request, params: dict[str, str]) -> Response:
+        kind = self.catalog.get(params["name"])
+        if kind is None:
+            raise not_found(f"event type {params['name'][:80]!r}")
+        return json_response(200, kind)
+
+    async def openapi(self, _: Request, __: dict[str, str]) -> Response:
+        return Response(status=200, body=self._openapi)
 
 
 # -- routing ---------------------------------------------------------------------------
@@ -326,7 +356,15 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("GET", "/v1/status", Api.status),
     ("GET", "/healthz", Api.health),
     ("GET", "/metrics", Api.metrics_text),
+    ("GET", "/v1/event-types", Api.event_types),
+    ("GET", "/v1/event-types/{name}", Api.event_type),
+    ("GET", "/v1/openapi.json", Api.openapi),
 ]
+
+
+def routes() -> list[tuple[str, str]]:
+    """Every (method, path template) the API answers, in the routing table's order."""
+    return [(method, path) for method, path, _ in _ROUTES]
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -443,6 +481,17 @@ def _time(text: str, name: str) -> float:
     raise bad_request(
         f"{name} must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
     )
+
+
+def _overlap(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise invalid(f"$.overlap: {exc}") from None
+    problem = endpoint_rules.overlap_error(seconds)
+    if problem is not None:
+        raise invalid(f"$.overlap: {problem}")
+    return seconds
 
 
 def _delivery_id(params: dict[str, str]) -> int:
