@@ -27,7 +27,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import msgspec
@@ -37,7 +37,6 @@ from hookd.clock import Clock
 from hookd.core import endpoints as endpoint_rules
 from hookd.core import envelope
 from hookd.core.catalog import Catalog
-from hookd.core.durations import parse_duration
 from hookd.dispatcher import Scheduler
 from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
@@ -74,7 +73,10 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: str | None = None  # default: a generated whsec_ secret
-    overlap: str | None = None  # how long the previous secret keeps signing, e.g. "0s"
+    # Seconds the previous secret keeps signing (default: delivery.secret_overlap).
+    overlap_s: (
+        Annotated[float, msgspec.Meta(ge=0, le=endpoint_rules.MAX_SECRET_OVERLAP)] | None
+    ) = None
 
 
 class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -243,9 +245,7 @@ class Api:
         if secret is None:
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
-        overlap = self._secret_overlap
-        if rotation.overlap is not None:
-            overlap = _overlap(rotation.overlap)
+        overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
         endpoint = await self.store.rotate_secret(params["id"], secret, overlap, self.clock.now())
         self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
@@ -265,7 +265,7 @@ class Api:
         if request.body.strip():
             _require_body(request, JSON_TYPES)
             replay = _decode(request.body, Replay)
-        since = _time(replay.since, "$.since") if replay.since else 0.0
+        since = _time(replay.since, "$.since") if replay.since is not None else 0.0
         count = await self.store.replay_endpoint(
             params["id"], replay.status, since, self.clock.now()
         )
@@ -375,14 +375,26 @@ _TABLE = [(method, _compile(path), handler) for method, path, handler in _ROUTES
 
 
 def _route(method: str, path: str) -> tuple[RouteHandler, dict[str, str]]:
+    """The handler of `method` on `path`. A path that a template without parameters
+    matches (`/v1/events/batch`) is that template's alone, not `/v1/events/{id}`'s.
+    """
     allowed: list[str] = []
+    found: tuple[RouteHandler, dict[str, str]] | None = None
+    fewest = None  # the number of parameters of the most literal template matched
     for route_method, pattern, handler in _TABLE:
         match = pattern.fullmatch(path)
         if match is None:
             continue
+        params = match.groupdict()
+        if fewest is None or len(params) < fewest:
+            fewest, allowed, found = len(params), [], None
+        if len(params) > fewest:
+            continue
         if route_method == method:
-            return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+            found = handler, {k: unquote(v) for k, v in params.items()}
         allowed.append(route_method)
+    if found is not None:
+        return found
     if allowed:
         allow = ", ".join(sorted(set(allowed)))
         raise ApiError(
@@ -481,17 +493,6 @@ def _time(text: str, name: str) -> float:
     raise bad_request(
         f"{name} must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
     )
-
-
-def _overlap(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise invalid(f"$.overlap: {exc}") from None
-    problem = endpoint_rules.overlap_error(seconds)
-    if problem is not None:
-        raise invalid(f"$.overlap: {problem}")
-    return seconds
 
 
 def _delivery_id(params: dict[str, str]) -> int:

@@ -57,6 +57,8 @@ class Op(NamedTuple):
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()  # beyond those every such route has (see _errors)
     store: bool = True  # reads or writes the database (can answer 503)
+    # Operations the answer leads to: (method, path, JSON pointer of the `id` in it).
+    links: tuple[tuple[str, str, str], ...] = ()
 
 
 INGEST = "ingest"
@@ -77,7 +79,9 @@ _CURSOR = Param(
     {"type": "string", "pattern": "^[0-9]{0,18}$"},
     "the `next_cursor` of the previous page",
 )
-_SINCE = Param("since", {"type": "string", "format": "date-time"}, "RFC 3339 time")
+_SINCE = Param(
+    "since", {"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}]}, "RFC 3339 time"
+)
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/events"): Op(
@@ -85,12 +89,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         202,
         models.Accepted,
         INGEST,
+        links=(("GET", "/v1/events/{id}", "/id"),),
     ),
     ("GET", "/v1/events"): Op(
         "Events, newest first",
         200,
         models.Page[models.Event],
-        query=(_LIMIT, _CURSOR, Param("type", _NAME, "only this event type"), _SINCE),
+        query=(
+            _LIMIT,
+            _CURSOR,
+            Param("type", {"anyOf": [_NAME, {"const": ""}]}, "only this event type"),
+            _SINCE,
+        ),
     ),
     ("POST", "/v1/events/batch"): Op(
         "Ingest up to 1000 events, all or nothing",
@@ -106,6 +116,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         201,
         models.Endpoint,
         api.EndpointCreate,
+        links=tuple(
+            (method, path, "/id")
+            for method, path in (
+                ("GET", "/v1/endpoints/{id}"),
+                ("PATCH", "/v1/endpoints/{id}"),
+                ("DELETE", "/v1/endpoints/{id}"),
+                ("POST", "/v1/endpoints/{id}/rotate-secret"),
+                ("POST", "/v1/endpoints/{id}/test"),
+                ("POST", "/v1/endpoints/{id}/replay"),
+                ("GET", "/v1/endpoints/{id}/stats"),
+            )
+        ),
     ),
     ("GET", "/v1/endpoints"): Op(
         "Endpoints in creation order", 200, models.Page[models.Endpoint], query=(_LIMIT, _CURSOR)
@@ -131,7 +153,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(404, 409),
     ),
     ("POST", "/v1/endpoints/{id}/test"): Op(
-        "Send a hookd.teste event to this endpoint alone", 202, models.Accepted, errors=(404, 409)
+        "Send a hookd.teste event to this endpoint alone",
+        202,
+        models.Accepted,
+        errors=(404, 409),
+        links=(("GET", "/v1/events/{id}", "/id"),),
     ),
     ("POST", "/v1/endpoints/{id}/replay"): Op(
         "Queue an endpoint's deliveries with a status again",
@@ -218,7 +244,9 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
     components["IngestEvent"] = _ingest_schema(components, catalog, checked, structs)
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), op in OPERATIONS.items():
-        paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, with_token)
+        paths.setdefault(path, {})[method.lower()] = _operation(
+            method, path, op, catalog, with_token
+        )
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -254,7 +282,9 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(method: str, path: str, op: Op, with_token: bool) -> dict[str, Any]:
+def _operation(
+    method: str, path: str, op: Op, catalog: Catalog, with_token: bool
+) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path)}
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -283,7 +313,8 @@ def _operation(method: str, path: str, op: Op, with_token: bool) -> dict[str, An
     if params:
         out["parameters"] = params
     if op.body is not None:
-        out["requestBody"] = {"required": not op.body_optional, "content": _request(op.body)}
+        content = _request(op.body, catalog)
+        out["requestBody"] = {"required": not op.body_optional, "content": content}
     answer: dict[str, Any] = {"description": _STATUS_TEXT[op.status]}
     if op.answer is str:
         answer["content"] = {METRICS_TYPE: {"schema": {"type": "string"}}}
@@ -291,6 +322,14 @@ def _operation(method: str, path: str, op: Op, with_token: bool) -> dict[str, An
         answer["content"] = _json({"type": "object"})
     elif op.answer is not None:
         answer["content"] = _json(_ref(op.answer))
+    if op.links:
+        answer["links"] = {
+            _operation_id(method, target): {
+                "operationId": _operation_id(method, target),
+                "parameters": {"id": f"$response.body#{pointer}"},
+            }
+            for method, target, pointer in op.links
+        }
     if op.status == 201:
         answer["headers"] = {"Location": {"schema": {"type": "string"}}}
     if op.body == INGEST:
@@ -312,13 +351,20 @@ def _operation(method: str, path: str, op: Op, with_token: bool) -> dict[str, An
     return out
 
 
-def _request(body: Any) -> dict[str, Any]:
+def _request(body: Any, catalog: Catalog) -> dict[str, Any]:
     one = {"$ref": REF.format(name="IngestEvent")}
+    examples = {
+        kind.name: {"summary": kind.description, "value": kind.example}
+        for kind in catalog.types()
+        if kind.example is not None and kind.accepted_at_ingest
+    }
     if body == INGEST:
-        return _json(one)
+        return {"application/json": {"schema": one, "examples": examples}}
     if body == BATCH:
+        batch = {"type": "array", "items": one, "minItems": 1, "maxItems": envelope.MAX_BATCH}
+        every = [example["value"] for example in examples.values()]
         return {
-            **_json({"type": "array", "items": one, "minItems": 1, "maxItems": envelope.MAX_BATCH}),
+            "application/json": {"schema": batch, "examples": {"every type": {"value": every}}},
             "application/x-ndjson": {
                 "schema": {"type": "string", "description": "one event object per line"}
             },
@@ -380,7 +426,14 @@ _SUBSCRIPTION = {
     ),
 }
 _URL = {"type": "string", "format": "uri", "maxLength": endpoint_rules.MAX_URL}
-_SECRET = {"type": "string", "minLength": 1, "maxLength": endpoint_rules.MAX_SECRET}
+# core.endpoints.secret_error: no control characters, no whitespace (str.isspace) at
+# either end.
+_SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x20, 0x3001)) if c.isspace())
+_SECRET = {
+    "type": "string",
+    "maxLength": endpoint_rules.MAX_SECRET,
+    "pattern": f"^[^\\x00-\\x1f{_SPACES}]([^\\x00-\\x1f]*[^\\x00-\\x1f{_SPACES}])?$",
+}
 _EVENTS = {
     "type": "array",
     "items": _SUBSCRIPTION,
@@ -406,6 +459,7 @@ def _constrain(components: dict[str, Any]) -> None:
             if name == "EndpointCreate"
             else _SECRET
         )
+    components["EndpointPatch"]["minProperties"] = 1  # "nothing to change" is a 422
     rotation = components["SecretRotation"]["properties"]
     rotation["secret"] = {"anyOf": [_SECRET, {"type": "null"}], "default": None}
     replay = components["Replay"]["properties"]

@@ -10,7 +10,8 @@ Rules (issue 8, the spec's "Eventos Disponíveis"):
   does not name are allowed and delivered as sent.
 - Enumerations are closed: the values the spec shows, plus the states its own event
   names imply (`tarefa.concluida` -> `CONCLUIDA`, `chamado.resolvido` -> `RESOLVIDO`).
-  Times are strings; their `date-time` format is documented, not enforced.
+  Times (`createdAt`, `recebidoEm`, ...) are RFC 3339 strings, as every one the spec
+  shows, checked as the envelope's `timestamp` is (`envelope.is_rfc3339`).
 - Checking never changes `data`: it converts the dict decoded at ingest into the type's
   Struct and drops the result, so the body delivered is built from the same dict, byte
   for byte. A refusal is a 422 naming the field path (`$.data.prioridade`), prefixed
@@ -31,16 +32,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from hookd.core.envelope import EVENT_NAME, MAX_EVENT_NAME, RESERVED_PREFIX
+from hookd.core.envelope import EVENT_NAME, MAX_EVENT_NAME, RESERVED_PREFIX, is_rfc3339
 from hookd.errors import invalid
 
 VALIDATE_MODES = ("known", "strict", "off")
 ValidateMode = Literal["known", "strict", "off"]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, description="identifies what the event is about")]
-Time = Annotated[
-    str | None, msgspec.Meta(extra_json_schema={"format": "date-time"})
-]  # documented, not enforced
+Time = Annotated[str | None, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 Text = str | None
 
 TarefaStatus = Literal["PENDENTE", "EM_ANDAMENTO", "CONCLUIDA", "CANCELADA"]
@@ -590,12 +589,21 @@ def _required_schema(custom: CustomType) -> dict[str, Any]:
 
 def _struct_check(kind: type[msgspec.Struct]) -> Check:
     enums = _enum_fields(kind)
+    times = [field.encode_name for field in msgspec.structs.fields(kind) if field.type == Time]
 
     def check(data: dict[str, Any], where: str) -> None:
         try:
             msgspec.convert(data, kind)
         except msgspec.ValidationError as exc:
             raise invalid(_message(str(exc), where, enums), "invalid_event") from None
+        for name in times:
+            value = data.get(name)
+            if value is not None and not is_rfc3339(value):
+                raise invalid(
+                    f"{where}$.data.{name} must be RFC 3339, like '2024-01-01T10:00:00Z', "
+                    f"got {value[:80]!r}",
+                    "invalid_event",
+                )
 
     return check
 
