@@ -71,12 +71,13 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: str | msgspec.UnsetType = msgspec.UNSET
 
 
+Overlap = Annotated[float, msgspec.Meta(ge=0, le=endpoint_rules.MAX_SECRET_OVERLAP)]
+
+
 class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: str | None = None  # default: a generated whsec_ secret
     # Seconds the previous secret keeps signing (default: delivery.secret_overlap).
-    overlap_s: (
-        Annotated[float, msgspec.Meta(ge=0, le=endpoint_rules.MAX_SECRET_OVERLAP)] | None
-    ) = None
+    overlap_s: Overlap | None = None
 
 
 class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

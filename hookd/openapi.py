@@ -396,9 +396,17 @@ def _operation_id(method: str, path: str) -> str:
 
 # -- what the code checks by hand ---------------------------------------------------------
 
-# A JSON value JavaScript reads back unchanged: integers within 2**53 (envelope refuses
-# larger ones), any other finite number, and the rest of JSON, nested.
+# A JSON value JavaScript reads back unchanged. JSON Schema cannot tell an integer
+# literal from a float one, and envelope does: an integer beyond 2**53 is refused (a
+# receiver in JavaScript would read another number), a float of any size is delivered
+# as JavaScript writes it. The description says so; the `integer` branch bounds what
+# tools generate as integers, the `number` branch (floats) is unbounded.
 _JSON_VALUE: dict[str, Any] = {
+    "description": (
+        "Any JSON value. Integers must lie within ±(2^53 - 1) (JavaScript's safe "
+        "integers); beyond that, send them as strings (422 otherwise). Floats are "
+        "delivered as JavaScript's JSON.stringify writes them."
+    ),
     "anyOf": [
         {"type": "null"},
         {"type": "boolean"},
@@ -408,10 +416,10 @@ _JSON_VALUE: dict[str, Any] = {
             "minimum": -envelope.MAX_SAFE_INTEGER,
             "maximum": envelope.MAX_SAFE_INTEGER,
         },
-        {"type": "number", "not": {"type": "integer"}},
+        {"type": "number"},
         {"type": "array", "items": {"$ref": REF.format(name="JsonValue")}},
         {"type": "object", "additionalProperties": {"$ref": REF.format(name="JsonValue")}},
-    ]
+    ],
 }
 _JSON_OBJECT = {"type": "object", "additionalProperties": {"$ref": REF.format(name="JsonValue")}}
 _RFC3339 = {"type": "string", "format": "date-time"}
