@@ -47,7 +47,7 @@ ChamadoStatus = Literal["ABERTO", "EM_ANDAMENTO", "RESOLVIDO", "FECHADO"]
 Prioridade = Literal["BAIXA", "MEDIA", "ALTA", "URGENTE"]
 
 
-class _Data(msgspec.Struct, kw_only=True):
+class _Data(msgspec.Struct, kw_only=True, gc=False):
     """The `data` of an event type: unknown fields are allowed."""
 
 
