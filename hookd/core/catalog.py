@@ -460,12 +460,12 @@ _HOOKD: list[tuple[str, str, type[_Data]]] = [
 SPEC_TYPES: tuple[str, ...] = tuple(name for name, *_ in _SPEC)
 
 
+_SPEC_STRUCTS: dict[str, type[msgspec.Struct]] = {name: kind for name, _, _, kind, _ in _SPEC}
+
+
 def spec_struct(name: str) -> type[msgspec.Struct]:
     """The Struct of a spec type's `data` (KeyError for other names)."""
     return _SPEC_STRUCTS[name]
-
-
-_SPEC_STRUCTS: dict[str, type[msgspec.Struct]] = {name: kind for name, _, _, kind, _ in _SPEC}
 
 
 class CustomType(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
