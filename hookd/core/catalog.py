@@ -35,7 +35,6 @@ import msgspec
 from hookd.core.envelope import EVENT_NAME, MAX_EVENT_NAME, RESERVED_PREFIX, is_rfc3339
 from hookd.errors import invalid
 
-VALIDATE_MODES = ("known", "strict", "off")
 ValidateMode = Literal["known", "strict", "off"]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, description="identifies what the event is about")]
@@ -456,8 +455,6 @@ _HOOKD: list[tuple[str, str, type[_Data]]] = [
         HookdTeste,
     ),
 ]
-
-SPEC_TYPES: tuple[str, ...] = tuple(name for name, *_ in _SPEC)
 
 
 _SPEC_STRUCTS: dict[str, type[msgspec.Struct]] = {name: kind for name, _, _, kind, _ in _SPEC}
