@@ -238,6 +238,7 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(types, ref_template=REF)
     _constrain(components)
     components["JsonValue"] = _JSON_VALUE
+    components["JsonPresent"] = _JSON_PRESENT
     for name in [struct.__name__ for struct in structs.values()] + ["Alteracao"]:
         if name in components:
             _open_to_json(components, name)
@@ -407,8 +408,10 @@ _JSON_VALUE: dict[str, Any] = {
         "integers); beyond that, send them as strings (422 otherwise). Floats are "
         "delivered as JavaScript's JSON.stringify writes them."
     ),
+    "anyOf": [{"type": "null"}, {"$ref": REF.format(name="JsonPresent")}],
+}
+_JSON_PRESENT: dict[str, Any] = {  # any of the above but null
     "anyOf": [
-        {"type": "null"},
         {"type": "boolean"},
         {"type": "string"},
         {
@@ -495,11 +498,16 @@ def _ingest_schema(
         return {"$ref": REF.format(name="IngestRequest")}
     branches = []
     for kind in checked:
-        data = (
-            {"$ref": REF.format(name=structs[kind.name].__name__)}
-            if kind.name in structs
-            else {**kind.schema, "additionalProperties": {"$ref": REF.format(name="JsonValue")}}
-        )
+        data: dict[str, Any]
+        if kind.name in structs:
+            data = {"$ref": REF.format(name=structs[kind.name].__name__)}
+        else:  # an operator's type: its required fields present, any JSON in them
+            present = {"$ref": REF.format(name="JsonPresent")}
+            data = {
+                **kind.schema,
+                "properties": dict.fromkeys(kind.schema.get("properties", {}), present),
+                "additionalProperties": {"$ref": REF.format(name="JsonValue")},
+            }
         properties = {**base["properties"], "event": {"const": kind.name}, "data": data}
         branches.append({**base, "title": kind.name, "properties": properties})
     if catalog.mode == "known":

@@ -580,7 +580,8 @@ def _required_schema(custom: CustomType) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object"}
     if custom.required:
         schema["required"] = list(custom.required)
-        schema["properties"] = {name: {"not": {"type": "null"}} for name in custom.required}
+        present = {"type": ["boolean", "number", "string", "array", "object"]}  # not null
+        schema["properties"] = dict.fromkeys(custom.required, present)
     return schema
 
 
