@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
@@ -59,6 +60,22 @@ class Ingested(msgspec.Struct, frozen=True):
     accepted: models.Accepted
     created: list[NewDelivery]
     replayed: bool = False
+
+
+class RetentionDue(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether there are finished deliveries and events to purge, and free pages."""
+
+    deliveries: bool
+    events: bool
+    free_pages: int
+
+
+class Purged(msgspec.Struct, frozen=True, kw_only=True):
+    """What one retention batch deleted."""
+
+    deliveries: int = 0
+    attempts: int = 0
+    events: int = 0
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -584,6 +601,71 @@ class Store:
             )
 
         return await self.read(query)
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def retention_due(self, cutoff: float) -> RetentionDue:
+        """What a retention round with `cutoff` has to do, found without writing."""
+
+        def query(conn: apsw.Connection) -> RetentionDue:
+            deliveries, events = _first(conn, sql.RETENTION_DUE, (cutoff,)) or (0, 0)
+            free: int = conn.pragma("freelist_count")
+            return RetentionDue(deliveries=bool(deliveries), events=bool(events), free_pages=free)
+
+        return await self.read(query)
+
+    async def purge_finished(self, cutoff: float, limit: int) -> Purged:
+        """Delete up to `limit` deliveries finished before `cutoff` (oldest first), their
+        attempts, and those of their events received before `cutoff` left with none."""
+
+        def op(conn: apsw.Connection) -> Purged:
+            rows = list(conn.execute(sql.PURGE_FINISHED, {"cutoff": cutoff, "limit": limit}))
+            if not rows:
+                return Purged()
+            ids = msgspec.json.encode([ident for ident, _ in rows]).decode()
+            conn.execute(sql.PURGE_ATTEMPTS, (ids,))
+            attempts = conn.changes()
+            conn.execute(sql.PURGE_DELIVERIES, (ids,))
+            seqs = msgspec.json.encode(sorted({seq for _, seq in rows})).decode()
+            conn.execute(sql.PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff})
+            return Purged(deliveries=len(rows), attempts=attempts, events=conn.changes())
+
+        return await self.write(op)
+
+    async def sweep_events(self, cutoff: float, after: int, limit: int) -> tuple[int, int | None]:
+        """Delete the events without deliveries among the next `limit` after seq `after`,
+        in arrival order, stopping at the first one received since `cutoff`.
+
+        Returns how many were deleted and the seq to go on after, or None at the end.
+        """
+
+        def op(conn: apsw.Connection) -> tuple[int, int | None]:
+            rows = list(conn.execute(sql.SWEEP_EVENTS, (after, limit)))
+            old = list(itertools.takewhile(lambda row: row[1] < cutoff, rows))
+            doomed = [seq for seq, _, has_deliveries in old if not has_deliveries]
+            if doomed:
+                conn.execute(sql.DELETE_EVENTS, (msgspec.json.encode(doomed).decode(),))
+            return len(doomed), (old[-1][0] if len(old) == limit else None)
+
+        return await self.write(op)
+
+    async def vacuum(self, pages: int) -> tuple[int, int]:
+        """Give up to `pages` (at least 1) free pages back to the file system; how many
+        were given back, and how many stay free."""
+        if pages < 1:
+            raise ValueError("vacuum needs a number of pages of at least 1")
+
+        def op(conn: apsw.Connection) -> tuple[int, int]:
+            freed = sum(1 for _ in conn.execute(sql.incremental_vacuum(pages)))  # a row a page
+            free: int = conn.pragma("freelist_count")
+            return freed, free
+
+        return await self.write(op)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file without waiting for anyone; the file then
+        shrinks to what `vacuum` left (SQLite truncates it when the WAL is all copied)."""
+        await self.read(lambda conn: list(conn.execute(sql.CHECKPOINT)))
 
 
 # -- helpers (writer thread or reader threads) -------------------------------------------
