@@ -9,6 +9,8 @@ Rules (DESIGN §2):
 - On the TCP listener, when `server.api_token` is set, every route but `/healthz` needs
   `Authorization: Bearer <token>`. The Unix socket is guarded by its file mode.
 - Secrets are shown when an endpoint is created or its secret changes, never otherwise.
+- Every endpoint change is written to the audit log (`GET /v1/audit`) in the same
+  transaction, with the request's origin (`socket` or `tcp`).
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class Api:
             fields["secret"] = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint(fields)
         fields["id"] = ids.endpoint_id()
-        endpoint = await self.store.create_endpoint(fields, self.clock.now())
+        endpoint = await self.store.create_endpoint(fields, self.clock.now(), origin=request.origin)
         return json_response(201, endpoint, [("Location", f"/v1/endpoints/{endpoint.id}")])
 
     async def list_endpoints(self, request: Request, _: dict[str, str]) -> Response:
@@ -186,13 +188,15 @@ class Api:
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
         _check_endpoint(changes)
-        endpoint = await self.store.update_endpoint(params["id"], changes, self.clock.now())
+        endpoint = await self.store.update_endpoint(
+            params["id"], changes, self.clock.now(), origin=request.origin
+        )
         if changes.keys() & {"url", "secret", "enabled"}:
             self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
 
-    async def delete_endpoint(self, _: Request, params: dict[str, str]) -> Response:
-        await self.store.delete_endpoint(params["id"], self.clock.now())
+    async def delete_endpoint(self, request: Request, params: dict[str, str]) -> Response:
+        await self.store.delete_endpoint(params["id"], self.clock.now(), origin=request.origin)
         self.scheduler.endpoint_changed(params["id"], receiving=False)
         return Response(status=204)
 
@@ -204,7 +208,7 @@ class Api:
         secret = given if given is not None else endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
         endpoint = await self.store.update_endpoint(
-            params["id"], {"secret": secret}, self.clock.now()
+            params["id"], {"secret": secret}, self.clock.now(), origin=request.origin
         )
         self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
@@ -252,6 +256,19 @@ class Api:
         self.scheduler.deliveries_created([NewDelivery(delivery.id, delivery.endpoint_id, now)])
         return json_response(202, delivery)
 
+    # -- audit --------------------------------------------------------------------------
+
+    async def list_audit(self, request: Request, _: dict[str, str]) -> Response:
+        query = request.query
+        filters: dict[str, Any] = {}
+        if query.get("endpoint"):
+            filters["endpoint"] = query["endpoint"]
+        since = _since(query)
+        if since is not None:
+            filters["since"] = since
+        page = await self.store.list_audit(_limit(query), _cursor(query), filters)
+        return json_response(200, page)
+
     # -- health -------------------------------------------------------------------------
 
     async def health(self, _: Request, __: dict[str, str]) -> Response:
@@ -279,6 +296,7 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("GET", "/v1/deliveries", Api.list_deliveries),
     ("GET", "/v1/deliveries/{id}", Api.get_delivery),
     ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),
+    ("GET", "/v1/audit", Api.list_audit),
     ("GET", "/v1/status", Api.status),
     ("GET", "/healthz", Api.health),
 ]

@@ -99,3 +99,14 @@ class Status(msgspec.Struct, kw_only=True):
     deliveries: dict[str, int]  # how many in each of DELIVERY_STATUSES, zeros included
     oldest_pending_at: str | None  # when the oldest pending delivery was created
     oldest_pending_age_s: float | None
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    """One endpoint change: when, who asked, what it did, which fields (never values)."""
+
+    id: int
+    at: str | None
+    origin: str  # socket, tcp (the API) or config (the config file)
+    action: str  # create, update, rotate_secret, enable, disable, delete
+    endpoint_id: str
+    fields: list[str]

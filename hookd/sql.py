@@ -78,6 +78,18 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE status <> 'pending';
     """,
+    # 2 -> 3: the audit log of endpoint changes (field names only, never values).
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        origin TEXT NOT NULL,
+        action TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        fields TEXT NOT NULL
+    );
+    CREATE INDEX audit_endpoint ON audit (endpoint_id, id);
+    """,
 ]
 
 # -- events ---------------------------------------------------------------------------
@@ -278,3 +290,23 @@ CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 def incremental_vacuum(pages: int) -> str:
     """Give at most `pages` free pages back to the file system (one row per page)."""
     return f"PRAGMA incremental_vacuum({int(pages)})"
+
+
+# -- audit ----------------------------------------------------------------------------
+
+INSERT_AUDIT = """
+    INSERT INTO audit (at, origin, action, endpoint_id, fields) VALUES (?, ?, ?, ?, ?)
+"""
+AUDIT_FILTERS = {
+    "endpoint": "endpoint_id = :endpoint",
+    "since": "at >= :since",
+}
+
+
+def list_audit(filters: list[str]) -> str:
+    """The audit listing, newest first, for the given filter names (keys of AUDIT_FILTERS)."""
+    where = " AND ".join(["id < :before", *(AUDIT_FILTERS[name] for name in filters)])
+    return (
+        "SELECT id, at, origin, action, endpoint_id, fields FROM audit"
+        f" WHERE {where} ORDER BY id DESC LIMIT :limit"
+    )

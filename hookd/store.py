@@ -29,6 +29,7 @@ import msgspec
 import trio
 
 from hookd import models, sql
+from hookd.core import audit
 from hookd.core.envelope import PreparedEvent
 from hookd.core.retry import AttemptResult
 from hookd.core.routing import Router, Subscription
@@ -362,11 +363,17 @@ class Store:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    async def create_endpoint(self, fields: dict[str, Any], now: float) -> models.Endpoint:
-        """Store a new API-made endpoint; `fields` has every column but the times."""
+    async def create_endpoint(
+        self, fields: dict[str, Any], now: float, *, origin: str
+    ) -> models.Endpoint:
+        """Store a new API-made endpoint; `fields` has every column but the times.
+
+        `origin` (socket, tcp) is who asked, for the audit log.
+        """
 
         def op(conn: apsw.Connection) -> models.Endpoint:
             conn.execute(sql.INSERT_ENDPOINT, _endpoint_params(fields, "api", now))
+            _audit(conn, now, origin, fields["id"], None, fields)
             self._router = None
             return _get_endpoint(conn, fields["id"], with_secret=True)
 
@@ -387,9 +394,9 @@ class Store:
         return await self.read(query)
 
     async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
+        self, endpoint_id: str, changes: dict[str, Any], now: float, *, origin: str
     ) -> models.Endpoint:
-        """Apply `changes` to an API-made endpoint.
+        """Apply `changes` to an API-made endpoint, asked from `origin` (audit log).
 
         An endpoint that is disabled has its pending deliveries cancelled.
         """
@@ -400,17 +407,20 @@ class Store:
                 raise conflict(
                     f"endpoint {endpoint_id!r} is declared in the config file; change it there"
                 )
-            merged = {**msgspec.structs.asdict(current), **changes}
+            before = msgspec.structs.asdict(current)
+            merged = {**before, **changes}
             conn.execute(sql.UPDATE_ENDPOINT, _endpoint_params(merged, "api", now))
             if current.enabled and not merged["enabled"]:
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+            _audit(conn, now, origin, endpoint_id, before, merged)
             self._router = None
             return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes)
 
         return await self.write(op)
 
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> None:
-        """Delete an API-made endpoint and cancel its pending deliveries."""
+    async def delete_endpoint(self, endpoint_id: str, now: float, *, origin: str) -> None:
+        """Delete an API-made endpoint and cancel its pending deliveries; `origin` is who
+        asked (audit log)."""
 
         def op(conn: apsw.Connection) -> None:
             current = _get_endpoint(conn, endpoint_id)
@@ -420,6 +430,7 @@ class Store:
                 )
             conn.execute(sql.DELETE_ENDPOINT, (now, endpoint_id))
             conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+            _audit(conn, now, origin, endpoint_id, {}, None)
             self._router = None
 
         await self.write(op)
@@ -427,20 +438,25 @@ class Store:
     async def sync_config_endpoints(self, declared: Iterable[dict[str, Any]], now: float) -> None:
         """Make the config file's endpoints the stored ones with origin "config".
 
-        Endpoints that left the file are deleted (their history stays).
+        Endpoints that left the file are deleted (their history stays). What this changes
+        is in the audit log with origin "config".
         """
         wanted = list(declared)
 
         def op(conn: apsw.Connection) -> None:
             for fields in wanted:
+                row = _first(conn, sql.GET_ENDPOINT, (fields["id"],))
+                before = msgspec.structs.asdict(_endpoint(row, with_secret=True)) if row else None
                 conn.execute(sql.UPSERT_CONFIG_ENDPOINT, _endpoint_params(fields, "config", now))
                 if not fields.get("enabled", True):  # disabled in the file: as through the API
                     conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, fields["id"]))
+                _audit(conn, now, "config", fields["id"], before, {**fields, "origin": "config"})
             keep = {fields["id"] for fields in wanted}
             for (ident,) in list(conn.execute(sql.CONFIG_ENDPOINT_IDS)):
                 if ident not in keep:
                     conn.execute(sql.DELETE_ENDPOINT, (now, ident))
                     conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, ident))
+                    _audit(conn, now, "config", ident, {}, None)
             self._router = None
 
         await self.write(op)
@@ -667,6 +683,22 @@ class Store:
         shrinks to what `vacuum` left (SQLite truncates it when the WAL is all copied)."""
         await self.read(lambda conn: list(conn.execute(sql.CHECKPOINT)))
 
+    # -- audit --------------------------------------------------------------------------
+
+    async def list_audit(
+        self, limit: int, before: int | None, filters: dict[str, Any]
+    ) -> models.Page:
+        """Endpoint changes newest first, filtered by `endpoint` and/or `since` (a time)."""
+        query_text = sql.list_audit(sorted(filters))
+        params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
+
+        def query(conn: apsw.Connection) -> models.Page:
+            rows = list(conn.execute(query_text, params))
+            cursor = str(rows[-1][0]) if len(rows) == limit else None
+            return models.Page([_audit_entry(r) for r in rows], cursor)
+
+        return await self.read(query)
+
 
 # -- helpers (writer thread or reader threads) -------------------------------------------
 
@@ -842,4 +874,31 @@ def _delivery(row: Row) -> models.Delivery:
         updated_at=models.iso(updated),
         last_status_code=code,
         last_error=err,
+    )
+
+
+def _audit(
+    conn: apsw.Connection,
+    now: float,
+    origin: str,
+    endpoint_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Record the change from `before` to `after` (None: no endpoint) in the audit log."""
+    change = audit.describe(before, after)
+    if change is not None:
+        fields = msgspec.json.encode(change.fields).decode()
+        conn.execute(sql.INSERT_AUDIT, (now, origin, change.action, endpoint_id, fields))
+
+
+def _audit_entry(row: Row) -> models.AuditEntry:
+    ident, at, origin, action, endpoint_id, fields = row
+    return models.AuditEntry(
+        id=ident,
+        at=models.iso(at),
+        origin=origin,
+        action=action,
+        endpoint_id=endpoint_id,
+        fields=msgspec.json.decode(fields),
     )

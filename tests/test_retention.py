@@ -44,7 +44,7 @@ async def store(short_dir: Path) -> AsyncIterator[Store]:
 
 async def endpoint(store: Store, ident: str, events: list[str], at: float) -> None:
     fields = {"id": ident, "url": f"http://127.0.0.1:9/{ident}", "events": events, "secret": "s"}
-    await store.create_endpoint(fields, at)
+    await store.create_endpoint(fields, at, origin="socket")
 
 
 async def event(store: Store, name: str, ident: str, at: float) -> list[int]:
@@ -102,7 +102,7 @@ async def build(store: Store) -> None:
     assert await event(store, "chamado.aberto", "e3", old) == []  # no delivery: goes
     await event(store, "tarefa.concluida", "e4", old)
     disable = {"enabled": False}
-    await store.update_endpoint("c", disable, NOW - 35 * DAY)  # cancels e4's
+    await store.update_endpoint("c", disable, NOW - 35 * DAY, origin="socket")  # cancels e4's
     [a5] = await event(store, "cliente.removido", "e5", old)
     await attempt(store, a5, 1, NOW - 1 * DAY, "succeeded")  # old event, recent change: stays
     [a6] = await event(store, "cliente.atualizado", "e6", NOW - 10 * DAY)
