@@ -87,13 +87,13 @@ class Retention:
         cutoff = now - self.keep
         totals = Totals()
         due = await self.store.retention_due(cutoff)
-        while due.deliveries:
+        more = due.deliveries
+        while more:
             purged = await self._paced(self.store.purge_finished(cutoff, BATCH))
             totals.deliveries += purged.deliveries
             totals.attempts += purged.attempts
             totals.events += purged.events
-            if purged.deliveries < BATCH:
-                break
+            more = purged.deliveries == BATCH
         after: int | None = 0 if due.events else None
         while after is not None:
             deleted, after = await self._paced(self.store.sweep_events(cutoff, after, SWEEP))
