@@ -590,9 +590,9 @@ class Bench:
     def purge(self) -> None:
         s = self.sizes
         args = argparse.Namespace(
-            deliveries=s.purged, rate=PURGE_RATE, connections=8, idle=s.idle_s, timeout=900
+            deliveries=s.purged, rate=PURGE_RATE, connections=8, idle=s.idle_s, timeout=600
         )
-        result = self.part("purge", 1200 + s.purged / 5000, lambda: purge.run(args))
+        result = self.part("purge", 1500 + s.purged / 5000, lambda: purge.run(args))
         self.results["purge"] = result
         name = f"retention purge of {s.purged:,} deliveries (x3 rows), {PURGE_RATE}/s ingest"
         target = "ingest p99 < 2x idle"

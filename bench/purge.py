@@ -12,11 +12,12 @@ bulk-inserted with stdlib sqlite3 and the WAL is checkpointed. Then, on that fil
 2. purge: `hookd serve` again with `retention = "30d"`: the start-up round deletes the
    whole backlog and gives the space back while the same load runs; latency is taken
    from the first request until the round logs `action=retention.purged` (its counts and
-   seconds give the rows purged per second), then for `--idle` seconds more, idle again.
+   seconds give the rows purged per second), then, idle again, for as long again.
 
-The idle figures pool the seconds before and after the purge (each is printed too), so
-a burst of unrelated work on the machine in one of them weighs less; the target is a
-purge p99 under twice the idle p99.
+The idle figures pool the seconds before and after the purge (each is printed too): the
+seconds after are as many as the purge took, so a burst of unrelated work on the machine
+is about as likely to fall in the idle figures as in the purge's. The target is a purge
+p99 under twice the idle p99.
 
 The load is paced, not closed-loop: one process sends `POST /v1/events` at `--rate`
 events/s over `--connections` keep-alive connections on the Unix socket, and each
@@ -260,8 +261,8 @@ def idle_phase(args: argparse.Namespace, config: str, sock: str) -> dict[str, An
 
 
 def purge_phase(args: argparse.Namespace, config: str, sock: str) -> dict[str, Any]:
-    """The load while hookd purges, from the start to the round's log line, and for
-    `args.idle` seconds after it (idle again)."""
+    """The load while hookd purges, from the start to the round's log line, and for as
+    long again after it (idle again)."""
     with loaded(args, config, sock) as (hookd, load):
         deadline = time.monotonic() + args.timeout
         while (line := _purged_line(hookd)) is None:
@@ -270,15 +271,16 @@ def purge_phase(args: argparse.Namespace, config: str, sock: str) -> dict[str, A
             if time.monotonic() > deadline:
                 raise common.BenchError(f"the purge did not end within {args.timeout:.0f} s")
             time.sleep(0.05)
-        time.sleep(args.idle)
+        logged_at, match = line
+        start = load.began + WARMUP
+        time.sleep(max(0.0, 2 * logged_at - start - time.monotonic()))
         result = load.finish()
-    logged_at, match = line
     deliveries, attempts, events, pages, seconds = match.groups()
-    start = load.began + WARMUP
     row = figures(window(result, start, logged_at), logged_at - start)
     rows = int(deliveries) + int(attempts) + int(events)
     row.update(
-        after=window(result, logged_at, logged_at + args.idle),
+        after=window(result, logged_at, 2 * logged_at - start),
+        after_s=logged_at - start,
         non_202=result["non_202"],
         deliveries=int(deliveries),
         attempts=int(attempts),
@@ -324,9 +326,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     after = purge.pop("after")
-    idle = figures(before["latencies"] + after, 2 * args.idle)
+    idle = figures(before["latencies"] + after, args.idle + purge["after_s"])
     idle["before_p99_ms"] = figures(before["latencies"], args.idle)["p99_ms"]
-    idle["after_p99_ms"] = figures(after, args.idle)["p99_ms"]
+    idle["after_p99_ms"] = figures(after, purge["after_s"])["p99_ms"]
     ratio = purge["p99_ms"] / idle["p99_ms"] if idle["p99_ms"] else float("nan")
     ok = (
         ratio < 2
