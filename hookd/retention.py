@@ -8,7 +8,8 @@ Rules:
   is never touched. Events are swept in arrival order, up to the first one still within
   the retention.
 - The work is cut into small write transactions (BATCH deliveries, SWEEP events,
-  VACUUM_PAGES pages: a few milliseconds each in the writer). After each, the purge
+  VACUUM_PAGES pages; measured here, 100 deliveries with their attempts and events took
+  1.3-2 ms, fsync included, and 32 pages of vacuum 0.3 ms). After each, the purge
   sleeps at least PAUSE, and long enough that it spends at most SHARE of its time on
   its writes (waiting for them included): ingest writes wait behind one small batch at
   most, and a busy writer or CPU slows the purge down.
