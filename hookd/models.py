@@ -117,3 +117,14 @@ class EndpointStats(msgspec.Struct, kw_only=True):
     consecutive_failures: int  # failed attempts since the last success
     failing_since: str | None  # the first of those
     windows: dict[str, WindowSummary]  # last_hour, last_24h
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    """One endpoint change: when, who asked, what it did, which fields (never values)."""
+
+    id: int
+    at: str | None
+    origin: str  # socket, tcp (the API), config (the config file) or hookd (auto-disable)
+    action: str  # create, update, rotate_secret, enable, disable, delete
+    endpoint_id: str
+    fields: list[str]
