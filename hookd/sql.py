@@ -355,10 +355,14 @@ RETENTION_DUE = """
                 WHERE seq = (SELECT min(seq) FROM events) AND received_at < ?1)
 """
 
+# One row (not one per delivery: each row costs the writer thread a GIL hand-off): how
+# many, their ids, and their events' seqs, as JSON arrays.
 PURGE_FINISHED = """
-    SELECT id, event_seq FROM deliveries INDEXED BY deliveries_finished
-    WHERE status <> 'pending' AND updated_at < :cutoff
-    ORDER BY updated_at LIMIT :limit
+    SELECT count(*), json_group_array(id), json_group_array(DISTINCT event_seq) FROM (
+        SELECT id, event_seq FROM deliveries INDEXED BY deliveries_finished
+        WHERE status <> 'pending' AND updated_at < :cutoff
+        ORDER BY updated_at LIMIT :limit
+    )
 """
 PURGE_ATTEMPTS = "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"
 PURGE_DELIVERIES = "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"
@@ -368,10 +372,18 @@ PURGE_EMPTIED_EVENTS = """
       AND received_at < :cutoff
       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
 """
-# The next events in arrival order, and whether each still has a delivery.
+# Of the next :limit events in arrival order, those before the first one received since
+# :cutoff: how many, the last seq, and the seqs of those without deliveries (one row).
 SWEEP_EVENTS = """
-    SELECT seq, received_at, EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
-    FROM events e WHERE seq > ? ORDER BY seq LIMIT ?
+    WITH next AS (
+        SELECT seq, received_at FROM events WHERE seq > :after ORDER BY seq LIMIT :limit
+    ), old AS (
+        SELECT seq FROM next
+        WHERE seq < coalesce((SELECT min(seq) FROM next WHERE received_at >= :cutoff), 1 << 62)
+    )
+    SELECT count(*), max(seq), json_group_array(seq) FILTER (
+        WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = old.seq)
+    ) FROM old
 """
 DELETE_EVENTS = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))"
 FREE_PAGES = "PRAGMA freelist_count"

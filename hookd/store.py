@@ -19,7 +19,6 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import queue
 import threading
@@ -764,16 +763,15 @@ class Store:
         attempts, and those of their events received before `cutoff` left with none."""
 
         def op(conn: apsw.Connection) -> Purged:
-            rows = list(conn.execute(sql.PURGE_FINISHED, {"cutoff": cutoff, "limit": limit}))
-            if not rows:
+            params = {"cutoff": cutoff, "limit": limit}
+            count, ids, seqs = _first(conn, sql.PURGE_FINISHED, params) or (0, "[]", "[]")
+            if not count:
                 return Purged()
-            ids = msgspec.json.encode([ident for ident, _ in rows]).decode()
             conn.execute(sql.PURGE_ATTEMPTS, (ids,))
             attempts = conn.changes()
             conn.execute(sql.PURGE_DELIVERIES, (ids,))
-            seqs = msgspec.json.encode(sorted({seq for _, seq in rows})).decode()
             conn.execute(sql.PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff})
-            return Purged(deliveries=len(rows), attempts=attempts, events=conn.changes())
+            return Purged(deliveries=count, attempts=attempts, events=conn.changes())
 
         return await self.write(op)
 
@@ -785,12 +783,13 @@ class Store:
         """
 
         def op(conn: apsw.Connection) -> tuple[int, int | None]:
-            rows = list(conn.execute(sql.SWEEP_EVENTS, (after, limit)))
-            old = list(itertools.takewhile(lambda row: row[1] < cutoff, rows))
-            doomed = [seq for seq, _, has_deliveries in old if not has_deliveries]
-            if doomed:
-                conn.execute(sql.DELETE_EVENTS, (msgspec.json.encode(doomed).decode(),))
-            return len(doomed), (old[-1][0] if len(old) == limit else None)
+            params = {"after": after, "limit": limit, "cutoff": cutoff}
+            seen, last, doomed = _first(conn, sql.SWEEP_EVENTS, params) or (0, None, "[]")
+            deleted = 0
+            if doomed != "[]":
+                conn.execute(sql.DELETE_EVENTS, (doomed,))
+                deleted = conn.changes()
+            return deleted, (last if seen == limit else None)
 
         return await self.write(op)
 
