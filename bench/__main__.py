@@ -5,8 +5,8 @@
     python -m bench --quick                  # smaller sizes: a smoke run
     python -m bench --only ingest,delivery   # some scenarios
 
-Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry, metrics. Each part runs
-under a time limit; one that overruns is reported as "timed out" and fails. Every process
+Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry, metrics, purge. Each
+part runs under a time limit; one that overruns is reported as "timed out" and fails. Every process
 the bench starts is stopped at the end, also on errors and Ctrl-C. The scripts beside this
 file run one scenario each with more options (`python bench/delivery.py --help`).
 """
@@ -31,9 +31,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from bench import backlog, common, delivery, ingest_socket, scrape
+from bench import backlog, common, delivery, ingest_socket, purge, scrape
 
-SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics")
+SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics", "purge")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 T = TypeVar("T")
 
@@ -51,16 +51,18 @@ class Sizes:
     backlog: int
     idle_s: float
     retries: int  # deliveries in the retry-timing run
+    purged: int = 1_000_000  # finished deliveries (x3 rows) the retention run deletes
 
 
 FULL = Sizes(10, 1, 5, 20_000, 20_000, 8, 200, 20, 1_000_000, 10, 10_000)
-QUICK = Sizes(2, 0.5, 2, 2_000, 2_000, 3, 200, 5, 100_000, 3, 1_000)
+QUICK = Sizes(2, 0.5, 2, 2_000, 2_000, 3, 200, 5, 100_000, 3, 1_000, purged=100_000)
 INGEST_CLIENTS = (1, 10, 50)
 BATCH = 1000
 BATCH_CLIENTS = 4
 CONCURRENCY = (10, 64, 200)
 ENDPOINTS = (1, 10)
 RETRY_SCHEDULE = ["0s", "2s", "2s", "2s", "2s"]
+PURGE_RATE = 1000  # events/s of paced ingest during the retention run
 RETRY_GAP = 2.0
 
 
@@ -599,6 +601,30 @@ class Bench:
             self.add(name, f"error: {result}", target, False)
             return
         self.add(name, scrape.summary(result), target, result["ok"])
+
+    def purge(self) -> None:
+        s = self.sizes
+        args = argparse.Namespace(
+            deliveries=s.purged, rate=PURGE_RATE, connections=8, idle=s.idle_s, timeout=600
+        )
+        result = self.part("purge", 1500 + s.purged / 5000, lambda: purge.run(args))
+        self.results["purge"] = result
+        name = f"retention purge of {s.purged:,} deliveries (x3 rows), {PURGE_RATE}/s ingest"
+        target = "ingest p99 < 2x idle"
+        if isinstance(result, str):
+            self.add(name, f"error: {result}", target, False)
+            return
+        idle, during = result["idle"], result["purge"]
+        self.add(
+            name,
+            f"ack p99 {ms(during['p99_ms'])} ms (p50 {ms(during['p50_ms'])}), "
+            f"{n(during['rows_per_s'])} rows/s, {during['purge_s']:.0f} s, file "
+            f"{result['built']['db_mib']:.0f} -> {during['db_mib_after']:.0f} MiB",
+            target,
+            result["ok"],
+            f"idle: ack p99 {ms(idle['p99_ms'])} ms (p50 {ms(idle['p50_ms'])})",
+            result["p99_ratio"],
+        )
 
     # ------------------------------------------------------------------ output
 

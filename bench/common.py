@@ -124,13 +124,15 @@ def write_config(
     durability: str = "full",
     delivery: dict[str, Any] | None = None,
     log_level: str = "warning",
+    storage: dict[str, Any] | None = None,
 ) -> None:
-    """A throwaway hookd config: the socket, the database, `[delivery]` keys as given
-    (private networks allowed, so loopback receivers work)."""
+    """A throwaway hookd config: the socket, the database, `[delivery]` and more
+    `[storage]` keys as given (private networks allowed, so loopback receivers work)."""
     keys = {"allow_private_networks": True, **(delivery or {})}
+    stored = {"path": db_path, "durability": durability, **(storage or {})}
     with open(path, "w") as f:
         f.write(f"[server]\nsocket = {_toml(sock_path)}\n\n")
-        f.write(f"[storage]\npath = {_toml(db_path)}\ndurability = {_toml(durability)}\n\n")
+        f.write("[storage]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in stored.items()) + "\n")
         f.write("[delivery]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items()))
         f.write(f"\n[log]\nlevel = {_toml(log_level)}\n")
 

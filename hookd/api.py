@@ -11,6 +11,8 @@ Rules (DESIGN §2):
 - Secrets are shown when an endpoint is created or its secret changes, never otherwise.
 - `GET /metrics` is Prometheus text; on TCP it needs the token like the rest (a scrape
   config carries it as a bearer token). Ingested events are counted after their commit.
+- Every endpoint change is written to the audit log (`GET /v1/audit`) in the same
+  transaction, with the request's origin (`socket` or `tcp`).
 - Ingest checks each event's `data` against the catalog (`core.catalog`, as
   `ingest.validate` says) after the envelope's own checks; the body stored is the one
   `envelope.prepare` built, whatever the check read.
@@ -200,7 +202,7 @@ class Api:
             fields["secret"] = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint(fields)
         fields["id"] = ids.endpoint_id()
-        endpoint = await self.store.create_endpoint(fields, self.clock.now())
+        endpoint = await self.store.create_endpoint(fields, self.clock.now(), origin=request.origin)
         return json_response(201, endpoint, [("Location", f"/v1/endpoints/{endpoint.id}")])
 
     async def list_endpoints(self, request: Request, _: dict[str, str]) -> Response:
@@ -225,15 +227,17 @@ class Api:
             changes.get("enabled") is False
             and (await self.store.get_endpoint(params["id"])).enabled
         )
-        endpoint = await self.store.update_endpoint(params["id"], changes, self.clock.now())
+        endpoint = await self.store.update_endpoint(
+            params["id"], changes, self.clock.now(), origin=request.origin
+        )
         if changes.keys() & {"url", "secret", "enabled"}:
             self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         if was_enabled and not endpoint.enabled:
             await self.scheduler.disabled_by_hand(endpoint.id, endpoint.url)
         return json_response(200, endpoint)
 
-    async def delete_endpoint(self, _: Request, params: dict[str, str]) -> Response:
-        await self.store.delete_endpoint(params["id"], self.clock.now())
+    async def delete_endpoint(self, request: Request, params: dict[str, str]) -> Response:
+        await self.store.delete_endpoint(params["id"], self.clock.now(), origin=request.origin)
         self.scheduler.endpoint_changed(params["id"], receiving=False)
         return Response(status=204)
 
@@ -247,7 +251,9 @@ class Api:
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
         overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
-        endpoint = await self.store.rotate_secret(params["id"], secret, overlap, self.clock.now())
+        endpoint = await self.store.rotate_secret(
+            params["id"], secret, overlap, self.clock.now(), origin=request.origin
+        )
         self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
 
@@ -306,6 +312,19 @@ class Api:
         [stats] = await self.store.endpoint_stats(params["id"], self.clock.now())
         return json_response(200, stats)
 
+    # -- audit --------------------------------------------------------------------------
+
+    async def list_audit(self, request: Request, _: dict[str, str]) -> Response:
+        query = request.query
+        filters: dict[str, Any] = {}
+        if query.get("endpoint"):
+            filters["endpoint"] = query["endpoint"]
+        since = _since(query)
+        if since is not None:
+            filters["since"] = since
+        page = await self.store.list_audit(_limit(query), _cursor(query), filters)
+        return json_response(200, page)
+
     # -- health -------------------------------------------------------------------------
 
     async def health(self, _: Request, __: dict[str, str]) -> Response:
@@ -354,6 +373,7 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("GET", "/v1/deliveries", Api.list_deliveries),
     ("GET", "/v1/deliveries/{id}", Api.get_delivery),
     ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),
+    ("GET", "/v1/audit", Api.list_audit),
     ("GET", "/v1/status", Api.status),
     ("GET", "/healthz", Api.health),
     ("GET", "/metrics", Api.metrics_text),

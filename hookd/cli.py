@@ -24,6 +24,7 @@ from hookd import __version__, config, logs
 from hookd.client import CliError, UsageError
 from hookd.commands import (
     Context,
+    audit,
     common_options,
     config_check,
     db,
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     common = common_options()
-    for module in (status, stats, endpoints, events, event_types, deliveries):
+    for module in (status, stats, endpoints, events, event_types, deliveries, audit):
         module.register(commands, common)
     for offline in (listen, verify, config_check, db):
         offline.register(commands)

@@ -7,6 +7,7 @@ Rules:
   progress finish within `delivery.shutdown_grace`, then cancel what is left, close
   the database (its queued writes are committed first) and remove the socket file
   (only one hookd bound itself: an adopted socket belongs to systemd).
+- Retention (`hookd.retention`) runs in the background from ready until the stop.
 - Under systemd (`hookd.systemd`): sockets passed by socket activation are served
   instead of binding new ones; `READY=1` goes out once ready, `STATUS=` lines with live
   figures every STATUS_INTERVAL, `WATCHDOG=1` at half the watchdog timeout from the
@@ -39,6 +40,7 @@ from hookd.listeners import ListenError, adopt, open_tcp_listeners, open_unix_li
 from hookd.metrics import Metrics
 from hookd.models import Status
 from hookd.output import span
+from hookd.retention import Retention
 from hookd.sender import Sender
 from hookd.store import StorageError, Store
 
@@ -57,6 +59,7 @@ class Daemon:
         self._stop = trio.Event()
         self.store: Store | None = None
         self.scheduler: Scheduler | None = None
+        self.retention: Retention | None = None
 
     def stop(self) -> None:
         """Begin a graceful stop."""
@@ -89,6 +92,7 @@ class Daemon:
                 openapi=openapi.document_bytes(catalog, with_token=bool(config.server.api_token)),
                 secret_overlap=config.delivery.secret_overlap,
             )
+            retention = self.retention = Retention(store, clock, config.storage.retention)
             server = Server(api.handle, _limits(config), f"hookd/{__version__}")
             listeners, bound = await _listeners(config)
             async with trio.open_nursery() as nursery:
@@ -108,6 +112,7 @@ class Daemon:
                         )
                         task_status.started(self)
                         self._notifier.notify(READY="1", STATUS="ready")
+                        nursery.start_soon(retention.run)
                         watchdog = systemd.watchdog_interval()
                         if watchdog is not None:
                             nursery.start_soon(self._watchdog, watchdog / 2)
@@ -125,7 +130,7 @@ class Daemon:
                         with trio.move_on_after(grace):
                             await server.wait_closed()
                     connections.cancel_scope.cancel()
-                nursery.cancel_scope.cancel()  # the watchdog, the signal handler
+                nursery.cancel_scope.cancel()  # the watchdog, the signal handler, retention
                 sender.close()
         finally:
             with trio.CancelScope(shield=True):

@@ -153,3 +153,14 @@ class Stats(msgspec.Struct):
 
     generated_at: str | None
     endpoints: list[EndpointStats]
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    """One endpoint change: when, who asked, what it did, which fields (never values)."""
+
+    id: int
+    at: str | None
+    origin: str  # socket, tcp (the API), config (the config file) or hookd (auto-disable)
+    action: str  # create, update, rotate_secret, enable, disable, delete
+    endpoint_id: str
+    fields: list[str]

@@ -192,6 +192,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         models.Delivery,
         errors=(404, 409),
     ),
+    ("GET", "/v1/audit"): Op(
+        "Endpoint changes, newest first: when, who asked, what, which fields (never values)",
+        200,
+        models.Page[models.AuditEntry],
+        query=(
+            _LIMIT,
+            _CURSOR,
+            Param("endpoint", {"type": "string"}, "only this endpoint's"),
+            _SINCE,
+        ),
+    ),
     ("GET", "/v1/status"): Op("Version, endpoint counts, deliveries by status", 200, models.Status),
     ("GET", "/healthz"): Op("Liveness", 200, models.Health, store=False),
     ("GET", "/metrics"): Op("Prometheus text format 0.0.4", 200, str),

@@ -6,6 +6,8 @@ Rules:
 - Times are Unix seconds (REAL). A delivery is due when `status = 'pending'` and
   `next_attempt_at <= now`; the partial index `deliveries_due` serves exactly that
   question per endpoint, so the scheduler never scans finished rows.
+- Retention deletes finished deliveries through the partial index `deliveries_finished`
+  (oldest last change first), and sweeps events in `seq` order (arrival order).
 - Only `store.py` executes these.
 """
 
@@ -98,7 +100,24 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (endpoint_id, unit, period)
     ) WITHOUT ROWID;
     """,
-    # 2 -> 3: secret rotation with overlap: the rotated-out secret, and until when it
+    # 2 -> 3: retention finds finished deliveries by their last change, oldest first.
+    # Pending deliveries stay out of it, so ingest never writes to it.
+    """
+    CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE status <> 'pending';
+    """,
+    # 3 -> 4: the audit log of endpoint changes (field names only, never values).
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        origin TEXT NOT NULL,
+        action TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        fields TEXT NOT NULL
+    );
+    CREATE INDEX audit_endpoint ON audit (endpoint_id, id);
+    """,
+    # 4 -> 5: secret rotation with overlap: the rotated-out secret, and until when it
     # still signs `webhook-signature` beside the new one.
     """
     ALTER TABLE endpoints ADD COLUMN previous_secret TEXT;
@@ -337,4 +356,75 @@ def list_deliveries(filters: list[str]) -> str:
     where = " AND ".join(["d.id < :before", *(DELIVERY_FILTERS[name] for name in filters)])
     return (
         f"SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM} WHERE {where} ORDER BY d.id DESC LIMIT :limit"
+    )
+
+
+# -- retention ------------------------------------------------------------------------
+
+# Whether a round has deliveries to purge, and events to sweep (the first one is old).
+RETENTION_DUE = """
+    SELECT
+        EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_finished
+                WHERE status <> 'pending' AND updated_at < ?1),
+        EXISTS (SELECT 1 FROM events
+                WHERE seq = (SELECT min(seq) FROM events) AND received_at < ?1)
+"""
+
+# One row (not one per delivery: each row costs the writer thread a GIL hand-off): how
+# many, their ids, and their events' seqs, as JSON arrays.
+PURGE_FINISHED = """
+    SELECT count(*), json_group_array(id), json_group_array(DISTINCT event_seq) FROM (
+        SELECT id, event_seq FROM deliveries INDEXED BY deliveries_finished
+        WHERE status <> 'pending' AND updated_at < :cutoff
+        ORDER BY updated_at LIMIT :limit
+    )
+"""
+PURGE_ATTEMPTS = "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"
+PURGE_DELIVERIES = "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"
+# Events among the given ones that are old and have no delivery left.
+PURGE_EMPTIED_EVENTS = """
+    DELETE FROM events WHERE seq IN (SELECT value FROM json_each(:seqs))
+      AND received_at < :cutoff
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
+"""
+# Of the next :limit events in arrival order, those before the first one received since
+# :cutoff: how many, the last seq, and the seqs of those without deliveries (one row).
+SWEEP_EVENTS = """
+    WITH next AS (
+        SELECT seq, received_at FROM events WHERE seq > :after ORDER BY seq LIMIT :limit
+    ), old AS (
+        SELECT seq FROM next
+        WHERE seq < coalesce((SELECT min(seq) FROM next WHERE received_at >= :cutoff), 1 << 62)
+    )
+    SELECT count(*), max(seq), json_group_array(seq) FILTER (
+        WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = old.seq)
+    ) FROM old
+"""
+DELETE_EVENTS = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+FREE_PAGES = "PRAGMA freelist_count"
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
+
+
+def incremental_vacuum(pages: int) -> str:
+    """Give at most `pages` free pages back to the file system (one row per page)."""
+    return f"PRAGMA incremental_vacuum({int(pages)})"
+
+
+# -- audit ----------------------------------------------------------------------------
+
+INSERT_AUDIT = """
+    INSERT INTO audit (at, origin, action, endpoint_id, fields) VALUES (?, ?, ?, ?, ?)
+"""
+AUDIT_FILTERS = {
+    "endpoint": "endpoint_id = :endpoint",
+    "since": "at >= :since",
+}
+
+
+def list_audit(filters: list[str]) -> str:
+    """The audit listing, newest first, for the given filter names (keys of AUDIT_FILTERS)."""
+    where = " AND ".join(["id < :before", *(AUDIT_FILTERS[name] for name in filters)])
+    return (
+        "SELECT id, at, origin, action, endpoint_id, fields FROM audit"
+        f" WHERE {where} ORDER BY id DESC LIMIT :limit"
     )

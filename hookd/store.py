@@ -31,7 +31,7 @@ import msgspec
 import trio
 
 from hookd import models, sql
-from hookd.core import stats
+from hookd.core import audit, stats
 from hookd.core.durations import format_duration
 from hookd.core.envelope import PreparedEvent
 from hookd.core.retry import AttemptResult
@@ -73,6 +73,22 @@ class Backlog(msgspec.Struct, frozen=True):
 
     pending: dict[str, tuple[int, float | None]]
     file_bytes: int
+
+
+class RetentionDue(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether there are finished deliveries and events to purge, and free pages."""
+
+    deliveries: bool
+    events: bool
+    free_pages: int
+
+
+class Purged(msgspec.Struct, frozen=True, kw_only=True):
+    """What one retention batch deleted."""
+
+    deliveries: int = 0
+    attempts: int = 0
+    events: int = 0
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -372,11 +388,17 @@ class Store:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    async def create_endpoint(self, fields: dict[str, Any], now: float) -> models.Endpoint:
-        """Store a new API-made endpoint; `fields` has every column but the times."""
+    async def create_endpoint(
+        self, fields: dict[str, Any], now: float, *, origin: str
+    ) -> models.Endpoint:
+        """Store a new API-made endpoint; `fields` has every column but the times.
+
+        `origin` (socket, tcp) is who asked, for the audit log.
+        """
 
         def op(conn: apsw.Connection) -> models.Endpoint:
             conn.execute(sql.INSERT_ENDPOINT, _endpoint_params(fields, "api", now))
+            _audit(conn, now, origin, fields["id"], None, fields)
             self._router = None
             return _get_endpoint(conn, fields["id"], with_secret=True)
 
@@ -397,9 +419,9 @@ class Store:
         return await self.read(query)
 
     async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float
+        self, endpoint_id: str, changes: dict[str, Any], now: float, *, origin: str
     ) -> models.Endpoint:
-        """Apply `changes` to an API-made endpoint.
+        """Apply `changes` to an API-made endpoint, asked from `origin` (audit log).
 
         An endpoint that is disabled has its pending deliveries cancelled.
         """
@@ -410,20 +432,23 @@ class Store:
                 raise conflict(
                     f"endpoint {endpoint_id!r} is declared in the config file; change it there"
                 )
-            merged = {**msgspec.structs.asdict(current), **changes}
+            before = msgspec.structs.asdict(current)
+            merged = {**before, **changes}
             conn.execute(sql.UPDATE_ENDPOINT, _endpoint_params(merged, "api", now))
             if current.enabled and not merged["enabled"]:
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+            _audit(conn, now, origin, endpoint_id, before, merged)
             self._router = None
             return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes)
 
         return await self.write(op)
 
     async def rotate_secret(
-        self, endpoint_id: str, secret: str, overlap: float, now: float
+        self, endpoint_id: str, secret: str, overlap: float, now: float, *, origin: str
     ) -> models.Endpoint:
         """Give an API-made endpoint a new secret; the one it replaces keeps signing the
         `webhook-signature` header beside it for `overlap` seconds (none when 0).
+        `origin` is who asked (audit log).
         """
 
         def op(conn: apsw.Connection) -> models.Endpoint:
@@ -435,12 +460,15 @@ class Store:
             previous, until = (current.secret, now + overlap) if overlap > 0 else (None, None)
             params = {"id": endpoint_id, "secret": secret, "previous": previous}
             conn.execute(sql.ROTATE_SECRET, {**params, "until": until, "now": now})
+            before = msgspec.structs.asdict(current)
+            _audit(conn, now, origin, endpoint_id, before, {**before, "secret": secret})
             return _get_endpoint(conn, endpoint_id, with_secret=True)
 
         return await self.write(op)
 
-    async def delete_endpoint(self, endpoint_id: str, now: float) -> None:
-        """Delete an API-made endpoint and cancel its pending deliveries."""
+    async def delete_endpoint(self, endpoint_id: str, now: float, *, origin: str) -> None:
+        """Delete an API-made endpoint and cancel its pending deliveries; `origin` is who
+        asked (audit log)."""
 
         def op(conn: apsw.Connection) -> None:
             current = _get_endpoint(conn, endpoint_id)
@@ -450,6 +478,7 @@ class Store:
                 )
             conn.execute(sql.DELETE_ENDPOINT, (now, endpoint_id))
             conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+            _audit(conn, now, origin, endpoint_id, {}, None)
             self._router = None
 
         await self.write(op)
@@ -457,20 +486,25 @@ class Store:
     async def sync_config_endpoints(self, declared: Iterable[dict[str, Any]], now: float) -> None:
         """Make the config file's endpoints the stored ones with origin "config".
 
-        Endpoints that left the file are deleted (their history stays).
+        Endpoints that left the file are deleted (their history stays). What this changes
+        is in the audit log with origin "config".
         """
         wanted = list(declared)
 
         def op(conn: apsw.Connection) -> None:
             for fields in wanted:
+                row = _first(conn, sql.GET_ENDPOINT, (fields["id"],))
+                before = msgspec.structs.asdict(_endpoint(row, with_secret=True)) if row else None
                 conn.execute(sql.UPSERT_CONFIG_ENDPOINT, _endpoint_params(fields, "config", now))
                 if not fields.get("enabled", True):  # disabled in the file: as through the API
                     conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, fields["id"]))
+                _audit(conn, now, "config", fields["id"], before, {**fields, "origin": "config"})
             keep = {fields["id"] for fields in wanted}
             for (ident,) in list(conn.execute(sql.CONFIG_ENDPOINT_IDS)):
                 if ident not in keep:
                     conn.execute(sql.DELETE_ENDPOINT, (now, ident))
                     conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, ident))
+                    _audit(conn, now, "config", ident, {}, None)
             self._router = None
 
         await self.write(op)
@@ -617,6 +651,7 @@ class Store:
             if enabled and reason is not None:
                 conn.execute(sql.DISABLE_ENDPOINT, (reason, now, endpoint_id))
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+                _audit(conn, now, "hookd", endpoint_id, {"enabled": True}, {"enabled": False})
                 self._router = None
                 disabled.append((endpoint_id, reason))
         return disabled
@@ -734,6 +769,87 @@ class Store:
             for ident, count, oldest in conn.execute(sql.PENDING_BY_ENDPOINT):
                 pending[ident] = (count, oldest)
             return Backlog(pending, _file_bytes(self.path))
+
+        return await self.read(query)
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def retention_due(self, cutoff: float) -> RetentionDue:
+        """What a retention round with `cutoff` has to do, found without writing."""
+
+        def query(conn: apsw.Connection) -> RetentionDue:
+            deliveries, events = _first(conn, sql.RETENTION_DUE, (cutoff,)) or (0, 0)
+            free: int = conn.pragma("freelist_count")
+            return RetentionDue(deliveries=bool(deliveries), events=bool(events), free_pages=free)
+
+        return await self.read(query)
+
+    async def purge_finished(self, cutoff: float, limit: int) -> Purged:
+        """Delete up to `limit` deliveries finished before `cutoff` (oldest first), their
+        attempts, and those of their events received before `cutoff` left with none."""
+
+        def op(conn: apsw.Connection) -> Purged:
+            params = {"cutoff": cutoff, "limit": limit}
+            count, ids, seqs = _first(conn, sql.PURGE_FINISHED, params) or (0, "[]", "[]")
+            if not count:
+                return Purged()
+            conn.execute(sql.PURGE_ATTEMPTS, (ids,))
+            attempts = conn.changes()
+            conn.execute(sql.PURGE_DELIVERIES, (ids,))
+            conn.execute(sql.PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff})
+            return Purged(deliveries=count, attempts=attempts, events=conn.changes())
+
+        return await self.write(op)
+
+    async def sweep_events(self, cutoff: float, after: int, limit: int) -> tuple[int, int | None]:
+        """Delete the events without deliveries among the next `limit` after seq `after`,
+        in arrival order, stopping at the first one received since `cutoff`.
+
+        Returns how many were deleted and the seq to go on after, or None at the end.
+        """
+
+        def op(conn: apsw.Connection) -> tuple[int, int | None]:
+            params = {"after": after, "limit": limit, "cutoff": cutoff}
+            seen, last, doomed = _first(conn, sql.SWEEP_EVENTS, params) or (0, None, "[]")
+            deleted = 0
+            if doomed != "[]":
+                conn.execute(sql.DELETE_EVENTS, (doomed,))
+                deleted = conn.changes()
+            return deleted, (last if seen == limit else None)
+
+        return await self.write(op)
+
+    async def vacuum(self, pages: int) -> tuple[int, int]:
+        """Give up to `pages` (at least 1) free pages back to the file system; how many
+        were given back, and how many stay free."""
+        if pages < 1:
+            raise ValueError("vacuum needs a number of pages of at least 1")
+
+        def op(conn: apsw.Connection) -> tuple[int, int]:
+            freed = sum(1 for _ in conn.execute(sql.incremental_vacuum(pages)))  # a row a page
+            free: int = conn.pragma("freelist_count")
+            return freed, free
+
+        return await self.write(op)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file without waiting for anyone; the file then
+        shrinks to what `vacuum` left (SQLite truncates it when the WAL is all copied)."""
+        await self.read(lambda conn: list(conn.execute(sql.CHECKPOINT)))
+
+    # -- audit --------------------------------------------------------------------------
+
+    async def list_audit(
+        self, limit: int, before: int | None, filters: dict[str, Any]
+    ) -> models.Page[models.AuditEntry]:
+        """Endpoint changes newest first, filtered by `endpoint` and/or `since` (a time)."""
+        query_text = sql.list_audit(sorted(filters))
+        params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
+
+        def query(conn: apsw.Connection) -> models.Page[models.AuditEntry]:
+            rows = list(conn.execute(query_text, params))
+            cursor = str(rows[-1][0]) if len(rows) == limit else None
+            return models.Page([_audit_entry(r) for r in rows], cursor)
 
         return await self.read(query)
 
@@ -947,4 +1063,31 @@ def _delivery(row: Row) -> models.Delivery:
         updated_at=models.iso(updated),
         last_status_code=code,
         last_error=err,
+    )
+
+
+def _audit(
+    conn: apsw.Connection,
+    now: float,
+    origin: str,
+    endpoint_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Record the change from `before` to `after` (None: no endpoint) in the audit log."""
+    change = audit.describe(before, after)
+    if change is not None:
+        fields = msgspec.json.encode(change.fields).decode()
+        conn.execute(sql.INSERT_AUDIT, (now, origin, change.action, endpoint_id, fields))
+
+
+def _audit_entry(row: Row) -> models.AuditEntry:
+    ident, at, origin, action, endpoint_id, fields = row
+    return models.AuditEntry(
+        id=ident,
+        at=models.iso(at),
+        origin=origin,
+        action=action,
+        endpoint_id=endpoint_id,
+        fields=msgspec.json.decode(fields),
     )

@@ -85,6 +85,7 @@ def test_endpoints_declared_in_the_file() -> None:
         '[server]\nsocket_mode = "660"',  # three octal digits
         '[delivery]\nallowed_networks = ["10.0.5.0/24", "fd00::/8"]',  # CIDRs
         '[storage]\ndurability = "normal"',  # the other durability
+        '[storage]\nretention = "0"',  # keep everything
     ],
 )
 def test_accepted(text: str) -> None:

@@ -40,27 +40,21 @@ async def test_backup_while_ingesting_is_one_consistent_snapshot(
     target = tmp_path / "backup.db"
     acknowledged: list[str] = []
 
-    async def ingest(until: int, reached: trio.Event) -> None:
-        """Ingest batches of 50 until `until` events are acknowledged."""
-        while len(acknowledged) < until:
+    async def ingest_until(done: Callable[[], bool]) -> None:
+        """Ingest batches of 50 until `done()`; never cut off in the middle of one."""
+        while not done():
             n = len(acknowledged)
             batch = [{"event": "cliente.criado", "data": {"id": f"c{n + i}"}} for i in range(50)]
             response = await running.client.post("/v1/events/batch", json=batch)
             assert response.status_code == 202
             acknowledged.extend(response.json()["ids"])
-        reached.set()
-        await trio.sleep_forever()
 
-    async with trio.open_nursery() as nursery:
-        warm = trio.Event()
-        nursery.start_soon(ingest, 500, warm)
-        await warm.wait()
-        nursery.cancel_scope.cancel()
+    await ingest_until(lambda: len(acknowledged) >= 500)
+    backed_up = trio.Event()
     async with trio.open_nursery() as nursery:  # the daemon ingests during the backup
-        done = trio.Event()
-        nursery.start_soon(ingest, 10**9, done)
+        nursery.start_soon(ingest_until, backed_up.is_set)
         size = await trio.to_thread.run_sync(dbtools.backup, db_path(running), str(target))
-        nursery.cancel_scope.cancel()
+        backed_up.set()
 
     _assert_one_snapshot(target, size, len(acknowledged))
 

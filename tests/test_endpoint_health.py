@@ -28,19 +28,22 @@ ENDPOINT = "ep_health"
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open(str(tmp_path / "hookd.db"), "normal")
-    await opened.create_endpoint(
-        {
-            "id": ENDPOINT,
-            "url": "https://example.com/hook",
-            "events": ["*"],
-            "secret": "s",
-            "description": "",
-            "enabled": True,
-        },
-        T0,
-    )
-    yield opened
-    await opened.aclose()
+    try:
+        await opened.create_endpoint(
+            {
+                "id": ENDPOINT,
+                "url": "https://example.com/hook",
+                "events": ["*"],
+                "secret": "s",
+                "description": "",
+                "enabled": True,
+            },
+            T0,
+            origin="socket",
+        )
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 async def _deliveries(store: Store, count: int) -> list[int]:
@@ -134,6 +137,8 @@ async def test_disable_after_fires_at_the_threshold_and_not_before(store: Store)
     assert not row.enabled
     assert row.disabled_reason == reason
     assert row.pending == 0  # its pending deliveries were cancelled
+    [entry] = [e for e in (await store.list_audit(10, None, {})).items if e.action == "disable"]
+    assert (entry.origin, entry.endpoint_id, entry.fields) == ("hookd", ENDPOINT, ["enabled"])
 
 
 async def test_a_success_in_between_restarts_the_clock(store: Store) -> None:

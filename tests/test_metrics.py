@@ -383,4 +383,3 @@ def test_backlog_query_reads_only_the_pending_index(short_dir: Path) -> None:
     assert got["ep_1"] == (200, 1.0)  # ids 1, 11, 21, ...: those not divisible by 3
     assert got["ep_0"] == (200, 10.0)
     conn.close()
-
