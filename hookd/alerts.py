@@ -21,6 +21,7 @@ import msgspec
 from hookd import ids, models
 from hookd.clock import Clock
 from hookd.core import envelope
+from hookd.core.catalog import DisabledEndpoint, FailedDelivery
 from hookd.metrics import Metrics
 from hookd.store import NewDelivery, StorageError, Store
 
@@ -79,23 +80,3 @@ class Alerts:
             log.error("action=alert.not_stored alerts=%d error=%s", len(items), exc)
             return []
         return [delivery for result in results for delivery in result.created]
-
-
-class FailedDelivery(msgspec.Struct, kw_only=True):
-    """The data of a `hookd.entrega.falhou` event (the spec's Portuguese field names)."""
-
-    entregaId: int  # the wire names are camelCase, like the spec's
-    eventoId: str
-    evento: str
-    endpointId: str
-    tentativas: int
-    ultimoStatus: int | None
-    ultimoErro: str | None
-
-
-class DisabledEndpoint(msgspec.Struct, kw_only=True):
-    """The data of a `hookd.endpoint.desativado` event."""
-
-    endpointId: str  # the wire names are camelCase, like the spec's
-    url: str
-    motivo: str

@@ -13,6 +13,13 @@ Rules (DESIGN §2):
   config carries it as a bearer token). Ingested events are counted after their commit.
 - Every endpoint change is written to the audit log (`GET /v1/audit`) in the same
   transaction, with the request's origin (`socket` or `tcp`).
+- Ingest checks each event's `data` against the catalog (`core.catalog`, as
+  `ingest.validate` says) after the envelope's own checks; the body stored is the one
+  `envelope.prepare` built, whatever the check read.
+- Rotating a secret keeps the previous one signing for `delivery.secret_overlap` (or the
+  request's `overlap`); setting `secret` through PATCH replaces it at once.
+- `GET /v1/openapi.json` is `hookd.openapi`'s document for this daemon's routes and
+  catalog, built once at start and handed in: every route here is described there.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import msgspec
@@ -31,8 +38,9 @@ from hookd import __version__, ids, models
 from hookd.clock import Clock
 from hookd.core import endpoints as endpoint_rules
 from hookd.core import envelope
+from hookd.core.catalog import Catalog
 from hookd.dispatcher import Scheduler
-from hookd.errors import ApiError, bad_request, invalid
+from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from hookd.metrics import Metrics
@@ -65,8 +73,13 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: str | msgspec.UnsetType = msgspec.UNSET
 
 
+Overlap = Annotated[float, msgspec.Meta(ge=0, le=endpoint_rules.MAX_SECRET_OVERLAP)]
+
+
 class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    secret: str | None = None
+    secret: str | None = None  # default: a generated whsec_ secret
+    # Seconds the previous secret keeps signing (default: delivery.secret_overlap).
+    overlap_s: Overlap | None = None
 
 
 class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -88,12 +101,18 @@ class Api:
         api_token: str = "",
         *,
         metrics: Metrics,
+        catalog: Catalog,
+        openapi: bytes,
+        secret_overlap: float,
     ) -> None:
         self.store = store
         self.clock = clock
         self.scheduler = scheduler
         self._token = api_token
         self.metrics = metrics
+        self.catalog = catalog
+        self._openapi = openapi
+        self._secret_overlap = secret_overlap
 
     async def handle(self, request: Request) -> Response:
         """Answer one request."""
@@ -125,9 +144,9 @@ class Api:
     async def ingest(self, request: Request, _: dict[str, str]) -> Response:
         _require_body(request, JSON_TYPES)
         now = self.clock.now()
-        event = envelope.prepare(
-            envelope.decode_event(request.body), envelope.format_timestamp(now)
-        )
+        decoded = envelope.decode_event(request.body)
+        event = envelope.prepare(decoded, envelope.format_timestamp(now))
+        self.catalog.check(decoded.event, decoded.data)
         key = _idempotency_key(request)
         [result] = await self.store.ingest([(event, ids.event_id(now), key)], now)
         self.scheduler.deliveries_created(result.created)
@@ -140,21 +159,18 @@ class Api:
         received = envelope.format_timestamp(now)
         requests = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
         key = _idempotency_key(request)
-        items = [
-            (
-                envelope.prepare(item, received, index),
-                ids.event_id(now),
-                f"{key}#{index}" if key else None,
-            )
-            for index, item in enumerate(requests)
-        ]
+        check = self.catalog.check
+        items = []
+        for index, item in enumerate(requests):
+            event = envelope.prepare(item, received, index)
+            check(item.event, item.data, index)
+            items.append((event, ids.event_id(now), f"{key}#{index}" if key else None))
         results = await self.store.ingest(items, now)
         self.scheduler.deliveries_created([d for result in results for d in result.created])
         self._count_ingested(results)
-        answer = {
-            "ids": [r.accepted.id for r in results],
-            "deliveries": sum(r.accepted.deliveries for r in results),
-        }
+        answer = models.BatchAccepted(
+            [r.accepted.id for r in results], sum(r.accepted.deliveries for r in results)
+        )
         return json_response(202, answer)
 
     def _count_ingested(self, results: list[Ingested]) -> None:
@@ -226,14 +242,17 @@ class Api:
         return Response(status=204)
 
     async def rotate_secret(self, request: Request, params: dict[str, str]) -> Response:
-        given = None
+        rotation = SecretRotation()
         if request.body.strip():
             _require_body(request, JSON_TYPES)
-            given = _decode(request.body, SecretRotation).secret
-        secret = given if given is not None else endpoint_rules.new_secret(ids.random_bytes(32))
+            rotation = _decode(request.body, SecretRotation)
+        secret = rotation.secret
+        if secret is None:
+            secret = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
-        endpoint = await self.store.update_endpoint(
-            params["id"], {"secret": secret}, self.clock.now(), origin=request.origin
+        overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
+        endpoint = await self.store.rotate_secret(
+            params["id"], secret, overlap, self.clock.now(), origin=request.origin
         )
         self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
@@ -253,12 +272,12 @@ class Api:
         if request.body.strip():
             _require_body(request, JSON_TYPES)
             replay = _decode(request.body, Replay)
-        since = _time(replay.since, "$.since") if replay.since else 0.0
+        since = _time(replay.since, "$.since") if replay.since is not None else 0.0
         count = await self.store.replay_endpoint(
             params["id"], replay.status, since, self.clock.now()
         )
         self.scheduler.rescan(params["id"])
-        return json_response(202, {"replayed": count})
+        return json_response(202, models.Replayed(count))
 
     # -- deliveries ---------------------------------------------------------------------
 
@@ -287,7 +306,7 @@ class Api:
     async def stats(self, _: Request, __: dict[str, str]) -> Response:
         now = self.clock.now()
         endpoints = await self.store.endpoint_stats(None, now)
-        return json_response(200, {"generated_at": models.iso(now), "endpoints": endpoints})
+        return json_response(200, models.Stats(models.iso(now), endpoints))
 
     async def endpoint_stats(self, _: Request, params: dict[str, str]) -> Response:
         [stats] = await self.store.endpoint_stats(params["id"], self.clock.now())
@@ -309,7 +328,7 @@ class Api:
     # -- health -------------------------------------------------------------------------
 
     async def health(self, _: Request, __: dict[str, str]) -> Response:
-        return json_response(200, {"status": "ok", "version": __version__})
+        return json_response(200, models.Health("ok", __version__))
 
     async def status(self, _: Request, __: dict[str, str]) -> Response:
         return json_response(200, await self.store.status(__version__, self.clock.now()))
@@ -318,6 +337,20 @@ class Api:
         backlog = await self.store.backlog()
         self.metrics.set_backlog(backlog.pending, backlog.file_bytes, self.clock.now())
         return Response(status=200, body=self.metrics.render(), content_type=METRICS_TYPE)
+
+    # -- the catalog and the contract ---------------------------------------------------
+
+    async def event_types(self, _: Request, __: dict[str, str]) -> Response:
+        return json_response(200, models.EventTypes(self.catalog.mode, self.catalog.types()))
+
+    async def event_type(self, _: Request, params: dict[str, str]) -> Response:
+        kind = self.catalog.get(params["name"])
+        if kind is None:
+            raise not_found(f"event type {params['name'][:80]!r}")
+        return json_response(200, kind)
+
+    async def openapi(self, _: Request, __: dict[str, str]) -> Response:
+        return Response(status=200, body=self._openapi)
 
 
 # -- routing ---------------------------------------------------------------------------
@@ -344,7 +377,15 @@ _ROUTES: list[tuple[str, str, RouteHandler]] = [
     ("GET", "/v1/status", Api.status),
     ("GET", "/healthz", Api.health),
     ("GET", "/metrics", Api.metrics_text),
+    ("GET", "/v1/event-types", Api.event_types),
+    ("GET", "/v1/event-types/{name}", Api.event_type),
+    ("GET", "/v1/openapi.json", Api.openapi),
 ]
+
+
+def routes() -> list[tuple[str, str]]:
+    """Every (method, path template) the API answers, in the routing table's order."""
+    return [(method, path) for method, path, _ in _ROUTES]
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -355,14 +396,26 @@ _TABLE = [(method, _compile(path), handler) for method, path, handler in _ROUTES
 
 
 def _route(method: str, path: str) -> tuple[RouteHandler, dict[str, str]]:
+    """The handler of `method` on `path`. A path that a template without parameters
+    matches (`/v1/events/batch`) is that template's alone, not `/v1/events/{id}`'s.
+    """
     allowed: list[str] = []
+    found: tuple[RouteHandler, dict[str, str]] | None = None
+    fewest = None  # the number of parameters of the most literal template matched
     for route_method, pattern, handler in _TABLE:
         match = pattern.fullmatch(path)
         if match is None:
             continue
+        params = match.groupdict()
+        if fewest is None or len(params) < fewest:
+            fewest, allowed, found = len(params), [], None
+        if len(params) > fewest:
+            continue
         if route_method == method:
-            return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+            found = handler, {k: unquote(v) for k, v in params.items()}
         allowed.append(route_method)
+    if found is not None:
+        return found
     if allowed:
         allow = ", ".join(sorted(set(allowed)))
         raise ApiError(

@@ -30,6 +30,7 @@ from hookd.commands import (
     db,
     deliveries,
     endpoints,
+    event_types,
     events,
     listen,
     stats,
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     common = common_options()
-    for module in (status, stats, endpoints, events, deliveries, audit):
+    for module in (status, stats, endpoints, events, event_types, deliveries, audit):
         module.register(commands, common)
     for offline in (listen, verify, config_check, db):
         offline.register(commands)

@@ -7,6 +7,8 @@ Rules (DESIGN §2):
 - Durations are strings ("500ms", "5s", "1m", "1h", "30d") or seconds.
 - Endpoints declared in `[[endpoint]]` tables are loaded at start with ids derived from
   their URL (or the `id` they give), beside the ones made through the API.
+- Event types declared in `[[event_type]]` tables join the catalog (`core.catalog`);
+  `ingest.validate` says how events are checked against it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hookd.core import catalog
 from hookd.core import endpoints as endpoint_rules
 from hookd.core.durations import parse_duration
 
@@ -66,6 +69,11 @@ class DeliveryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     ca_file: str = ""
     shutdown_grace: Duration = Duration(10)
     disable_after: Duration = Duration(0)  # nothing but failures this long disables; 0: never
+    secret_overlap: Duration = Duration(86400)  # a rotated-out secret still signs this long
+
+
+class IngestConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    validate: catalog.ValidateMode = "known"
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -85,8 +93,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     delivery: DeliveryConfig = msgspec.field(default_factory=DeliveryConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     endpoint: list[EndpointConfig] = msgspec.field(default_factory=list)
+    event_type: list[catalog.CustomType] = msgspec.field(default_factory=list)
 
 
 def _dec_hook(kind: type, value: Any) -> Any:
@@ -171,7 +181,10 @@ def check(config: Config) -> str | None:
             return f"delivery.allowed_networks[{index}]: not a CIDR network: {network!r}"
     if delivery.ca_file and not os.path.isfile(delivery.ca_file):
         return f"delivery.ca_file: no such file: {delivery.ca_file!r}"
-    return _endpoints_error(config.endpoint)
+    overlap = endpoint_rules.overlap_error(delivery.secret_overlap)
+    if overlap is not None:
+        return f"delivery.secret_overlap: {overlap}"
+    return _endpoints_error(config.endpoint) or _event_types_error(config.event_type)
 
 
 def _listen_error(listen: str, has_token: bool) -> str | None:
@@ -203,6 +216,18 @@ def _endpoints_error(declared: list[EndpointConfig]) -> str | None:
         if endpoint.id and not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", endpoint.id):
             return f"endpoint[{index}].id: letters, digits, '_' and '-' only, at most 64"
         seen.add(ident)
+    return None
+
+
+def _event_types_error(declared: list[catalog.CustomType]) -> str | None:
+    seen: set[str] = set()
+    for index, custom in enumerate(declared):
+        problem = catalog.custom_error(custom)
+        if problem is not None:
+            return f"event_type[{index}]: {problem}"
+        if custom.name in seen:
+            return f"event_type[{index}]: {custom.name!r} is declared twice"
+        seen.add(custom.name)
     return None
 
 

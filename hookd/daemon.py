@@ -26,13 +26,14 @@ from typing import Any
 import msgspec
 import trio
 
-from hookd import __version__, systemd
+from hookd import __version__, openapi, systemd
 from hookd import config as config_module
 from hookd.alerts import Alerts
 from hookd.api import Api
 from hookd.clock import Clock
 from hookd.config import Config
 from hookd.core.addresses import AddressPolicy
+from hookd.core.catalog import Catalog
 from hookd.dispatcher import FAILURE_WINDOW, Scheduler
 from hookd.http import Limits, Server
 from hookd.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
@@ -80,7 +81,17 @@ class Daemon:
             )
             sender = _sender(config, clock)
             scheduler = self.scheduler = _scheduler(config, store, sender, clock, metrics)
-            api = Api(store, clock, scheduler, config.server.api_token, metrics=metrics)
+            catalog = Catalog(config.event_type, config.ingest.validate)
+            api = Api(
+                store,
+                clock,
+                scheduler,
+                config.server.api_token,
+                metrics=metrics,
+                catalog=catalog,
+                openapi=openapi.document_bytes(catalog, with_token=bool(config.server.api_token)),
+                secret_overlap=config.delivery.secret_overlap,
+            )
             retention = self.retention = Retention(store, clock, config.storage.retention)
             server = Server(api.handle, _limits(config), f"hookd/{__version__}")
             listeners, bound = await _listeners(config)

@@ -43,9 +43,10 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
-from hookd.alerts import Alerts, DisabledEndpoint, FailedDelivery
+from hookd.alerts import Alerts
 from hookd.clock import Clock
 from hookd.core import retry
+from hookd.core.catalog import DisabledEndpoint, FailedDelivery
 from hookd.core.timers import Timers
 from hookd.metrics import Metrics
 from hookd.sender import Job, Sender

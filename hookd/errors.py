@@ -9,6 +9,8 @@ Rules:
 
 from __future__ import annotations
 
+import msgspec
+
 
 class ApiError(Exception):
     """A request refused with a 4xx (or 503) status and a JSON error body."""
@@ -19,6 +21,17 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.allow = allow  # the Allow header of a 405
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str  # stable, for programs: "invalid_event", "not_found", ...
+    message: str  # for people: what is wrong, naming the field
+
+
+class ErrorBody(msgspec.Struct):
+    """The JSON body of every refusal."""
+
+    error: ErrorDetail
 
 
 def bad_request(message: str, code: str = "bad_request") -> ApiError:

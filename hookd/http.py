@@ -27,7 +27,7 @@ import msgspec
 import trio
 
 from hookd.core import http1
-from hookd.errors import ApiError
+from hookd.errors import ApiError, ErrorBody, ErrorDetail
 
 log = logging.getLogger("hookd.http")
 
@@ -60,7 +60,7 @@ def json_response(
 
 def error_response(error: ApiError) -> Response:
     """The JSON body of an API error."""
-    body = {"error": {"code": error.code, "message": error.message}}
+    body = ErrorBody(ErrorDetail(error.code, error.message))
     headers = [("Allow", error.allow)] if error.allow else []
     return json_response(error.status, body, headers)
 

@@ -5,16 +5,21 @@ Rules:
 - Times are RFC 3339 strings in UTC with milliseconds (`2024-01-01T10:00:00.123Z`).
 - A secret appears only where `secret` is set (on create and rotation); it is UNSET,
   and so absent from the JSON, everywhere else.
+- `hookd.openapi` describes every answer with these Structs (`schema_components`), so
+  the contract is the code: a shape changed here changes the document.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Generic, TypeVar
 
 import msgspec
 
+from hookd.core.catalog import EventType, ValidateMode
 from hookd.core.stats import WindowSummary
+
+T = TypeVar("T")
 
 
 def iso(unix_seconds: float | None) -> str | None:
@@ -34,6 +39,8 @@ class Endpoint(msgspec.Struct, kw_only=True):
     origin: str  # "api" or "config"
     created_at: str | None
     updated_at: str | None
+    # After a rotation, the previous secret also signs `webhook-signature` until then.
+    previous_secret_until: str | None = None
     secret: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -83,13 +90,35 @@ class Accepted(msgspec.Struct):
 
 
 class BatchAccepted(msgspec.Struct):
+    """The 202 answer to a batch: the events' ids in order, and their deliveries."""
+
     ids: list[str]
     deliveries: int
 
 
-class Page(msgspec.Struct):
-    items: list[Any]
+class Page(msgspec.Struct, Generic[T]):
+    """One page of a list, newest first; `next_cursor` is None on the last."""
+
+    items: list[T]
     next_cursor: str | None
+
+
+class Replayed(msgspec.Struct):
+    """The 202 answer to a replay: how many deliveries were queued again."""
+
+    replayed: int
+
+
+class Health(msgspec.Struct):
+    status: str  # "ok"
+    version: str
+
+
+class EventTypes(msgspec.Struct):
+    """`GET /v1/event-types`: how ingest checks events, and the catalog."""
+
+    validate: ValidateMode
+    types: list[EventType]
 
 
 class Status(msgspec.Struct, kw_only=True):
@@ -117,6 +146,13 @@ class EndpointStats(msgspec.Struct, kw_only=True):
     consecutive_failures: int  # failed attempts since the last success
     failing_since: str | None  # the first of those
     windows: dict[str, WindowSummary]  # last_hour, last_24h
+
+
+class Stats(msgspec.Struct):
+    """`GET /v1/stats`: every endpoint's statistics, as of `generated_at`."""
+
+    generated_at: str | None
+    endpoints: list[EndpointStats]
 
 
 class AuditEntry(msgspec.Struct, kw_only=True):

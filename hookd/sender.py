@@ -63,6 +63,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     attempt: int  # the number of this attempt, counting every round (X-Webhook-Attempt)
     round_attempt: int  # the number of this attempt within its round (for the schedule)
+    previous_secret: str | None = None  # rotated out; signs beside `secret` until ...
+    previous_secret_until: float | None = None
 
 
 class _Target(NamedTuple):
@@ -211,7 +213,10 @@ class Sender:
             self.forget(endpoint_id)
 
     def _request(self, job: Job, target: _Target) -> bytes:
-        timestamp = int(self._clock.now())
+        now = self._clock.now()
+        timestamp = int(now)
+        until = job.previous_secret_until
+        previous = job.previous_secret if until is not None and now < until else None
         headers = [
             ("Host", target.host_header),
             ("Content-Type", "application/json"),
@@ -221,7 +226,7 @@ class Sender:
             ("X-Webhook-Event", job.event_type),
             ("X-Webhook-Timestamp", str(timestamp)),
             ("X-Webhook-Attempt", str(job.attempt)),
-            *sign(job.secret, job.event_id, timestamp, job.body),
+            *sign(job.secret, job.event_id, timestamp, job.body, previous),
         ]
         return http1.request_bytes(target.path, headers, job.body)
 

@@ -117,6 +117,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_endpoint ON audit (endpoint_id, id);
     """,
+    # 4 -> 5: secret rotation with overlap: the rotated-out secret, and until when it
+    # still signs `webhook-signature` beside the new one.
+    """
+    ALTER TABLE endpoints ADD COLUMN previous_secret TEXT;
+    ALTER TABLE endpoints ADD COLUMN previous_secret_until REAL;
+    """,
 ]
 
 # -- events ---------------------------------------------------------------------------
@@ -140,7 +146,8 @@ LIST_EVENTS = f"""
 # -- endpoints ------------------------------------------------------------------------
 
 ENDPOINT_COLUMNS = (
-    "id, url, events, secret, description, enabled, origin, created_at, updated_at, rowid"
+    "id, url, events, secret, description, enabled, origin, created_at, updated_at,"
+    " previous_secret_until, rowid"
 )
 GET_ENDPOINT = f"SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ? AND deleted_at IS NULL"
 LIST_ENDPOINTS = f"""
@@ -171,7 +178,14 @@ UPSERT_CONFIG_ENDPOINT = """
 CONFIG_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE origin = 'config' AND deleted_at IS NULL"
 UPDATE_ENDPOINT = """
     UPDATE endpoints SET url = :url, events = :events, secret = :secret,
-        description = :description, enabled = :enabled, updated_at = :now
+        description = :description, enabled = :enabled, updated_at = :now,
+        previous_secret = CASE WHEN secret IS :secret THEN previous_secret END,
+        previous_secret_until = CASE WHEN secret IS :secret THEN previous_secret_until END
+    WHERE id = :id AND deleted_at IS NULL
+"""
+ROTATE_SECRET = """
+    UPDATE endpoints SET secret = :secret, previous_secret = :previous,
+        previous_secret_until = :until, updated_at = :now
     WHERE id = :id AND deleted_at IS NULL
 """
 DELETE_ENDPOINT = "UPDATE endpoints SET deleted_at = ?, enabled = 0 WHERE id = ?"
@@ -210,7 +224,8 @@ NEXT_DUE_OF_ENDPOINT = """
     WHERE status = 'pending' AND endpoint_id = ? AND next_attempt_at > ?
 """
 LOAD_JOBS = """
-    SELECT d.id, d.endpoint_id, p.url, p.secret, e.id, e.type, e.body, d.attempts, d.round_start
+    SELECT d.id, d.endpoint_id, p.url, p.secret, e.id, e.type, e.body, d.attempts, d.round_start,
+        p.previous_secret, p.previous_secret_until
     FROM deliveries d
     JOIN events e ON e.seq = d.event_seq
     JOIN endpoints p ON p.id = d.endpoint_id

@@ -371,10 +371,10 @@ class Store:
 
     async def list_events(
         self, limit: int, before: int | None, event_type: str | None, since: float | None
-    ) -> models.Page:
+    ) -> models.Page[models.Event]:
         """Events newest first; `before` is the cursor of the previous page."""
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.Event]:
             rows = list(
                 conn.execute(
                     sql.LIST_EVENTS,
@@ -408,10 +408,10 @@ class Store:
         """One endpoint (without its secret); 404 when unknown or deleted."""
         return await self.read(lambda conn: _get_endpoint(conn, endpoint_id))
 
-    async def list_endpoints(self, limit: int, after: int | None) -> models.Page:
+    async def list_endpoints(self, limit: int, after: int | None) -> models.Page[models.Endpoint]:
         """Endpoints in creation order; `after` is the cursor of the previous page."""
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.Endpoint]:
             rows = list(conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit)))
             cursor = str(rows[-1][-1]) if len(rows) == limit else None
             return models.Page([_endpoint(r) for r in rows], cursor)
@@ -440,6 +440,29 @@ class Store:
             _audit(conn, now, origin, endpoint_id, before, merged)
             self._router = None
             return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes)
+
+        return await self.write(op)
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, overlap: float, now: float, *, origin: str
+    ) -> models.Endpoint:
+        """Give an API-made endpoint a new secret; the one it replaces keeps signing the
+        `webhook-signature` header beside it for `overlap` seconds (none when 0).
+        `origin` is who asked (audit log).
+        """
+
+        def op(conn: apsw.Connection) -> models.Endpoint:
+            current = _get_endpoint(conn, endpoint_id, with_secret=True)
+            if current.origin == "config":
+                raise conflict(
+                    f"endpoint {endpoint_id!r} is declared in the config file; change it there"
+                )
+            previous, until = (current.secret, now + overlap) if overlap > 0 else (None, None)
+            params = {"id": endpoint_id, "secret": secret, "previous": previous}
+            conn.execute(sql.ROTATE_SECRET, {**params, "until": until, "now": now})
+            before = msgspec.structs.asdict(current)
+            _audit(conn, now, origin, endpoint_id, before, {**before, "secret": secret})
+            return _get_endpoint(conn, endpoint_id, with_secret=True)
 
         return await self.write(op)
 
@@ -544,7 +567,8 @@ class Store:
         def query(conn: apsw.Connection) -> dict[int, Job]:
             jobs = {}
             for row in conn.execute(sql.LOAD_JOBS, (ids,)):
-                ident, endpoint, url, secret, event_id, kind, body, attempts, start = row
+                ident, endpoint, url, secret, event_id, kind, body, attempts, start, *old = row
+                previous, previous_until = old
                 jobs[ident] = Job(
                     delivery_id=ident,
                     endpoint_id=endpoint,
@@ -555,6 +579,8 @@ class Store:
                     body=body,
                     attempt=attempts + 1,
                     round_attempt=attempts - start + 1,
+                    previous_secret=previous,
+                    previous_secret_until=previous_until,
                 )
             return jobs
 
@@ -665,12 +691,12 @@ class Store:
 
     async def list_deliveries(
         self, limit: int, before: int | None, filters: dict[str, str]
-    ) -> models.Page:
+    ) -> models.Page[models.Delivery]:
         """Deliveries newest first, filtered by status, endpoint and/or event id."""
         query_text = sql.list_deliveries(sorted(filters))
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.Delivery]:
             rows = list(conn.execute(query_text, params))
             cursor = str(rows[-1][0]) if len(rows) == limit else None
             return models.Page([_delivery(r) for r in rows], cursor)
@@ -815,12 +841,12 @@ class Store:
 
     async def list_audit(
         self, limit: int, before: int | None, filters: dict[str, Any]
-    ) -> models.Page:
+    ) -> models.Page[models.AuditEntry]:
         """Endpoint changes newest first, filtered by `endpoint` and/or `since` (a time)."""
         query_text = sql.list_audit(sorted(filters))
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
-        def query(conn: apsw.Connection) -> models.Page:
+        def query(conn: apsw.Connection) -> models.Page[models.AuditEntry]:
             rows = list(conn.execute(query_text, params))
             cursor = str(rows[-1][0]) if len(rows) == limit else None
             return models.Page([_audit_entry(r) for r in rows], cursor)
@@ -905,7 +931,7 @@ def _event(row: Row) -> models.Event:
 
 
 def _endpoint(row: Row, with_secret: bool = False) -> models.Endpoint:
-    ident, url, events, secret, description, enabled, origin, created, updated, _rowid = row
+    ident, url, events, secret, description, enabled, origin, created, updated, until, _ = row
     return models.Endpoint(
         id=ident,
         url=url,
@@ -915,6 +941,7 @@ def _endpoint(row: Row, with_secret: bool = False) -> models.Endpoint:
         origin=origin,
         created_at=models.iso(created),
         updated_at=models.iso(updated),
+        previous_secret_until=models.iso(until),
         secret=secret if with_secret else msgspec.UNSET,
     )
 

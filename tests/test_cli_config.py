@@ -125,3 +125,19 @@ async def test_serve_exit_statuses(short_dir: Path) -> None:
         assert done.returncode == status
         assert done.stderr.decode().startswith(start)
         assert done.stderr.decode().count("\n") == 1
+
+
+def test_event_types_are_printed_back_as_read(short_dir: Path) -> None:
+    path = short_dir / "types.toml"
+    path.write_text(
+        '[ingest]\nvalidate = "strict"\n\n[[event_type]]\nname = "pedido.criado"\n'
+        'description = "Disparado quando um pedido \\"grande\\" é criado."\n'
+        'required = ["pedidoId"]\n'
+        'example = { pedidoId = "p1", valor = 10.5, itens = [{ sku = "a", n = 2 }], '
+        "pago = false, em = 2024-01-01T10:00:00Z }\n\n"
+        '[[event_type]]\nname = "pedido.cancelado"\n'
+    )
+    ran = run_main(["config", "check", str(path)])
+    assert ran.code == 0, ran.err
+    assert 'validate = "strict"' in ran.out
+    assert config.parse(ran.out, "printed") == config.load(str(path))

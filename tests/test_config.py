@@ -135,6 +135,15 @@ def test_accepted(text: str) -> None:
         (ENDPOINT, "secret"),  # secret missing
         (ENDPOINT + 'secret = "s"\nfoo = 1', "endpoint[0].foo"),  # unknown endpoint key
         (ENDPOINT + 'secret = "s"\nid = "bad id"', "endpoint[0].id"),  # bad id
+        ('[ingest]\nvalidate = "always"', "ingest.validate"),  # not known, strict or off
+        ('[delivery]\nsecret_overlap = "31d"', "delivery.secret_overlap"),  # over 30 days
+        ('[[event_type]]\nname = "Pedido"', "event_type[0]"),  # not a dotted name
+        ('[[event_type]]\nname = "cliente.criado"', "event_type[0]"),  # the spec's already
+        ('[[event_type]]\nname = "hookd.x"', "event_type[0]"),  # hookd's own
+        ('[[event_type]]\nname = "a.b"\n[[event_type]]\nname = "a.b"', "event_type[1]"),
+        ('[[event_type]]\nname = "a.b"\nrequired = "id"', "event_type[0].required"),
+        ('[[event_type]]\nname = "a.b"\nrequerid = ["id"]', "event_type[0].requerid"),  # typo
+        ('[[event_type]]\nname = "a.b"\nrequired = ["id"]\nexample = {}', "event_type[0]"),
     ],
 )
 def test_refused_with_the_key_named(text: str, key: str) -> None:

@@ -10,6 +10,7 @@ Rules:
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -53,12 +54,15 @@ def _check(context: Context) -> int:
 def effective_toml(settings: config.Config) -> str:
     """`settings` as TOML, with every default, durations in units and secrets masked."""
     lines: list[str] = []
-    for table in ("server", "storage", "delivery", "log"):
+    for table in ("server", "storage", "delivery", "ingest", "log"):
         lines += ["", f"[{table}]"]
         lines += _pairs(getattr(settings, table))
     for endpoint in settings.endpoint:
         lines += ["", "[[endpoint]]"]
         lines += _pairs(endpoint)
+    for event_type in settings.event_type:
+        lines += ["", "[[event_type]]"]
+        lines += _pairs(event_type)
     return "\n".join(lines[1:]) + "\n"
 
 
@@ -66,6 +70,8 @@ def _pairs(section: msgspec.Struct) -> list[str]:
     pairs = []
     for name in section.__struct_fields__:
         value = getattr(section, name)
+        if value is None:  # TOML has no null: an absent key means it
+            continue
         if name in ("api_token", "secret") and value:
             value = _mask(value)
         pairs.append(f"{name} = {_toml(value)}")
@@ -84,6 +90,10 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys quoted, which TOML always allows
+        return "{" + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, datetime.date | datetime.time):  # TOML dates and times, bare
+        return value.isoformat()
     if isinstance(value, str):
         # A JSON string is a TOML basic string once DEL, which TOML wants escaped, is.
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -2,7 +2,8 @@
 
 Rules: `--events` may be repeated and may hold several patterns separated by commas.
 A secret is printed only where the API shows it (on `add` and `rotate-secret`), with a
-reminder that it will not be shown again.
+reminder that it will not be shown again. `rotate-secret --overlap` is a duration
+("0s", "2h"), sent to the API in seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import quote
 
 from hookd.client import Answer, UsageError
 from hookd.commands import Context, paging_options, print_list, subcommand
+from hookd.core.durations import parse_duration
 from hookd.output import Screen, Styled
 
 
@@ -42,6 +44,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     subcommand(actions, "rm", rm_text, _remove, common)
     rotate = subcommand(actions, "rotate-secret", "give it a new secret", _rotate, common)
     rotate.add_argument("--secret", help="the new secret (default: a generated one)")
+    rotate.add_argument(
+        "--overlap",
+        metavar="DURATION",
+        help="how long the old secret keeps signing too (default: delivery.secret_overlap, "
+        "24h; 0s for a leaked secret)",
+    )
     test_text = "send a hookd.teste event to this endpoint alone"
     subcommand(actions, "test", test_text, _test, common)
     subcommand(actions, "enable", "deliver to it again", _toggle, common).set_defaults(enabled=True)
@@ -140,8 +148,16 @@ def _remove(context: Context) -> int:
 
 
 def _rotate(context: Context) -> int:
-    body = {"secret": context.args.secret} if context.args.secret is not None else None
-    answer = context.client().post(_path(context.args.id, "/rotate-secret"), body)
+    args = context.args
+    body: dict[str, Any] = {}
+    if args.secret is not None:
+        body["secret"] = args.secret
+    if args.overlap is not None:
+        try:
+            body["overlap_s"] = parse_duration(args.overlap)
+        except ValueError as exc:
+            raise UsageError(f"--overlap: {exc}") from None
+    answer = context.client().post(_path(args.id, "/rotate-secret"), body or None)
     _print_endpoint(context, answer)
     return 0
 
@@ -173,6 +189,9 @@ def _print_endpoint(context: Context, answer: Answer) -> None:
     ]
     if "secret" in endpoint:
         pairs.append(("secret", Styled(endpoint["secret"], "bold")))
+    if endpoint.get("previous_secret_until"):
+        until = endpoint["previous_secret_until"]
+        pairs.append(("old secret signs until", screen.when(until)))
     screen.fields(pairs)
     if "secret" in endpoint:
         screen.note("keep the secret now: hookd will not show it again")

@@ -6,6 +6,8 @@ Rules:
   and numbers reach the API as written.
 - `--batch FILE` (or `-`) sends a JSON array or NDJSON file in one all-or-nothing request;
   a file whose first character is `[` is a JSON array, anything else NDJSON.
+- `--example` sends the `data` of the type's example from the daemon's catalog (the
+  spec's payload), with the time of sending as its timestamp unless `--timestamp`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--data", metavar="JSON|@FILE|-", help="the event's data object (default: {})"
     )
+    send.add_argument(
+        "--example",
+        action="store_true",
+        help="send the catalog's example data of EVENT (hookd event-types EVENT)",
+    )
     send.add_argument("--timestamp", help="the event's RFC 3339 time (default: now)")
     send.add_argument("--id", help="the event's id (a repeated id creates nothing)")
     send.add_argument("--idempotency-key", help="sent as the Idempotency-Key header")
@@ -55,14 +62,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def _send(context: Context) -> int:
     args = context.args
     if args.batch is not None:
-        if args.event or args.data is not None or args.id or args.timestamp:
+        if args.event or args.data is not None or args.id or args.timestamp or args.example:
             raise UsageError(
-                "--batch sends whole events: give no EVENT, --data, --id or --timestamp"
+                "--batch sends whole events: give no EVENT, --data, --example, --id or --timestamp"
             )
         return _send_batch(context)
     if not args.event:
         raise UsageError("give the EVENT type to send, e.g. hookd send cliente.criado --data '{}'")
-    data = read_input("--data", args.data) if args.data is not None else b"{}"
+    if args.example and args.data is not None:
+        raise UsageError("give --data or --example, not both")
+    if args.example:
+        data = _example(context, args.event)
+    else:
+        data = read_input("--data", args.data) if args.data is not None else b"{}"
     try:
         parsed = json.loads(data)
     except ValueError as exc:
@@ -89,6 +101,14 @@ def _send(context: Context) -> int:
     else:
         context.screen.note("no endpoint is subscribed to it (hookd endpoints list)")
     return 0
+
+
+def _example(context: Context, event: str) -> bytes:
+    """The `data` of `event`'s example in the daemon's catalog, as JSON."""
+    kind = context.client().get(f"/v1/event-types/{quote(event, safe='')}").data()
+    if kind["example"] is None:
+        raise UsageError(f"{event} has no example in the catalog; give --data")
+    return json.dumps(kind["example"]["data"], ensure_ascii=False).encode()
 
 
 def _send_batch(context: Context) -> int:

@@ -21,6 +21,7 @@ from hookd.core.routing import MAX_PATTERNS, pattern_error
 MAX_URL = 2048
 MAX_SECRET = 512
 MAX_DESCRIPTION = 1024
+MAX_SECRET_OVERLAP = 30 * 86400  # how long a rotated-out secret may keep signing
 
 
 def url_error(url: object) -> str | None:
@@ -73,6 +74,13 @@ def secret_error(secret: object) -> str | None:
         return f"secret is longer than {MAX_SECRET} characters"
     if secret != secret.strip() or any(ord(c) < 0x20 for c in secret):
         return "secret must not contain control characters or surrounding spaces"
+    return None
+
+
+def overlap_error(seconds: float) -> str | None:
+    """Why a rotation cannot keep the previous secret for `seconds`, or None."""
+    if not 0 <= seconds <= MAX_SECRET_OVERLAP:
+        return f"the overlap must be between 0s and {MAX_SECRET_OVERLAP // 86400}d"
     return None
 
 

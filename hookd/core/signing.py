@@ -6,6 +6,11 @@ Rules (DESIGN §1):
 - When the secret is a Standard Webhooks secret (`whsec_<base64>`), the `webhook-id`,
   `webhook-timestamp` and `webhook-signature` headers are added too:
   `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`.
+- During a rotation's overlap the previous secret is given too: `webhook-signature`
+  then carries one signature per `whsec_` secret, the new one first, separated by a
+  space (Standard Webhooks lets receivers accept any of them), so a receiver still on
+  the old secret and one already on the new both verify. `X-Webhook-Signature` is the
+  new secret's alone: the spec's scheme has room for one.
 - Verification compares in constant time. The timestamp is an argument: nothing here
   reads the clock.
 """
@@ -43,15 +48,21 @@ def standard_signature(key: bytes, event_id: str, timestamp: int, body: bytes) -
     return "v1," + base64.b64encode(hmac.digest(key, message, "sha256")).decode("ascii")
 
 
-def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> list[tuple[str, str]]:
-    """The signature headers for one attempt of `body`."""
+def sign(
+    secret: str, event_id: str, timestamp: int, body: bytes, previous: str | None = None
+) -> list[tuple[str, str]]:
+    """The signature headers for one attempt of `body`; `previous` is a rotated-out
+    secret still in its overlap.
+    """
     headers = [(SIGNATURE_HEADER, spec_signature(secret, body))]
-    key = standard_key(secret)
-    if key is not None:
+    secrets = (secret,) if previous is None or previous == secret else (secret, previous)
+    keys = [key for key in map(standard_key, secrets) if key is not None]
+    if keys:
+        signatures = " ".join(standard_signature(k, event_id, timestamp, body) for k in keys)
         headers += [
             ("webhook-id", event_id),
             ("webhook-timestamp", str(timestamp)),
-            ("webhook-signature", standard_signature(key, event_id, timestamp, body)),
+            ("webhook-signature", signatures),
         ]
     return headers
 

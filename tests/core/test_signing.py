@@ -173,3 +173,43 @@ def test_verify_standard(
     secret: str, event_id: str, timestamp: str, body: bytes, header: str, expected: bool
 ) -> None:
     assert verify_standard(secret, event_id, timestamp, body, header) is expected
+
+
+# -- rotation overlap: the previous secret signs beside the new one ------------------------
+
+OLD = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
+
+
+def test_overlap_puts_both_standard_signatures_new_first() -> None:
+    now = int(time.time())
+    headers = dict(sign(WHSEC, EVENT_ID, now, BODY_BYTES, previous=OLD))
+    new_key, old_key = standard_key(WHSEC), standard_key(OLD)
+    assert new_key is not None
+    assert old_key is not None
+    assert headers["webhook-signature"] == " ".join(
+        standard_signature(key, EVENT_ID, now, BODY_BYTES) for key in (new_key, old_key)
+    )
+    assert headers["X-Webhook-Signature"] == spec_signature(WHSEC, BODY_BYTES)  # the new alone
+    for secret in (WHSEC, OLD):  # receivers on either secret verify
+        Webhook(secret).verify(BODY, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(BODY, headers)
+
+
+def test_overlap_from_a_plain_secret_signs_with_the_new_alone() -> None:
+    headers = dict(sign(WHSEC, EVENT_ID, int(time.time()), BODY_BYTES, previous=SPEC_SECRET))
+    assert len(headers["webhook-signature"].split()) == 1
+    Webhook(WHSEC).verify(BODY, headers)
+
+
+def test_overlap_to_a_plain_secret_keeps_the_old_standard_signature() -> None:
+    headers = dict(sign(SPEC_SECRET, EVENT_ID, 1, BODY_BYTES, previous=WHSEC))
+    old_key = standard_key(WHSEC)
+    assert old_key is not None
+    assert headers["webhook-signature"] == standard_signature(old_key, EVENT_ID, 1, BODY_BYTES)
+    assert headers["X-Webhook-Signature"] == spec_signature(SPEC_SECRET, BODY_BYTES)
+
+
+def test_rotating_to_the_same_secret_signs_once() -> None:
+    headers = dict(sign(WHSEC, EVENT_ID, 1, BODY_BYTES, previous=WHSEC))
+    assert len(headers["webhook-signature"].split()) == 1

@@ -1,0 +1,243 @@
+"""hookd.core.catalog: the spec's event types, and the check of `data` at ingest.
+
+Every spec example must pass, and one broken variant per type must be refused with a
+422 naming the field's path. The examples are compared with the spec's own payloads
+(`tests.test_spec_receivers.SPEC_EXAMPLES`, itself checked against the spec's text).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import msgspec
+import pytest
+
+from hookd.core import catalog
+from hookd.core.catalog import Catalog, CustomType
+from hookd.core.envelope import decode_batch, decode_event
+from hookd.errors import ApiError
+from tests.test_spec_receivers import SPEC_EXAMPLES, SPEC_FILE
+
+
+def refusal(cat: Catalog, event: str, data: dict[str, Any], item: int | None = None) -> str:
+    with pytest.raises(ApiError) as info:
+        cat.check(event, data, item)
+    assert info.value.status == 422
+    return info.value.message
+
+
+def example(name: str) -> dict[str, Any]:
+    kind = Catalog().get(name)
+    assert kind is not None
+    assert kind.example is not None
+    return copy.deepcopy(kind.example["data"])
+
+
+def test_the_spec_types_in_the_spec_order_with_its_examples() -> None:
+    spec = [kind for kind in Catalog().types() if kind.source == "spec"]
+    assert [kind.name for kind in spec] == [name for name, _ in SPEC_EXAMPLES]
+    pairs = [(kind.name, kind.example["data"]) for kind in spec if kind.example]
+    # Compared as JSON text, so the key order counts too.
+    assert json.dumps(pairs) == json.dumps(SPEC_EXAMPLES)
+    for kind in spec:
+        assert kind.example is not None
+        assert kind.example["timestamp"] == "2024-01-01T10:00:00Z"
+
+
+def test_descriptions_are_the_spec_sentences() -> None:
+    if not SPEC_FILE.is_file():
+        pytest.skip(f"the spec is not at {SPEC_FILE} (set HOOKD_SPEC)")
+    text = SPEC_FILE.read_text()
+    found = dict(re.findall(r"^#### ([\w.]+)\n(Disparado quando .*)$", text, re.MULTILINE))
+    assert {kind.name: kind.description for kind in Catalog().types() if kind.source == "spec"} == (
+        found
+    )
+
+
+@pytest.mark.parametrize(("name", "data"), SPEC_EXAMPLES)
+def test_every_spec_example_passes(name: str, data: dict[str, Any]) -> None:
+    Catalog().check(name, data)
+
+
+# One broken variant per type: (type, change to its example, path and words in the 422).
+BROKEN: list[tuple[str, dict[str, Any], str, str]] = [
+    ("cliente.criado", {"id": None}, "$.data.id", "required"),  # a missing id (as null)
+    (
+        "cliente.atualizado",
+        {"alteracoes": {"telefone": "novo"}},
+        "$.data.alteracoes[...]",
+        "object",
+    ),
+    ("cliente.excluido", {"excluidoEm": "ontem"}, "$.data.excluidoEm", "RFC 3339"),
+    (
+        "tarefa.criada",
+        {"prioridade": "CRITICA"},
+        "$.data.prioridade",
+        "ALTA, BAIXA, MEDIA, URGENTE",
+    ),
+    ("tarefa.atualizada", {"status": "FEITA"}, "$.data.status", "EM_ANDAMENTO"),
+    ("tarefa.concluida", {"tempoTotal": 150}, "$.data.tempoTotal", "got `int`"),
+    ("chamado.aberto", {"status": "PENDENTE"}, "$.data.status", "ABERTO"),
+    ("chamado.atualizado", {"id": 123}, "$.data.id", "Expected `str`, got `int`"),
+    ("chamado.respondido", {"respostaId": ""}, "$.data.respostaId", "length >= 1"),
+    (
+        "chamado.resolvido",
+        {"usuarioResolucao": ["usuario_123"]},
+        "$.data.usuarioResolucao",
+        "array",
+    ),
+    ("whatsapp.mensagem.recebida", {"mensagemId": None}, "$.data.mensagemId", "required"),
+    ("whatsapp.mensagem.enviada", {"conteudo": {"texto": "Olá"}}, "$.data.conteudo", "object"),
+    ("whatsapp.conversa.criada", {"isGroup": "false"}, "$.data.isGroup", "got `str`"),
+    ("email.recebido", {"contaId": 7}, "$.data.contaId", "got `int`"),
+    ("email.enviado", {"enviadoEm": 1704103200}, "$.data.enviadoEm", "got `int`"),
+]
+
+
+def test_every_spec_type_has_a_broken_variant() -> None:
+    assert [name for name, *_ in BROKEN] == [name for name, _ in SPEC_EXAMPLES]
+
+
+@pytest.mark.parametrize(("name", "change", "path", "words"), BROKEN)
+def test_a_broken_variant_is_refused_naming_its_field(
+    name: str, change: dict[str, Any], path: str, words: str
+) -> None:
+    data = {**example(name), **change}
+    message = refusal(Catalog(), name, {k: v for k, v in data.items() if v is not None})
+    assert message.startswith(f"{path}")
+    assert words in message
+
+
+def test_missing_id_is_named() -> None:
+    data = example("chamado.respondido")
+    del data["chamadoId"]
+    assert refusal(Catalog(), "chamado.respondido", data) == "$.data.chamadoId is required"
+
+
+def test_optional_fields_may_be_absent_or_null_and_unknown_fields_pass() -> None:
+    Catalog().check("tarefa.criada", {"id": "t1"})
+    Catalog().check("tarefa.criada", {"id": "t1", "prioridade": None, "dataVencimento": None})
+    Catalog().check("tarefa.criada", {"id": "t1", "origem": "api", "tags": [1, 2.5, None]})
+
+
+def test_a_batch_item_is_named() -> None:
+    data = {**example("tarefa.criada"), "prioridade": "X"}
+    message = refusal(Catalog(), "tarefa.criada", data, item=3)
+    assert message.startswith("item 3: $.data.prioridade: ")
+
+
+def test_nested_paths_are_named() -> None:
+    data = {**example("tarefa.atualizada"), "alteracoes": {"status": {"novo": 1}, "x": []}}
+    assert refusal(Catalog(), "tarefa.atualizada", data).startswith("$.data.alteracoes[...]: ")
+
+
+def test_a_float_where_a_string_belongs_is_called_a_float() -> None:
+    # At ingest, floats arrive as msgspec.Raw (envelope.js_number): the message says float.
+    request = decode_event(b'{"event":"cliente.criado","data":{"id":"c","nome":1.5}}')
+    message = refusal(Catalog(), request.event, request.data)
+    assert message == "$.data.nome: Expected `str | null`, got `float`"
+
+
+def test_times_must_be_rfc3339() -> None:
+    for good in ("2024-01-01T10:00:00Z", "2024-06-30T23:59:59.123-03:00"):
+        Catalog().check("cliente.criado", {"id": "c", "createdAt": good})
+    for bad in ("", "2024-01-01", "2024-01-01 10:00:00", "2024-02-30T10:00:00Z"):
+        message = refusal(Catalog(), "cliente.criado", {"id": "c", "createdAt": bad})
+        assert message.startswith("$.data.createdAt must be RFC 3339")
+
+
+def test_checking_leaves_data_as_it_was() -> None:
+    raw = (
+        b'[{"event":"tarefa.criada","data":{"zeta":1.0,"id":"t","2024":true,"status":"PENDENTE"}}]'
+    )
+    [request] = decode_batch(raw, ndjson=False)
+    before = msgspec.json.encode(request.data)
+    Catalog().check(request.event, request.data, 0)
+    assert msgspec.json.encode(request.data) == before
+
+
+# -- modes -------------------------------------------------------------------------------
+
+
+def test_known_lets_unknown_types_through_strict_refuses_them_off_checks_nothing() -> None:
+    Catalog(mode="known").check("pedido.criado", {"anything": 1})
+    message = refusal(Catalog(mode="strict"), "pedido.criado", {}, item=2)
+    assert message.startswith("item 2: $.event: 'pedido.criado' is not in the event catalog")
+    Catalog(mode="off").check("pedido.criado", {})
+    Catalog(mode="off").check("cliente.criado", {"id": 5})
+    assert list(Catalog(mode="off").checked()) == []
+
+
+def test_hookd_types_are_listed_not_accepted_and_not_checked() -> None:
+    cat = Catalog(mode="strict")
+    hookd_types = [kind for kind in cat.types() if kind.group == "hookd"]
+    assert [kind.name for kind in hookd_types] == [
+        "hookd.entrega.falhou",
+        "hookd.endpoint.desativado",
+        "hookd.teste",
+    ]
+    assert not any(kind.accepted_at_ingest for kind in hookd_types)
+    assert all(kind not in hookd_types for kind in cat.checked())
+    cat.check("hookd.teste", {})  # envelope.prepare refuses these names before this check
+
+
+def test_alert_data_matches_the_hookd_schemas() -> None:
+    failed = catalog.FailedDelivery(
+        entregaId=1,
+        eventoId="evt_1",
+        evento="cliente.criado",
+        endpointId="ep_1",
+        tentativas=5,
+        ultimoStatus=500,
+        ultimoErro="HTTP 500",
+    )
+    data = {**msgspec.structs.asdict(failed), "em": "2024-01-01T10:00:00.000Z"}  # as alerts
+    schema = Catalog().get("hookd.entrega.falhou")
+    assert schema is not None
+    [definition] = schema.schema["$defs"].values()
+    assert sorted(definition["properties"]) == sorted(data)
+    msgspec.convert(data, catalog.HookdEntregaFalhou)
+
+
+# -- the operator's types ----------------------------------------------------------------
+
+
+def test_custom_types_check_their_required_fields() -> None:
+    own = CustomType(
+        name="pedido.criado",
+        description="Disparado quando um pedido é criado.",
+        required=["pedidoId", "valor"],
+        example={"pedidoId": "p1", "valor": 10},
+    )
+    cat = Catalog([own], mode="strict")
+    cat.check("pedido.criado", {"pedidoId": "p1", "valor": 0, "extra": True})
+    assert refusal(cat, "pedido.criado", {"pedidoId": "p1"}) == "$.data.valor is required"
+    assert refusal(cat, "pedido.criado", {"pedidoId": None, "valor": 1}) == (
+        "$.data.pedidoId is required"
+    )
+    kind = cat.get("pedido.criado")
+    assert kind is not None
+    assert (kind.group, kind.source, kind.accepted_at_ingest) == ("config", "config", True)
+    assert kind.schema["required"] == ["pedidoId", "valor"]
+    assert kind.example == {"event": "pedido.criado", "data": {"pedidoId": "p1", "valor": 10}}
+    assert cat.types()[-1] == kind
+
+
+@pytest.mark.parametrize(
+    ("custom", "problem"),
+    [
+        (CustomType(name="Pedido"), "dotted lowercase"),
+        (CustomType(name="hookd.meu"), "hookd's own"),
+        (CustomType(name="cliente.criado"), "already in the spec's catalog"),
+        (CustomType(name="a.b", required=[""]), "required[0]"),
+        (CustomType(name="a.b", required=["x", "x"]), "twice"),
+        (CustomType(name="a.b", required=["x"], example={"y": 1}), "example lacks"),
+    ],
+)
+def test_bad_custom_types_are_named(custom: CustomType, problem: str) -> None:
+    found = catalog.custom_error(custom)
+    assert found is not None
+    assert problem in found
