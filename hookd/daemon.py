@@ -196,6 +196,8 @@ async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, st
     except ValueError as exc:
         raise ListenError(str(exc)) from None
     origins = {origin for _, origin in adopted}
+    if "tcp" in origins and not config.server.api_token:
+        raise ListenError("a TCP socket passed by systemd needs server.api_token in the config")
     listeners = list(adopted)
     bound = "socket" not in origins
     if bound:

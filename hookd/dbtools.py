@@ -1,8 +1,11 @@
 """Operations on the database file: an online backup, and an integrity check.
 
 Rules:
-- Both work while the daemon runs: they open their own read-only connection, and in WAL
-  mode a reader never blocks the daemon's writer nor sees half a transaction.
+- Both work while the daemon runs: they open their own query-only connection, and in
+  WAL mode a reader never blocks the daemon's writer nor sees half a transaction. It is
+  opened read-write (query_only forbids writes) so that, the daemon stopped, closing it
+  removes the `-wal` and `-shm` files it had to create: left behind, owned by root, they
+  would keep the `hookd` user from opening its database.
 - A backup is one consistent snapshot (SQLite's backup API copying every page in one
   step, inside one read transaction). It is written to a temporary file beside the
   target, checked (`quick_check`), made durable, then renamed into place: the target
@@ -26,12 +29,13 @@ class DatabaseToolError(Exception):
 
 
 @contextlib.contextmanager
-def _read_only(path: str) -> Iterator[apsw.Connection]:
+def _query_only(path: str) -> Iterator[apsw.Connection]:
     if not os.path.exists(path):
         raise DatabaseToolError(f"no database at {path}")
     try:
-        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         conn.setbusytimeout(5000)
+        conn.pragma("query_only", True)
     except apsw.Error as exc:
         raise DatabaseToolError(f"cannot open {path}: {exc}") from None
     try:
@@ -49,7 +53,7 @@ def backup(source: str, target: str) -> int:
         raise DatabaseToolError(f"cannot write {target}: {directory} is not a directory")
     partial = os.path.join(directory, f".{os.path.basename(target)}.partial-{os.getpid()}")
     try:
-        with _read_only(source) as conn:
+        with _query_only(source) as conn:
             copy = apsw.Connection(partial)
             try:
                 with copy.backup("main", conn, "main") as job:
@@ -75,7 +79,7 @@ def backup(source: str, target: str) -> int:
 
 def check(path: str) -> list[str]:
     """Integrity problems in the database at `path`: [] when it is sound."""
-    with _read_only(path) as conn:
+    with _query_only(path) as conn:
         try:
             problems = _problems(conn, "integrity_check")
             version = conn.pragma("user_version")

@@ -408,7 +408,9 @@ class Scheduler:
                 current = self._lanes.get(job.endpoint_id)  # the lane may have started anew
                 if pending and record.next_attempt_at is not None and current is not None:
                     self._track(current, job.delivery_id, record.next_attempt_at)
-                    if job.delivery_id in current.tracked:  # keep what the retry needs
+                    # Keep what the retry needs, unless the endpoint changed (URL, secret)
+                    # while this attempt was out: then the job is read afresh when due.
+                    if current is lane and job.delivery_id in current.tracked:
                         current.retries[job.delivery_id] = msgspec.structs.replace(
                             job, attempt=job.attempt + 1, round_attempt=job.round_attempt + 1
                         )

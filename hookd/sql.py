@@ -170,6 +170,13 @@ UPSERT_CONFIG_ENDPOINT = """
         url = excluded.url, events = excluded.events, secret = excluded.secret,
         description = excluded.description, enabled = excluded.enabled, origin = 'config',
         deleted_at = NULL,
+        -- re-enabled or pointed elsewhere: its run of failures starts again
+        consecutive_failures = CASE WHEN (enabled = 0 AND excluded.enabled)
+            OR url IS NOT excluded.url THEN 0 ELSE consecutive_failures END,
+        failing_since = CASE WHEN (enabled = 0 AND excluded.enabled)
+            OR url IS NOT excluded.url THEN NULL ELSE failing_since END,
+        disabled_reason = CASE WHEN enabled IS NOT excluded.enabled
+            OR url IS NOT excluded.url THEN NULL ELSE disabled_reason END,
         updated_at = CASE WHEN url IS excluded.url AND events IS excluded.events
                           AND secret IS excluded.secret AND description IS excluded.description
                           AND enabled IS excluded.enabled AND deleted_at IS NULL
@@ -179,6 +186,14 @@ CONFIG_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE origin = 'config' AND dele
 UPDATE_ENDPOINT = """
     UPDATE endpoints SET url = :url, events = :events, secret = :secret,
         description = :description, enabled = :enabled, updated_at = :now,
+        -- re-enabled or pointed elsewhere: its run of failures starts again; a state the
+        -- operator sets is no longer hookd's automatic disable
+        consecutive_failures = CASE WHEN (enabled = 0 AND :enabled) OR url IS NOT :url
+            THEN 0 ELSE consecutive_failures END,
+        failing_since = CASE WHEN (enabled = 0 AND :enabled) OR url IS NOT :url
+            THEN NULL ELSE failing_since END,
+        disabled_reason = CASE WHEN enabled IS NOT :enabled OR url IS NOT :url
+            THEN NULL ELSE disabled_reason END,
         previous_secret = CASE WHEN secret IS :secret THEN previous_secret END,
         previous_secret_until = CASE WHEN secret IS :secret THEN previous_secret_until END
     WHERE id = :id AND deleted_at IS NULL

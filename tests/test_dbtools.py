@@ -155,3 +155,14 @@ def test_check_of_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "not.db"
     path.write_bytes(b"this is not an SQLite database, just text" * 200)
     assert dbtools.check(str(path)) != []
+
+
+def test_check_and_backup_of_a_stopped_database_leave_no_wal_files(
+    hookd_db: Path, tmp_path: Path
+) -> None:
+    # Left behind (owned by root when an operator runs them), they would keep the
+    # service's user from opening its database.
+    assert dbtools.check(str(hookd_db)) == []
+    dbtools.backup(str(hookd_db), str(tmp_path / "copy.db"))
+    assert not os.path.exists(f"{hookd_db}-wal")
+    assert not os.path.exists(f"{hookd_db}-shm")

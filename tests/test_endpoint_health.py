@@ -141,6 +141,23 @@ async def test_disable_after_fires_at_the_threshold_and_not_before(store: Store)
     assert (entry.origin, entry.endpoint_id, entry.fields) == ("hookd", ENDPOINT, ["enabled"])
 
 
+async def test_re_enabling_starts_the_run_of_failures_again(store: Store) -> None:
+    day = 86400.0
+    first, second = await _deliveries(store, 2)
+    await store.record_attempts([_record(first, T0, 500, "pending")], day)
+    recorded = await store.record_attempts([_record(second, T0 + day, 500, "pending")], day)
+    assert recorded.disabled != []
+    await store.update_endpoint(ENDPOINT, {"enabled": True}, T0 + day + 10, origin="socket")
+    row = (await _stats(store, T0 + day + 10))["row"]
+    assert (row.enabled, row.consecutive_failures, row.failing_since) == (True, 0, None)
+    assert row.disabled_reason is None
+    [fresh] = await _deliveries(store, 1)
+    recorded = await store.record_attempts([_record(fresh, T0 + day + 20, 500, "pending")], day)
+    assert recorded.disabled == []  # one failure after re-enabling is not a day of them
+    await store.update_endpoint(ENDPOINT, {"enabled": False}, T0 + day + 30, origin="socket")
+    assert (await _stats(store, T0 + day + 30))["row"].disabled_reason is None  # by hand
+
+
 async def test_a_success_in_between_restarts_the_clock(store: Store) -> None:
     day = 86400.0
     a, b, c = await _deliveries(store, 3)
@@ -240,3 +257,24 @@ async def test_stats_of_every_endpoint(hookd: Running) -> None:
     assert stats["pending"] == 0
     unknown = await hookd.client.get("/v1/endpoints/ep_nope/stats")
     assert unknown.status_code == 404
+
+
+async def test_a_retry_after_a_url_change_goes_to_the_new_url(hookd_factory: Start) -> None:
+    # The attempt is in flight when the URL changes: its retry must not reuse the old job.
+    hookd = await hookd_factory('[delivery]\nretry_schedule = ["0s", "500ms", "1h"]')
+    async with (
+        serve_receiver(lambda _: Answer(500, delay=0.3)) as old,
+        serve_receiver() as new,
+    ):
+        endpoint = await subscribe(hookd, old.url, ["*"])
+        accepted = await ingest(hookd, "cliente.criado", {"id": "c"})
+        await old.wait_for(1)
+        response = await hookd.client.patch(
+            f"/v1/endpoints/{endpoint['id']}", json={"url": new.url}
+        )
+        assert response.status_code == 200
+        with trio.fail_after(5):
+            [retried] = await new.wait_for(1)
+    assert len(old.received) == 1
+    assert retried.headers["x-webhook-id"] == accepted["id"]
+    assert retried.headers["x-webhook-attempt"] == "2"

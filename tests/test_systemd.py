@@ -221,6 +221,17 @@ def test_a_passed_fd_that_is_not_a_listening_socket_is_refused(short_dir: Path) 
     assert "fd 3 passed by systemd is not a socket" in stderr.decode()
 
 
+def test_a_passed_tcp_socket_needs_the_api_token(short_dir: Path) -> None:
+    config = write_config(short_dir)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("0.0.0.0", 0))
+        tcp.listen(8)
+        process = _serve_with_fd3(tcp.fileno(), config)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 1
+    assert "needs server.api_token" in stderr.decode()
+
+
 def test_listen_fds_for_another_process_are_ignored_and_removed() -> None:
     environ = {"LISTEN_FDS": "1", "LISTEN_PID": "1", "LISTEN_FDNAMES": "api"}
     assert systemd.listen_sockets(environ) == []
