@@ -35,6 +35,7 @@ import pytest
 import trio
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from hookd.core.catalog import Catalog
 from tests.conftest import Running
 from tests.receiver import serve_receiver
 from tests.test_delivery import subscribe
@@ -52,160 +53,12 @@ SPEC_FILE = Path(
 
 # -- the payloads ------------------------------------------------------------------------
 
-# The spec's 15 examples (event, data), in the spec's order, with the spec's exact data.
+# The spec's 15 examples (event, data), in the spec's order: the catalog's, which
+# test_payloads_are_the_spec_examples compares with the spec's text.
 SPEC_EXAMPLES: list[tuple[str, dict[str, object]]] = [
-    (
-        "cliente.criado",
-        {
-            "id": "cliente_123",
-            "nome": "João Silva",
-            "email": "joao@example.com",
-            "telefone": "(11) 99999-9999",
-            "createdAt": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "cliente.atualizado",
-        {
-            "id": "cliente_123",
-            "nome": "João Silva",
-            "email": "joao@example.com",
-            "telefone": "(11) 99999-9999",
-            "updatedAt": "2024-01-01T10:00:00Z",
-            "alteracoes": {"telefone": {"anterior": "(11) 88888-8888", "novo": "(11) 99999-9999"}},
-        },
-    ),
-    (
-        "cliente.excluido",
-        {"id": "cliente_123", "nome": "João Silva", "excluidoEm": "2024-01-01T10:00:00Z"},
-    ),
-    (
-        "tarefa.criada",
-        {
-            "id": "tarefa_123",
-            "titulo": "Configurar sistema",
-            "descricao": "Configurar o sistema CRM",
-            "status": "PENDENTE",
-            "prioridade": "ALTA",
-            "dataVencimento": "2024-01-05T10:00:00Z",
-            "clienteId": "cliente_123",
-            "createdAt": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "tarefa.atualizada",
-        {
-            "id": "tarefa_123",
-            "titulo": "Configurar sistema",
-            "status": "EM_ANDAMENTO",
-            "prioridade": "ALTA",
-            "updatedAt": "2024-01-01T10:00:00Z",
-            "alteracoes": {"status": {"anterior": "PENDENTE", "novo": "EM_ANDAMENTO"}},
-        },
-    ),
-    (
-        "tarefa.concluida",
-        {
-            "id": "tarefa_123",
-            "titulo": "Configurar sistema",
-            "dataConclusao": "2024-01-01T10:00:00Z",
-            "tempoTotal": "2h 30m",
-        },
-    ),
-    (
-        "chamado.aberto",
-        {
-            "id": "chamado_123",
-            "titulo": "Problema no sistema",
-            "descricao": "O sistema não está funcionando",
-            "status": "ABERTO",
-            "prioridade": "URGENTE",
-            "departamentoId": "dept_123",
-            "clienteId": "cliente_123",
-            "createdAt": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "chamado.atualizado",
-        {
-            "id": "chamado_123",
-            "status": "EM_ANDAMENTO",
-            "updatedAt": "2024-01-01T10:00:00Z",
-            "alteracoes": {"status": {"anterior": "ABERTO", "novo": "EM_ANDAMENTO"}},
-        },
-    ),
-    (
-        "chamado.respondido",
-        {
-            "chamadoId": "chamado_123",
-            "respostaId": "resposta_123",
-            "mensagem": "Estamos verificando o problema",
-            "usuarioId": "usuario_123",
-            "respondidoEm": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "chamado.resolvido",
-        {
-            "id": "chamado_123",
-            "dataResolucao": "2024-01-01T10:00:00Z",
-            "tempoResolucao": "4h 15m",
-            "usuarioResolucao": "usuario_123",
-        },
-    ),
-    (
-        "whatsapp.mensagem.recebida",
-        {
-            "conversaId": "conversa_123",
-            "mensagemId": "msg_123",
-            "remetente": "5511999999999",
-            "conteudo": "Olá, preciso de ajuda",
-            "tipo": "TEXT",
-            "recebidoEm": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "whatsapp.mensagem.enviada",
-        {
-            "conversaId": "conversa_123",
-            "mensagemId": "msg_123",
-            "destinatario": "5511999999999",
-            "conteudo": "Olá, como posso ajudar?",
-            "tipo": "TEXT",
-            "enviadoEm": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "whatsapp.conversa.criada",
-        {
-            "id": "conversa_123",
-            "telefone": "5511999999999",
-            "nome": "João Silva",
-            "isGroup": False,
-            "criadaEm": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "email.recebido",
-        {
-            "contaId": "conta_123",
-            "mensagemId": "email_123",
-            "assunto": "Dúvida sobre o sistema",
-            "remetente": "joao@example.com",
-            "conteudo": "Gostaria de saber mais sobre o sistema",
-            "recebidoEm": "2024-01-01T10:00:00Z",
-        },
-    ),
-    (
-        "email.enviado",
-        {
-            "contaId": "conta_123",
-            "mensagemId": "email_123",
-            "assunto": "Resposta sobre o sistema",
-            "destinatario": "joao@example.com",
-            "enviadoEm": "2024-01-01T10:00:00Z",
-        },
-    ),
+    (entry.name, entry.example["data"])
+    for entry in Catalog().types()
+    if entry.source == "spec" and entry.example is not None
 ]
 
 
