@@ -223,16 +223,12 @@ class Api:
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
         _check_endpoint(changes)
-        was_enabled = (
-            changes.get("enabled") is False
-            and (await self.store.get_endpoint(params["id"])).enabled
-        )
-        endpoint = await self.store.update_endpoint(
+        endpoint, disabled = await self.store.update_endpoint(
             params["id"], changes, self.clock.now(), origin=request.origin
         )
         if changes.keys() & {"url", "secret", "enabled"}:
             self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
-        if was_enabled and not endpoint.enabled:
+        if disabled:
             await self.scheduler.disabled_by_hand(endpoint.id, endpoint.url)
         return json_response(200, endpoint)
 

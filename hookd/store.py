@@ -420,13 +420,14 @@ class Store:
 
     async def update_endpoint(
         self, endpoint_id: str, changes: dict[str, Any], now: float, *, origin: str
-    ) -> models.Endpoint:
-        """Apply `changes` to an API-made endpoint, asked from `origin` (audit log).
+    ) -> tuple[models.Endpoint, bool]:
+        """Apply `changes` to an API-made endpoint, asked from `origin` (audit log); the
+        endpoint, and whether this change disabled it.
 
         An endpoint that is disabled has its pending deliveries cancelled.
         """
 
-        def op(conn: apsw.Connection) -> models.Endpoint:
+        def op(conn: apsw.Connection) -> tuple[models.Endpoint, bool]:
             current = _get_endpoint(conn, endpoint_id, with_secret=True)
             if current.origin == "config":
                 raise conflict(
@@ -435,11 +436,12 @@ class Store:
             before = msgspec.structs.asdict(current)
             merged = {**before, **changes}
             conn.execute(sql.UPDATE_ENDPOINT, _endpoint_params(merged, "api", now))
-            if current.enabled and not merged["enabled"]:
+            disabled = current.enabled and not merged["enabled"]
+            if disabled:
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
             _audit(conn, now, origin, endpoint_id, before, merged)
             self._router = None
-            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes)
+            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes), disabled
 
         return await self.write(op)
 
