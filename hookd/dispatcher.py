@@ -418,9 +418,9 @@ class Scheduler:
             self._wake.set()  # retries to time, or room in lanes with more on disk
             if self._stopping and not self._in_flight:
                 self._all_done.set()
-            await self._alert(
-                failed, recorded.disabled, {job.endpoint_id: job.url for _, job, _ in batch}
-            )
+            if failed or recorded.disabled:
+                urls = {job.endpoint_id: job.url for _, job, _ in batch}
+                await self._alert(failed, recorded.disabled, urls)
 
     async def _alert(
         self,
@@ -431,7 +431,7 @@ class Scheduler:
         """Stop sending to disabled endpoints; raise the alerts of a recorded batch."""
         for endpoint_id, _ in disabled:
             self.endpoint_changed(endpoint_id, receiving=False)
-        if self._alerts is None or self._stopping or not (failed or disabled):
+        if self._alerts is None or self._stopping:
             return
         created = await self._alerts.raise_all(
             [
@@ -452,9 +452,12 @@ class Scheduler:
             self.deliveries_created(created)
 
 
+_LOG_LEVELS = {"succeeded": logging.DEBUG, "failed": logging.WARNING}  # else a retry: info
+
+
 def _log_attempt(job: Job, record: AttemptRecord) -> None:
     result, status, next_at = record.result, record.status, record.next_attempt_at
-    level = {"succeeded": logging.DEBUG, "failed": logging.WARNING}.get(status, logging.INFO)
+    level = _LOG_LEVELS.get(status, logging.INFO)
     if not log.isEnabledFor(level):
         return  # the line below is built for every attempt: skip it when nobody reads it
     common = (
