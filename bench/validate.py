@@ -55,7 +55,7 @@ def main() -> None:
 
     def one(check: bool) -> Callable[[], object]:
         def work() -> object:
-            request = envelope.decode_event(single)
+            [request] = envelope.decode_event(single).requests
             event = envelope.prepare(request, RECEIVED)
             if check:
                 catalog.check(request.event, request.data)
@@ -66,7 +66,7 @@ def main() -> None:
     def many(check: bool) -> Callable[[], object]:
         def work() -> object:
             events = []
-            for index, request in enumerate(envelope.decode_batch(batch, ndjson=False)):
+            for index, request in enumerate(envelope.decode_batch(batch, ndjson=False).requests):
                 events.append(envelope.prepare(request, RECEIVED, index))
                 if check:
                     catalog.check(request.event, request.data, index)
@@ -74,7 +74,7 @@ def main() -> None:
 
         return work
 
-    request = envelope.decode_event(single)
+    [request] = envelope.decode_event(single).requests
     tarefa = catalog.get("tarefa.criada")
     assert tarefa is not None
     assert tarefa.example is not None

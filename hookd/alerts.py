@@ -23,7 +23,7 @@ from hookd.clock import Clock
 from hookd.core import envelope
 from hookd.core.catalog import DisabledEndpoint, FailedDelivery
 from hookd.metrics import Metrics
-from hookd.store import NewDelivery, StorageError, Store
+from hookd.store import NewDelivery, NewEvent, StorageError, Store
 
 log = logging.getLogger("hookd.alerts")
 
@@ -71,7 +71,7 @@ class Alerts:
         if not events:
             return []
         items = [
-            (envelope.internal_event(name, data, timestamp), ids.event_id(now), None)
+            NewEvent(envelope.internal_event(name, data, timestamp), ids.event_id(now))
             for name, data in events
         ]
         try:

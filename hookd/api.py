@@ -15,7 +15,12 @@ Rules (DESIGN §2):
   transaction, with the request's origin (`socket` or `tcp`).
 - Ingest checks each event's `data` against the catalog (`core.catalog`, as
   `ingest.validate` says) after the envelope's own checks; the body stored is the one
-  `envelope.prepare` built, whatever the check read.
+  `envelope.prepare` built, whatever the check read. What the check only reports is
+  recorded (`conformance`) once the event is stored, and shown per type by
+  `GET /v1/event-types/{name}`.
+- Idempotency: a single event's `Idempotency-Key` and a batch's (one key per item, by
+  position) live in separate spaces (`store.NewEvent`); a batch answers per item whether
+  it was new, and counts only the deliveries it created.
 - Rotating a secret keeps the previous one signing for `delivery.secret_overlap` (or the
   request's `overlap`); setting `secret` through PATCH replaces it at once.
 - `GET /v1/openapi.json` is `hookd.openapi`'s document for this daemon's routes and
@@ -27,7 +32,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
@@ -36,15 +41,16 @@ import msgspec
 
 from hookd import __version__, ids, models
 from hookd.clock import Clock
+from hookd.conformance import LONE_SURROGATE, Conformance
 from hookd.core import endpoints as endpoint_rules
 from hookd.core import envelope
-from hookd.core.catalog import Catalog
+from hookd.core.catalog import Catalog, EventType, Finding
 from hookd.dispatcher import Scheduler
 from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from hookd.metrics import Metrics
-from hookd.store import Ingested, NewDelivery, StorageError, Store
+from hookd.store import Ingested, NewDelivery, NewEvent, StorageError, Store
 
 log = logging.getLogger("hookd.api")
 
@@ -111,6 +117,7 @@ class Api:
         self._token = api_token
         self.metrics = metrics
         self.catalog = catalog
+        self.conformance = Conformance(clock, metrics)
         self._openapi = openapi
         self._secret_overlap = secret_overlap
 
@@ -145,31 +152,43 @@ class Api:
         _require_body(request, JSON_TYPES)
         now = self.clock.now()
         decoded = envelope.decode_event(request.body)
-        event = envelope.prepare(decoded, envelope.format_timestamp(now))
-        self.catalog.check(decoded.event, decoded.data)
+        [incoming], [extra] = decoded.requests, decoded.extras
+        event = envelope.prepare(incoming, envelope.format_timestamp(now), extra=extra)
+        findings = self.catalog.check(incoming.event, incoming.data, None, incoming.timestamp)
         key = _idempotency_key(request)
-        [result] = await self.store.ingest([(event, ids.event_id(now), key)], now)
+        [result] = await self.store.ingest([NewEvent(event, ids.event_id(now), key)], now)
         self.scheduler.deliveries_created(result.created)
         self._count_ingested([result])
+        if (findings or decoded.repaired) and not result.replayed:
+            self.conformance.record(event.event, _with_repairs(findings, decoded.repaired))
         return _accepted(result.accepted, replayed=result.replayed)
 
     async def ingest_batch(self, request: Request, _: dict[str, str]) -> Response:
         media = _require_body(request, JSON_TYPES | NDJSON_TYPES)
         now = self.clock.now()
         received = envelope.format_timestamp(now)
-        requests = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
+        decoded = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
         key = _idempotency_key(request)
         check = self.catalog.check
         items = []
-        for index, item in enumerate(requests):
-            event = envelope.prepare(item, received, index)
-            check(item.event, item.data, index)
-            items.append((event, ids.event_id(now), f"{key}#{index}" if key else None))
+        findings = []
+        for index, (incoming, extra) in enumerate(
+            zip(decoded.requests, decoded.extras, strict=True)
+        ):
+            event = envelope.prepare(incoming, received, index, extra)
+            findings.append(check(incoming.event, incoming.data, index, incoming.timestamp))
+            items.append(NewEvent(event, ids.event_id(now), key, index))
         results = await self.store.ingest(items, now)
         self.scheduler.deliveries_created([d for result in results for d in result.created])
         self._count_ingested(results)
+        for item, found, result in zip(items, findings, results, strict=True):
+            repaired = decoded.repaired and REPLACEMENT in item.event.body
+            if (found or repaired) and not result.replayed:
+                self.conformance.record(item.event.event, _with_repairs(found, repaired))
         answer = models.BatchAccepted(
-            [r.accepted.id for r in results], sum(r.accepted.deliveries for r in results)
+            [r.accepted.id for r in results],
+            sum(len(r.created) for r in results),
+            [models.BatchItem(r.accepted.id, r.replayed, len(r.created)) for r in results],
         )
         return json_response(202, answer)
 
@@ -337,13 +356,18 @@ class Api:
     # -- the catalog and the contract ---------------------------------------------------
 
     async def event_types(self, _: Request, __: dict[str, str]) -> Response:
-        return json_response(200, models.EventTypes(self.catalog.mode, self.catalog.types()))
+        kinds = [self._with_findings(kind) for kind in self.catalog.types()]
+        return json_response(200, models.EventTypes(self.catalog.mode, kinds))
 
     async def event_type(self, _: Request, params: dict[str, str]) -> Response:
         kind = self.catalog.get(params["name"])
         if kind is None:
             raise not_found(f"event type {params['name'][:80]!r}")
-        return json_response(200, kind)
+        return json_response(200, self._with_findings(kind))
+
+    def _with_findings(self, kind: EventType) -> EventType:
+        found = self.conformance.of_type(kind.name)
+        return msgspec.structs.replace(kind, nonconforming=found) if found else kind
 
     async def openapi(self, _: Request, __: dict[str, str]) -> Response:
         return Response(status=200, body=self._openapi)
@@ -473,6 +497,13 @@ def _idempotency_key(request: Request) -> str | None:
     if _KEY.fullmatch(key) is None:
         raise bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
     return key
+
+
+REPLACEMENT = "\ufffd".encode()  # what a lone surrogate became, in a stored body
+
+
+def _with_repairs(findings: Sequence[Finding], repaired: int | bool) -> Sequence[Finding]:
+    return [*findings, LONE_SURROGATE] if repaired else findings
 
 
 def _accepted(accepted: Any, replayed: bool) -> Response:

@@ -73,7 +73,7 @@ class DeliveryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
 
 
 class IngestConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    validate: catalog.ValidateMode = "known"
+    validate: catalog.ValidateMode = "report"
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

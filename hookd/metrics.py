@@ -217,6 +217,13 @@ class Metrics:
             "event id or Idempotency-Key stores nothing and is not counted).",
             ("event",),
         )
+        self.events_nonconforming = Counter(
+            "hookd_events_nonconforming_total",
+            "Events accepted although a field departs from the event catalog (a type, a "
+            "format, a value the spec does not show, a lone UTF-16 surrogate replaced), by "
+            "type and field; with ingest.validate = 'report' they are delivered as sent.",
+            ("event", "field"),
+        )
         self.attempts = Counter(
             "hookd_attempts_total",
             "Delivery attempts recorded, by endpoint id and outcome: 2xx, 3xx, 4xx, 5xx "
@@ -298,6 +305,7 @@ class Metrics:
         return render(
             [
                 self.events_ingested,
+                self.events_nonconforming,
                 self.attempts,
                 self.deliveries_finished,
                 self.attempt_duration,

@@ -89,11 +89,22 @@ class Accepted(msgspec.Struct):
     deliveries: int
 
 
+class BatchItem(msgspec.Struct):
+    """One item of a batch: its event id, and whether it repeated an event already
+    stored (same id or Idempotency-Key; `id` is then that event's) and created nothing."""
+
+    id: str
+    replayed: bool
+    deliveries: int  # created for this item: 0 when replayed
+
+
 class BatchAccepted(msgspec.Struct):
-    """The 202 answer to a batch: the events' ids in order, and their deliveries."""
+    """The 202 answer to a batch: the events' ids in order, the deliveries the batch
+    created, and per item whether it was new."""
 
     ids: list[str]
     deliveries: int
+    items: list[BatchItem]
 
 
 class Page(msgspec.Struct, Generic[T]):

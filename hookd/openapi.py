@@ -12,9 +12,12 @@ Rules:
   schemas here, from the same constants where they are constants. schemathesis, run
   against the daemon by the tests, holds both directions: what the document allows is
   accepted, what it forbids is refused.
-- The ingest body follows the daemon's catalog and `ingest.validate`: with "known", an
-  event of a checked type must carry that type's `data`, others any object; "strict"
-  allows checked types only; "off" any object.
+- The ingest body follows the daemon's catalog and `ingest.validate`: with "report",
+  an event of a spec type must carry its entity field (a string or a number), the rest
+  of `data` is any JSON object; with "known", an event of a checked type must carry that
+  type's `data`, others any object; "strict" allows checked types only; "off" any
+  object. An envelope may hold keys beyond the four named; `timestamp` is any string but
+  with "known" and "strict", which check it is RFC 3339.
 - Every operation lists the error statuses it can answer, each with `ErrorBody`. Bearer
   auth is described when `server.api_token` is set (it applies on TCP; the Unix socket
   needs none). Non-JSON answers are described with their content type.
@@ -247,7 +250,7 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
     }
     types += list(structs.values())
     _, components = msgspec.json.schema_components(types, ref_template=REF)
-    _constrain(components)
+    _constrain(components, strict_time=catalog.mode in ("known", "strict"))
     components["JsonValue"] = _JSON_VALUE
     components["JsonPresent"] = _JSON_PRESENT
     for name in [struct.__name__ for struct in structs.values()] + ["Alteracao"]:
@@ -436,6 +439,17 @@ _JSON_PRESENT: dict[str, Any] = {  # any of the above but null
     ],
 }
 _JSON_OBJECT = {"type": "object", "additionalProperties": {"$ref": REF.format(name="JsonValue")}}
+_ENTITY = {  # the entity field of a spec type, with ingest.validate = "report"
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "integer",
+            "minimum": -envelope.MAX_SAFE_INTEGER,
+            "maximum": envelope.MAX_SAFE_INTEGER,
+        },
+        {"type": "number"},
+    ]
+}
 _RFC3339 = {"type": "string", "format": "date-time"}
 _EVENT_ID = {"type": "string", "pattern": f"^{envelope.EVENT_ID.pattern}$"}
 # core.routing.pattern_error: '*', 'prefix.*', or a dotted name (with '.*' after it).
@@ -464,12 +478,14 @@ _EVENTS = {
 }
 
 
-def _constrain(components: dict[str, Any]) -> None:
+def _constrain(components: dict[str, Any], strict_time: bool) -> None:
     """Add the checks the handlers make by hand to the request Structs' schemas."""
+    components["IngestRequest"]["additionalProperties"] = {"$ref": REF.format(name="JsonValue")}
     request = components["IngestRequest"]["properties"]
     request["event"] = {**_NAME, "not": {"pattern": "^" + re.escape(envelope.RESERVED_PREFIX)}}
     request["data"] = _JSON_OBJECT
-    request["timestamp"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
+    time = _RFC3339 if strict_time else {"type": "string"}
+    request["timestamp"] = {"anyOf": [time, {"type": "null"}], "default": None}
     request["id"] = {"anyOf": [_EVENT_ID, {"type": "null"}], "default": None}
     for name in ("EndpointCreate", "EndpointPatch"):
         fields = components[name]["properties"]
@@ -510,7 +526,15 @@ def _ingest_schema(
     branches = []
     for kind in checked:
         data: dict[str, Any]
-        if kind.name in structs:
+        if kind.name in structs and catalog.mode == "report":  # the entity field only
+            assert kind.entity_field is not None
+            data = {
+                "type": "object",
+                "required": [kind.entity_field],
+                "properties": {kind.entity_field: _ENTITY},
+                "additionalProperties": {"$ref": REF.format(name="JsonValue")},
+            }
+        elif kind.name in structs:
             data = {"$ref": REF.format(name=structs[kind.name].__name__)}
         else:  # an operator's type: its required fields present, any JSON in them
             present = {"$ref": REF.format(name="JsonPresent")}
@@ -521,7 +545,7 @@ def _ingest_schema(
             }
         properties = {**base["properties"], "event": {"const": kind.name}, "data": data}
         branches.append({**base, "title": kind.name, "properties": properties})
-    if catalog.mode == "known":
+    if catalog.mode in ("known", "report"):
         names = [kind.name for kind in checked]
         other = {
             **base["properties"]["event"],

@@ -8,6 +8,10 @@ Rules:
   question per endpoint, so the scheduler never scans finished rows.
 - Retention deletes finished deliveries through the partial index `deliveries_finished`
   (oldest last change first), and sweeps events in `seq` order (arrival order).
+- Ids only grow: events, deliveries and attempts are AUTOINCREMENT tables, so an id
+  quoted in a log line or a ticket names one record forever, across purges.
+- Idempotency keys live in two spaces that cannot meet: (`key`, -1) for a single event,
+  (`key`, N) for item N of a batch sent with that key.
 - Only `store.py` executes these.
 """
 
@@ -123,15 +127,95 @@ MIGRATIONS: list[str] = [
     ALTER TABLE endpoints ADD COLUMN previous_secret TEXT;
     ALTER TABLE endpoints ADD COLUMN previous_secret_until REAL;
     """,
+    # 5 -> 6: ids that only grow, and idempotency keys of batch items in a space of their
+    # own. Events, deliveries and attempts are copied into AUTOINCREMENT tables keeping
+    # every id (nothing is renumbered): SQLite then never hands out an id again, even
+    # after retention deleted the newest rows. A batch item's key was `KEY#N`; it becomes
+    # (`KEY`, N) (`store._split_batch_keys`); a single event's key has `key_item` -1.
+    """
+    CREATE TABLE events_v6 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        body BLOB NOT NULL,
+        idempotency_key TEXT,
+        key_item INTEGER NOT NULL DEFAULT -1,
+        delivery_count INTEGER NOT NULL
+    );
+    INSERT INTO events_v6 (seq, id, type, timestamp, received_at, body, idempotency_key,
+                           delivery_count)
+        SELECT seq, id, type, timestamp, received_at, body, idempotency_key, delivery_count
+        FROM events ORDER BY seq;
+    DROP TABLE events;
+    ALTER TABLE events_v6 RENAME TO events;
+    CREATE INDEX events_type ON events (type, seq);
+    CREATE UNIQUE INDEX events_key ON events (idempotency_key, key_item)
+        WHERE idempotency_key IS NOT NULL;
+
+    CREATE TABLE deliveries_v6 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_seq INTEGER NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        round_start INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_status_code INTEGER,
+        last_error TEXT
+    );
+    INSERT INTO deliveries_v6 SELECT id, event_seq, endpoint_id, status, attempts,
+        round_start, next_attempt_at, created_at, updated_at, last_status_code, last_error
+        FROM deliveries ORDER BY id;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v6 RENAME TO deliveries;
+    CREATE INDEX deliveries_due ON deliveries (endpoint_id, next_attempt_at, id)
+        WHERE status = 'pending';
+    CREATE INDEX deliveries_event ON deliveries (event_seq);
+    CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, id);
+    CREATE INDEX deliveries_status ON deliveries (status, id);
+    CREATE INDEX deliveries_finished ON deliveries (updated_at) WHERE status <> 'pending';
+
+    CREATE TABLE attempts_v6 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        status_code INTEGER,
+        error_kind TEXT,
+        error TEXT,
+        response_excerpt BLOB NOT NULL DEFAULT x''
+    );
+    INSERT INTO attempts_v6 SELECT id, delivery_id, number, started_at, duration_ms,
+        status_code, error_kind, error, response_excerpt FROM attempts ORDER BY id;
+    DROP TABLE attempts;
+    ALTER TABLE attempts_v6 RENAME TO attempts;
+    CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
+    """,
 ]
+
+# After migration 5 -> 6, in its transaction (`store._split_batch_keys`): the keys that
+# may be a batch item's (`KEY#N`), and the move of one to (`KEY`, N).
+KEYS_WITH_ITEM_SUFFIX = (
+    "SELECT seq, idempotency_key FROM events WHERE idempotency_key GLOB '*#[0-9]*'"
+)
+SET_EVENT_KEY = "UPDATE events SET idempotency_key = ?, key_item = ? WHERE seq = ?"
 
 # -- events ---------------------------------------------------------------------------
 
 EVENT_BY_ID = "SELECT id, type, delivery_count FROM events WHERE id = ?"
-EVENT_BY_KEY = "SELECT id, type, delivery_count FROM events WHERE idempotency_key = ?"
+EVENT_BY_KEY = """
+    SELECT id, type, delivery_count FROM events INDEXED BY events_key
+    WHERE idempotency_key = ? AND key_item = ?
+"""
 INSERT_EVENT = """
-    INSERT INTO events (id, type, timestamp, received_at, body, idempotency_key, delivery_count)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO events (id, type, timestamp, received_at, body, idempotency_key, key_item,
+                        delivery_count)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 EVENT_ID_AT = "SELECT id FROM events WHERE seq = ?"
 EVENT_COLUMNS = "seq, id, type, timestamp, received_at, body"

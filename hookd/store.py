@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,16 @@ class NewDelivery(msgspec.Struct, frozen=True, array_like=True):
     id: int
     endpoint_id: str
     due: float
+
+
+class NewEvent(NamedTuple):
+    """One event to ingest: the event, the id it gets when it brings none, and its
+    idempotency key with the item's position in its batch (-1: a single event)."""
+
+    event: PreparedEvent
+    fresh_id: str
+    key: str | None = None
+    key_item: int = -1
 
 
 class Ingested(msgspec.Struct, frozen=True):
@@ -270,42 +281,39 @@ class Store:
 
     # -- ingest -------------------------------------------------------------------------
 
-    async def ingest(
-        self, events: Sequence[tuple[PreparedEvent, str, str | None]], now: float
-    ) -> list[Ingested]:
+    async def ingest(self, events: Sequence[NewEvent], now: float) -> list[Ingested]:
         """Store events with their deliveries, all or nothing.
 
-        Each item is (event, id to use when it brings none, idempotency key). An event
-        whose id or key is already stored creates nothing and answers as it first did.
+        An event whose id or idempotency key is already stored (or came earlier in
+        `events`) creates nothing and answers as it first did, marked `replayed`.
         """
         return await self.write(lambda conn: self._ingest(conn, events, now))
 
     def _ingest(
-        self,
-        conn: apsw.Connection,
-        events: Sequence[tuple[PreparedEvent, str, str | None]],
-        now: float,
+        self, conn: apsw.Connection, events: Sequence[NewEvent], now: float
     ) -> list[Ingested]:
         router = self._current_router(conn)
         results: list[Ingested] = []
         rows: list[tuple[Any, ...]] = []  # the new events, in order
         targets_of: list[Sequence[str]] = []  # and the endpoints each goes to
         by_id: dict[str, models.Accepted] = {}  # new in this call, for repeats within it
-        by_key: dict[str, models.Accepted] = {}
-        for event, fresh_id, key in events:
-            earlier = (by_key.get(key) or _accepted(conn, sql.EVENT_BY_KEY, key)) if key else None
+        by_key: dict[tuple[str, int], models.Accepted] = {}
+        for event, fresh_id, key, item in events:
+            earlier = None
+            if key is not None:
+                earlier = by_key.get((key, item)) or _accepted(conn, sql.EVENT_BY_KEY, (key, item))
             if earlier is None and event.id is not None:
-                earlier = by_id.get(event.id) or _accepted(conn, sql.EVENT_BY_ID, event.id)
+                earlier = by_id.get(event.id) or _accepted(conn, sql.EVENT_BY_ID, (event.id,))
             if earlier is not None:
                 results.append(Ingested(earlier, [], replayed=True))
                 continue
             event_id = event.id or fresh_id
             targets = router.endpoints_for(event.event)
             accepted = by_id[event_id] = models.Accepted(event_id, event.event, len(targets))
-            if key:
-                by_key[key] = accepted
+            if key is not None:
+                by_key[key, item] = accepted
             rows.append(
-                (event_id, event.event, event.timestamp, now, event.body, key, len(targets))
+                (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets))
             )
             targets_of.append(targets)
             results.append(Ingested(accepted, []))
@@ -520,7 +528,7 @@ class Store:
             _enabled_endpoint(conn, endpoint_id)
             conn.execute(
                 sql.INSERT_EVENT,
-                (event_id, event.event, event.timestamp, now, event.body, None, 1),
+                (event_id, event.event, event.timestamp, now, event.body, None, -1, 1),
             )
             seq = conn.last_insert_rowid()
             conn.execute(sql.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))
@@ -869,7 +877,20 @@ def _migrate(conn: apsw.Connection) -> None:
     for target, script in enumerate(sql.MIGRATIONS[version:], start=version + 1):
         with conn:
             conn.execute(script)
+            if target == 6:
+                _split_batch_keys(conn)
             conn.pragma("user_version", target)
+
+
+_ITEM_SUFFIX = re.compile(r"(.*)#(0|[1-9][0-9]{0,5})", re.DOTALL)
+
+
+def _split_batch_keys(conn: apsw.Connection) -> None:
+    """Move the keys hookd stored for batch items as `KEY#N` to (`KEY`, N)."""
+    for seq, key in list(conn.execute(sql.KEYS_WITH_ITEM_SUFFIX)):
+        match = _ITEM_SUFFIX.fullmatch(key)
+        if match is not None:
+            conn.execute(sql.SET_EVENT_KEY, (match[1], int(match[2]), seq))
 
 
 def _translate(exc: Exception) -> Exception:
@@ -907,8 +928,8 @@ def _file_bytes(path: str) -> int:
     return total
 
 
-def _accepted(conn: apsw.Connection, query: str, value: str) -> models.Accepted | None:
-    row = _first(conn, query, (value,))
+def _accepted(conn: apsw.Connection, query: str, params: Row) -> models.Accepted | None:
+    row = _first(conn, query, params)
     return models.Accepted(*row) if row else None
 
 

@@ -49,7 +49,8 @@ allow_private_networks = true
 shutdown_grace = "2s"
 
 # The suite's events carry whatever data each test needs; the catalog's checks (the
-# default, "known") are tested where a test asks for them (tests/test_catalog_api.py).
+# default, "report") are tested where a test asks for them (tests/test_catalog_api.py,
+# tests/test_ingest_variants.py).
 [ingest]
 validate = "off"
 """

@@ -284,7 +284,9 @@ async def test_batch_as_json_array(hookd: Running) -> None:
 
     assert response.status_code == 202, response.text
     answer = response.json()
-    assert set(answer) == {"ids", "deliveries"}
+    assert set(answer) == {"ids", "deliveries", "items"}
+    assert [item["deliveries"] for item in answer["items"]] == [2, 2, 2, 1]
+    assert not any(item["replayed"] for item in answer["items"])
     assert len(answer["ids"]) == 4
     assert len(set(answer["ids"])) == 4
     assert answer["deliveries"] == 3 * 2 + 1

@@ -1,7 +1,7 @@
 """The event catalog through a real daemon: validation at ingest, GET /v1/event-types, and
 `hookd event-types` / `hookd send --example` against it.
 
-The daemons here run with the default `ingest.validate = "known"` unless a test says
+The daemons here run with `ingest.validate = "known"` (the check "report" counts) unless a test says
 otherwise (the suite's default config turns it off: tests/conftest.py).
 """
 
@@ -76,7 +76,7 @@ async def test_validation_leaves_the_delivered_bytes_as_they_were(hookd_factory:
         '"2024":"índice","id":"tarefa_1","prioridade":"ALTA","valor":1e21,"n":[1.50,{"b":2,"a":1}],'
         '"texto":"aspas \\" e \\u00e9 e \\ud83d\\ude00"}}'
     ).encode()
-    expected = prepare(decode_event(raw), "unused").body
+    expected = prepare(decode_event(raw).requests[0], "unused").body
     async with serve_receiver() as receiver:
         await subscribe(hookd, receiver.url, ["*"])
         response = await hookd.client.post(

@@ -15,7 +15,7 @@ import trio
 from hookd import ids
 from hookd.core.envelope import IngestRequest, prepare
 from hookd.core.retry import AttemptResult
-from hookd.store import AttemptRecord, Store
+from hookd.store import AttemptRecord, NewEvent, Store
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
 from tests.test_delivery import ingest, subscribe, wait_status
@@ -48,7 +48,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def _deliveries(store: Store, count: int) -> list[int]:
     event = prepare(IngestRequest("cliente.criado", {"id": "c"}), "2024-01-01T00:00:00Z")
-    results = await store.ingest([(event, ids.event_id(T0), None) for _ in range(count)], T0)
+    results = await store.ingest([NewEvent(event, ids.event_id(T0)) for _ in range(count)], T0)
     return [d.id for r in results for d in r.created]
 
 

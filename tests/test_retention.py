@@ -21,7 +21,7 @@ from hookd.clock import Clock
 from hookd.core.envelope import IngestRequest, format_timestamp, prepare
 from hookd.core.retry import AttemptResult
 from hookd.retention import Retention, Totals
-from hookd.store import AttemptRecord, Store
+from hookd.store import AttemptRecord, NewEvent, Store
 from tests.conftest import Running
 from tests.receiver import serve_receiver
 from tests.test_delivery import subscribe
@@ -50,7 +50,7 @@ async def endpoint(store: Store, ident: str, events: list[str], at: float) -> No
 async def event(store: Store, name: str, ident: str, at: float) -> list[int]:
     """Ingest event `ident` of type `name` at time `at`; the ids of its deliveries."""
     prepared = prepare(IngestRequest(name, {"id": ident}, id=ident), format_timestamp(at))
-    [ingested] = await store.ingest([(prepared, ident, None)], at)
+    [ingested] = await store.ingest([NewEvent(prepared, ident)], at)
     return [delivery.id for delivery in ingested.created]
 
 

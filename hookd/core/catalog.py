@@ -8,18 +8,27 @@ Rules (issue 8, the spec's "Eventos Disponíveis"):
   `respostaId`, `conversaId` and `mensagemId`, `contaId` and `mensagemId`) are required
   non-empty strings; every other field is optional (absent or null); fields the catalog
   does not name are allowed and delivered as sent.
-- Enumerations are closed: the values the spec shows, plus the states its own event
-  names imply (`tarefa.concluida` -> `CONCLUIDA`, `chamado.resolvido` -> `RESOLVIDO`).
-  Times (`createdAt`, `recebidoEm`, ...) are RFC 3339 strings, as every one the spec
-  shows, checked as the envelope's `timestamp` is (`envelope.is_rfc3339`).
+- Enumerations list the values the spec shows, plus the states its own event names
+  imply (`tarefa.concluida` -> `CONCLUIDA`, `chamado.resolvido` -> `RESOLVIDO`); the
+  spec shows examples, not closed lists, so by default a value outside them is reported,
+  not refused. Times (`createdAt`, `recebidoEm`, ...) are RFC 3339 strings, as every one
+  the spec shows, checked as the envelope's `timestamp` is (`envelope.is_rfc3339`).
+- Each spec type names its entity field (`ENTITY_FIELDS`): the id of what the event is
+  about, which routing, ordering and erasure rely on.
 - Checking never changes `data`: it converts the dict decoded at ingest into the type's
   Struct and drops the result, so the body delivered is built from the same dict, byte
   for byte. A refusal is a 422 naming the field path (`$.data.prioridade`), prefixed
   with `item N: ` inside a batch.
-- `ingest.validate`: "known" checks the catalog's types and lets other types through;
-  "strict" also refuses types outside the catalog; "off" checks nothing here.
+- `ingest.validate`: "report" (the default) refuses only an event of a spec type whose
+  entity field is missing, null or neither a string nor a number; every other departure
+  from the catalog (a field's type or format, a value outside an enumeration, a
+  timestamp that is not RFC 3339) is returned as `Finding`s for the caller to count and
+  report. "known" refuses every departure in the catalog's types and lets other types
+  through; "strict" also refuses types outside the catalog; "off" checks nothing here.
 - Operators add types in the config (`[[event_type]]`): a name, a description, and
-  optionally fields that must be present and not null, and an example `data`.
+  optionally fields that must be present and not null, and an example `data`. Declaring
+  a field required is the operator's opt-in to refusal: it is refused in every mode
+  but "off".
 - hookd's own types (group "hookd") are listed so integrators can discover them; they
   stay refused at ingest (`envelope.RESERVED_PREFIX`), so they are never checked here.
 """
@@ -28,14 +37,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
 from hookd.core.envelope import EVENT_NAME, MAX_EVENT_NAME, RESERVED_PREFIX, is_rfc3339
-from hookd.errors import invalid
+from hookd.errors import ApiError, invalid
 
-ValidateMode = Literal["known", "strict", "off"]
+ValidateMode = Literal["report", "known", "strict", "off"]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, description="identifies what the event is about")]
 Time = Annotated[str | None, msgspec.Meta(extra_json_schema={"format": "date-time"})]
@@ -222,6 +231,15 @@ class HookdTeste(_Data):
     mensagem: str
 
 
+class Nonconformity(msgspec.Struct, frozen=True, kw_only=True):
+    """A field of one type that accepted events departed from the catalog in."""
+
+    field: str  # "$.data.prioridade", "$.timestamp"
+    count: int  # events since hookd started
+    last_seen_at: str
+    last_problem: str
+
+
 class EventType(msgspec.Struct, frozen=True, kw_only=True):
     """One catalog entry as `GET /v1/event-types` shows it."""
 
@@ -230,8 +248,17 @@ class EventType(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     source: Literal["spec", "hookd", "config"]
     accepted_at_ingest: bool  # False for hookd's own types
+    entity_field: str | None  # the field of `data` that names what the event is about
     schema: dict[str, Any]  # JSON Schema of `data`
     example: dict[str, Any] | None  # a request for POST /v1/events: event, timestamp?, data
+    nonconforming: list[Nonconformity] = msgspec.field(default_factory=list)
+
+
+class Finding(NamedTuple):
+    """One way an accepted event departs from the catalog."""
+
+    field: str  # "$.data.prioridade", "$.timestamp"
+    problem: str
 
 
 _T = "2024-01-01T10:00:00Z"
@@ -459,6 +486,26 @@ _HOOKD: list[tuple[str, str, type[_Data]]] = [
 
 _SPEC_STRUCTS: dict[str, type[msgspec.Struct]] = {name: kind for name, _, _, kind, _ in _SPEC}
 
+# The entity of each spec type: the client, task or ticket itself; the ticket a reply
+# belongs to; the WhatsApp conversation a message belongs to; the e-mail message.
+ENTITY_FIELDS: dict[str, str] = {
+    "cliente.criado": "id",
+    "cliente.atualizado": "id",
+    "cliente.excluido": "id",
+    "tarefa.criada": "id",
+    "tarefa.atualizada": "id",
+    "tarefa.concluida": "id",
+    "chamado.aberto": "id",
+    "chamado.atualizado": "id",
+    "chamado.respondido": "chamadoId",
+    "chamado.resolvido": "id",
+    "whatsapp.mensagem.recebida": "conversaId",
+    "whatsapp.mensagem.enviada": "conversaId",
+    "whatsapp.conversa.criada": "id",
+    "email.recebido": "mensagemId",
+    "email.enviado": "mensagemId",
+}
+
 
 def spec_struct(name: str) -> type[msgspec.Struct]:
     """The Struct of a spec type's `data` (KeyError for other names)."""
@@ -494,7 +541,9 @@ def custom_error(custom: CustomType) -> str | None:
     return None
 
 
-Check = Callable[[dict[str, Any], str], None]
+Check = Callable[[dict[str, Any], str], None]  # raises a 422
+Report = Callable[[dict[str, Any], str], Sequence[Finding]]  # raises only on the entity
+_NOTHING: tuple[Finding, ...] = ()
 
 _MISSING = re.compile(r"Object missing required field `([^`]*)`(?: - at `\$([^`]*)`)?")
 _AT = re.compile(r"(.*) - at `\$([^`]*)`")
@@ -503,21 +552,25 @@ _AT = re.compile(r"(.*) - at `\$([^`]*)`")
 class Catalog:
     """The event types hookd knows, and the check of an event's `data` at ingest."""
 
-    def __init__(self, custom: Sequence[CustomType] = (), mode: ValidateMode = "known") -> None:
+    def __init__(self, custom: Sequence[CustomType] = (), mode: ValidateMode = "report") -> None:
         self.mode = mode
         self._types: dict[str, EventType] = {}
         self._checks: dict[str, Check] = {}
+        self._reports: dict[str, Report] = {}
         example: dict[str, Any] | None
         for name, group, description, kind, data in _SPEC:
             example = {"event": name, "timestamp": _T, "data": data}
-            self._add(name, group, description, "spec", _schema(kind), example)
+            entity = ENTITY_FIELDS[name]
+            self._add(name, group, description, "spec", _schema(kind), example, entity)
             self._checks[name] = _struct_check(kind)
+            self._reports[name] = _struct_report(kind, entity, self._checks[name])
         for name, description, kind in _HOOKD:
             self._add(name, "hookd", description, "hookd", _schema(kind), None)
         for own in custom:
             example = None if own.example is None else {"event": own.name, "data": own.example}
             self._add(own.name, "config", own.description, "config", _required_schema(own), example)
-            self._checks[own.name] = _required_check(tuple(own.required))
+            self._checks[own.name] = check = _required_check(tuple(own.required))
+            self._reports[own.name] = _refusing(check)
 
     def _add(
         self,
@@ -527,6 +580,7 @@ class Catalog:
         source: Literal["spec", "hookd", "config"],
         schema: dict[str, Any],
         example: dict[str, Any] | None,
+        entity: str | None = None,
     ) -> None:
         self._types[name] = EventType(
             name=name,
@@ -534,6 +588,7 @@ class Catalog:
             description=description,
             source=source,
             accepted_at_ingest=source != "hookd",
+            entity_field=entity,
             schema=schema,
             example=example,
         )
@@ -552,22 +607,41 @@ class Catalog:
             return []
         return [self._types[name] for name in self._checks]
 
-    def check(self, event: str, data: dict[str, Any], item: int | None = None) -> None:
-        """Refuse (422) `data` that contradicts the type of `event`; `item` is the
-        event's position in a batch. Unknown types are refused only in strict mode.
+    def check(
+        self,
+        event: str,
+        data: dict[str, Any],
+        item: int | None = None,
+        timestamp: str | None = None,
+    ) -> Sequence[Finding]:
+        """Check an event against the catalog as `mode` says: refuse (422) what the mode
+        refuses, and return what it only reports. `item` is the event's position in a
+        batch; `timestamp` the envelope's, when it brought one.
         """
         if self.mode == "off":
-            return
+            return _NOTHING
+        where = "" if item is None else f"item {item}: "
+        if self.mode == "report":
+            findings = self._reports[event](data, where) if event in self._reports else _NOTHING
+            if timestamp is not None and not is_rfc3339(timestamp):
+                return [*findings, Finding("$.timestamp", _not_rfc3339(timestamp))]
+            return findings
+        if timestamp is not None and not is_rfc3339(timestamp):
+            raise invalid(f"{where}$.timestamp {_not_rfc3339(timestamp)}", "invalid_event")
         check = self._checks.get(event)
         if check is not None:
-            check(data, "" if item is None else f"item {item}: ")
+            check(data, where)
         elif self.mode == "strict" and not event.startswith(RESERVED_PREFIX):
-            where = "" if item is None else f"item {item}: "
             raise invalid(
                 f"{where}$.event: {event[:80]!r} is not in the event catalog "
                 "(ingest.validate is 'strict'; see GET /v1/event-types)",
                 "unknown_event_type",
             )
+        return _NOTHING
+
+
+def _not_rfc3339(value: str) -> str:
+    return f"must be RFC 3339, like '2024-01-01T10:00:00Z', got {value[:80]!r}"
 
 
 def _schema(kind: type[msgspec.Struct]) -> dict[str, Any]:
@@ -597,13 +671,66 @@ def _struct_check(kind: type[msgspec.Struct]) -> Check:
         for name in times:
             value = data.get(name)
             if value is not None and not is_rfc3339(value):
-                raise invalid(
-                    f"{where}$.data.{name} must be RFC 3339, like '2024-01-01T10:00:00Z', "
-                    f"got {value[:80]!r}",
-                    "invalid_event",
-                )
+                raise invalid(f"{where}$.data.{name} {_not_rfc3339(value)}", "invalid_event")
 
     return check
+
+
+def _struct_report(kind: type[msgspec.Struct], entity: str, check: Check) -> Report:
+    """The report-mode check of a spec type: the entity field or a 422, then, only when
+    the full `check` would refuse, one finding per field that departs from the type."""
+    enums = _enum_fields(kind)
+    fields = [
+        (field.encode_name, field.type, field.required) for field in msgspec.structs.fields(kind)
+    ]
+
+    def report(data: dict[str, Any], where: str) -> Sequence[Finding]:
+        value = data.get(entity)
+        if (
+            value is None
+            or isinstance(value, bool)
+            or not isinstance(value, str | int | msgspec.Raw)
+        ):
+            raise invalid(
+                f"{where}$.data.{entity} is required: the id of what the event is about, "
+                "a string or a number",
+                "invalid_event",
+            )
+        try:
+            check(data, where)
+        except ApiError:
+            return [finding for field in fields if (finding := _field_finding(data, field, enums))]
+        return _NOTHING
+
+    return report
+
+
+def _field_finding(
+    data: dict[str, Any], field: tuple[str, Any, bool], enums: dict[str, tuple[str, ...]]
+) -> Finding | None:
+    name, kind, required = field
+    path = f"$.data.{name}"
+    if name not in data:
+        return Finding(path, "is required") if required else None
+    value = data[name]
+    try:
+        msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        problem = str(exc).replace("got `raw`", "got `float`")  # floats are msgspec.Raw
+        if f".{name}" in enums and problem.startswith("Invalid enum value"):
+            problem += f"; the spec shows {', '.join(enums[f'.{name}'])}"
+        return Finding(path, problem)
+    if kind == Time and value is not None and not is_rfc3339(value):
+        return Finding(path, _not_rfc3339(value))
+    return None
+
+
+def _refusing(check: Check) -> Report:
+    def report(data: dict[str, Any], where: str) -> Sequence[Finding]:
+        check(data, where)
+        return _NOTHING
+
+    return report
 
 
 def _required_check(required: tuple[str, ...]) -> Check:

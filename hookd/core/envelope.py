@@ -1,9 +1,18 @@
 """Ingest requests -> validated events and the exact body bytes every receiver gets.
 
-Rules (DESIGN §1, the spec's payloads):
-- A request is `{"event", "data", "timestamp"?, "id"?}` and nothing else; `event` is a
-  dotted lowercase name (`cliente.criado`, `whatsapp.mensagem.recebida`), `data` an
-  object, `timestamp` RFC 3339, `id` a header-safe token.
+Rules (docs: the README's "Sending events"; the spec's payloads):
+- A request is `{"event", "data", "timestamp"?, "id"?, ...}`: `event` a dotted lowercase
+  name (`cliente.criado`, `whatsapp.mensagem.recebida`), `data` an object, `timestamp` a
+  string (passed through unchanged: whether it is RFC 3339 is the catalog's question,
+  `core.catalog`), `id` a header-safe token. That is all this module refuses: a relay
+  refuses as little as it can.
+- Envelope keys beyond these four are accepted and delivered unchanged after the three
+  the spec defines (`id` is hookd's metadata and never delivered). The common request
+  has none and decodes straight into `IngestRequest`; only one that has some takes the
+  slower path through a plain dict.
+- A string holding a lone UTF-16 surrogate escape (`"\\ud83d"`, what `JSON.stringify`
+  writes for half an emoji) is not an error: the escape becomes `\\ufffd` before
+  decoding, and the request says how many were replaced (`Decoded.repaired`).
 - The body is built once, here, as compact UTF-8 JSON with the keys in the spec's order:
   `{"event":...,"timestamp":...,"data":{...}}`. `data` keeps the CRM's keys, order and
   values.
@@ -26,7 +35,7 @@ import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -55,6 +64,18 @@ class IngestRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     data: dict[str, Any]
     timestamp: str | None = None
     id: str | None = None
+
+
+Extra = dict[str, Any]  # envelope keys beyond the spec's, in the order sent
+
+
+class Decoded(NamedTuple):
+    """Decoded ingest requests, the extra envelope keys of each (None: none), and how many
+    lone surrogates were replaced by U+FFFD in the whole body."""
+
+    requests: list[IngestRequest]
+    extras: list[Extra | None]
+    repaired: int = 0
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -101,8 +122,12 @@ def js_number(text: str) -> msgspec.Raw:
 
 _request_decoder = msgspec.json.Decoder(IngestRequest, float_hook=js_number)
 _batch_decoder = msgspec.json.Decoder(list[IngestRequest], float_hook=js_number)
+# The slower path, for requests with envelope keys beyond the spec's.
+_loose_decoder = msgspec.json.Decoder(dict[str, Any], float_hook=js_number)
+_loose_batch_decoder = msgspec.json.Decoder(list[dict[str, Any]], float_hook=js_number)
 _syntax_decoder = msgspec.json.Decoder(float_hook=str)  # any JSON, numbers unchecked
 _encoder = msgspec.json.Encoder()
+_KNOWN_KEYS = frozenset(IngestRequest.__struct_fields__)
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, where: str = "") -> Any:
@@ -112,11 +137,78 @@ def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, where: str = "") -> 
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
         _check_syntax(raw, where)  # a type error found before a syntax error is still a 400
+        if str(exc).startswith("Object contains unknown field"):
+            raise _HasExtras() from None
         raise invalid(f"{where}{exc}", "invalid_event") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"{where}invalid JSON: {exc}", "invalid_json") from None
     except RecursionError:
         raise bad_request(f"{where}invalid JSON: nested too deeply", "invalid_json") from None
+
+
+class _HasExtras(Exception):
+    """The request has envelope keys beyond the spec's: decode it the slower way."""
+
+
+def _decode_with_extras(raw: bytes, where: str, batch: bool) -> Decoded:
+    """Decode requests whose envelopes may hold extra keys, keeping those keys apart."""
+    objects = (
+        _decode(_loose_batch_decoder, raw, where)
+        if batch
+        else [_decode(_loose_decoder, raw, where)]
+    )
+    requests, extras = [], []
+    for index, obj in enumerate(objects):
+        known = {k: v for k, v in obj.items() if k in _KNOWN_KEYS}
+        try:
+            requests.append(msgspec.convert(known, IngestRequest))
+        except msgspec.ValidationError as exc:
+            at = f"{where}item {index}: " if batch else where
+            raise invalid(f"{at}{exc}", "invalid_event") from None
+        extra = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS}
+        extras.append(extra or None)
+    return Decoded(requests, extras)
+
+
+def _decode_requests(raw: bytes, where: str = "", batch: bool = False) -> Decoded:
+    """The requests in `raw` (one object, or an array of them when `batch`)."""
+    repaired = 0
+    if b"\\u" in raw:
+        raw, repaired = _repair_surrogates(raw)
+    try:
+        requests = _decode(_batch_decoder if batch else _request_decoder, raw, where)
+        decoded = Decoded(
+            requests if batch else [requests], [None] * (len(requests) if batch else 1)
+        )
+    except _HasExtras:
+        decoded = _decode_with_extras(raw, where, batch)
+    return decoded._replace(repaired=repaired)
+
+
+# A JSON escape, read from its backslash: a surrogate pair, a lone surrogate, or any other
+# (`\\` is consumed whole, so the backslash it escapes starts nothing).
+_ESCAPE = re.compile(
+    rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|(u[dD][89a-fA-F][0-9a-fA-F]{2})|.)",
+    re.DOTALL,
+)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _repair_surrogates(raw: bytes) -> tuple[bytes, int]:
+    """`raw` with each lone surrogate escape replaced by `\\ufffd`, and how many were."""
+    if _SURROGATE.search(raw) is None:
+        return raw, 0
+    count = 0
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        nonlocal count
+        if match[1] is None:
+            return match[0]
+        count += 1
+        return b"\\ufffd"
+
+    return _ESCAPE.sub(replace, raw), count
 
 
 def _check_syntax(raw: bytes, where: str) -> None:
@@ -175,16 +267,18 @@ def _is_index(key: str) -> bool:
     )
 
 
-def _javascript_safe(requests: list[IngestRequest], raw: bytes) -> list[IngestRequest]:
+def _javascript_safe(decoded: Decoded, raw: bytes) -> Decoded:
     if not _javascript_sensitive(raw):
-        return requests
-    prefix = "" if len(requests) == 1 else "item {}: "
-    return [
-        msgspec.structs.replace(
-            request, data=_as_javascript(request.data, prefix.format(index) + "$.data")
+        return decoded
+    prefix = "" if len(decoded.requests) == 1 else "item {}: "
+    requests, extras = [], []
+    for index, (request, extra) in enumerate(zip(decoded.requests, decoded.extras, strict=True)):
+        where = prefix.format(index) + "$"
+        requests.append(
+            msgspec.structs.replace(request, data=_as_javascript(request.data, f"{where}.data"))
         )
-        for index, request in enumerate(requests)
-    ]
+        extras.append(None if extra is None else _as_javascript(extra, where))
+    return decoded._replace(requests=requests, extras=extras)
 
 
 def is_rfc3339(text: str) -> bool:
@@ -218,12 +312,6 @@ def check_event_name(name: str, where: str = "$.event") -> None:
 
 def _validate(request: IngestRequest, where: str) -> None:
     check_event_name(request.event, where + "$.event")
-    if request.timestamp is not None and not is_rfc3339(request.timestamp):
-        raise invalid(
-            f"{where}$.timestamp must be RFC 3339, like '2024-01-01T10:00:00Z', "
-            f"got {request.timestamp[:80]!r}",
-            "invalid_event",
-        )
     if request.id is not None and EVENT_ID.fullmatch(request.id) is None:
         raise invalid(
             f"{where}$.id must be 1-128 characters of letters, digits and . _ : -, "
@@ -235,10 +323,13 @@ def _validate(request: IngestRequest, where: str) -> None:
 RESERVED_PREFIX = "hookd."  # hookd's own events (alerts, tests): never from a client
 
 
-def prepare(request: IngestRequest, received_at: str, item: int | None = None) -> PreparedEvent:
+def prepare(
+    request: IngestRequest, received_at: str, item: int | None = None, extra: Extra | None = None
+) -> PreparedEvent:
     """Validate `request` and build its body; `received_at` stands in for a missing timestamp.
 
-    `item` is the request's position in a batch, named in error messages.
+    `item` is the request's position in a batch, named in error messages; `extra` the
+    envelope keys beyond the spec's, delivered after `data`.
     """
     if request.event.startswith(RESERVED_PREFIX):
         where = "" if item is None else f"item {item}: "
@@ -246,10 +337,15 @@ def prepare(request: IngestRequest, received_at: str, item: int | None = None) -
             f"{where}$.event: names starting with {RESERVED_PREFIX!r} are hookd's own events",
             "invalid_event",
         )
-    if not (request.event in _KNOWN_NAMES and request.timestamp is None and request.id is None):
+    if not (request.event in _KNOWN_NAMES and request.id is None):
         _validate(request, "" if item is None else f"item {item}: ")
-    timestamp = request.timestamp or received_at
-    body = _encoder.encode(Envelope(request.event, timestamp, request.data))
+    timestamp = received_at if request.timestamp is None else request.timestamp
+    if extra is None:
+        body = _encoder.encode(Envelope(request.event, timestamp, request.data))
+    else:
+        body = _encoder.encode(
+            {"event": request.event, "timestamp": timestamp, "data": request.data, **extra}
+        )
     return PreparedEvent(request.event, timestamp, body, request.id)
 
 
@@ -258,32 +354,33 @@ def internal_event(name: str, data: dict[str, Any], timestamp: str) -> PreparedE
     return PreparedEvent(name, timestamp, _encoder.encode(Envelope(name, timestamp, data)), None)
 
 
-def decode_event(raw: bytes) -> IngestRequest:
+def decode_event(raw: bytes) -> Decoded:
     """Decode one ingest request (400 for bad JSON, 422 for a bad shape)."""
-    request: IngestRequest = _decode(_request_decoder, raw)
-    return _javascript_safe([request], raw)[0]
+    return _javascript_safe(_decode_requests(raw), raw)
 
 
-def decode_batch(raw: bytes, ndjson: bool) -> list[IngestRequest]:
+def decode_batch(raw: bytes, ndjson: bool) -> Decoded:
     """Decode a batch: a JSON array, or one object per line; at most MAX_BATCH items."""
     if ndjson:
         lines = [line for line in raw.split(b"\n") if line.strip()]
         if not lines:
             raise bad_request("empty body: expected one JSON object per line", "empty_body")
         _check_batch_size(len(lines))
-        decoded = [
-            _decode(_request_decoder, line, f"line {number}: ")
-            for number, line in enumerate(lines, 1)
-        ]
+        parts = [_decode_requests(line, f"line {n}: ") for n, line in enumerate(lines, 1)]
+        decoded = Decoded(
+            [part.requests[0] for part in parts],
+            [part.extras[0] for part in parts],
+            sum(part.repaired for part in parts),
+        )
         return _javascript_safe(decoded, raw)
     stripped = raw.lstrip()
     if stripped[:1] != b"[" and stripped:
         raise invalid("a batch is a JSON array of events (or NDJSON)", "invalid_batch")
-    requests: list[IngestRequest] = _decode(_batch_decoder, raw)
-    if not requests:
+    decoded = _decode_requests(raw, batch=True)
+    if not decoded.requests:
         raise invalid("a batch needs at least one event", "invalid_batch")
-    _check_batch_size(len(requests))
-    return _javascript_safe(requests, raw)
+    _check_batch_size(len(decoded.requests))
+    return _javascript_safe(decoded, raw)
 
 
 def _check_batch_size(count: int) -> None:

@@ -21,6 +21,8 @@ from hookd.core.envelope import decode_batch, decode_event
 from hookd.errors import ApiError
 from tests.test_spec_receivers import SPEC_EXAMPLES, SPEC_FILE
 
+KNOWN = Catalog(mode="known")  # refuses every departure in the catalog's types
+
 
 def refusal(cat: Catalog, event: str, data: dict[str, Any], item: int | None = None) -> str:
     with pytest.raises(ApiError) as info:
@@ -106,7 +108,7 @@ def test_a_broken_variant_is_refused_naming_its_field(
     name: str, change: dict[str, Any], path: str, words: str
 ) -> None:
     data = {**example(name), **change}
-    message = refusal(Catalog(), name, {k: v for k, v in data.items() if v is not None})
+    message = refusal(KNOWN, name, {k: v for k, v in data.items() if v is not None})
     assert message.startswith(f"{path}")
     assert words in message
 
@@ -114,7 +116,7 @@ def test_a_broken_variant_is_refused_naming_its_field(
 def test_missing_id_is_named() -> None:
     data = example("chamado.respondido")
     del data["chamadoId"]
-    assert refusal(Catalog(), "chamado.respondido", data) == "$.data.chamadoId is required"
+    assert refusal(KNOWN, "chamado.respondido", data) == "$.data.chamadoId is required"
 
 
 def test_optional_fields_may_be_absent_or_null_and_unknown_fields_pass() -> None:
@@ -125,19 +127,19 @@ def test_optional_fields_may_be_absent_or_null_and_unknown_fields_pass() -> None
 
 def test_a_batch_item_is_named() -> None:
     data = {**example("tarefa.criada"), "prioridade": "X"}
-    message = refusal(Catalog(), "tarefa.criada", data, item=3)
+    message = refusal(KNOWN, "tarefa.criada", data, item=3)
     assert message.startswith("item 3: $.data.prioridade: ")
 
 
 def test_nested_paths_are_named() -> None:
     data = {**example("tarefa.atualizada"), "alteracoes": {"status": {"novo": 1}, "x": []}}
-    assert refusal(Catalog(), "tarefa.atualizada", data).startswith("$.data.alteracoes[...]: ")
+    assert refusal(KNOWN, "tarefa.atualizada", data).startswith("$.data.alteracoes[...]: ")
 
 
 def test_a_float_where_a_string_belongs_is_called_a_float() -> None:
     # At ingest, floats arrive as msgspec.Raw (envelope.js_number): the message says float.
-    request = decode_event(b'{"event":"cliente.criado","data":{"id":"c","nome":1.5}}')
-    message = refusal(Catalog(), request.event, request.data)
+    request = decode_event(b'{"event":"cliente.criado","data":{"id":"c","nome":1.5}}').requests[0]
+    message = refusal(KNOWN, request.event, request.data)
     assert message == "$.data.nome: Expected `str | null`, got `float`"
 
 
@@ -145,7 +147,7 @@ def test_times_must_be_rfc3339() -> None:
     for good in ("2024-01-01T10:00:00Z", "2024-06-30T23:59:59.123-03:00"):
         Catalog().check("cliente.criado", {"id": "c", "createdAt": good})
     for bad in ("", "2024-01-01", "2024-01-01 10:00:00", "2024-02-30T10:00:00Z"):
-        message = refusal(Catalog(), "cliente.criado", {"id": "c", "createdAt": bad})
+        message = refusal(KNOWN, "cliente.criado", {"id": "c", "createdAt": bad})
         assert message.startswith("$.data.createdAt must be RFC 3339")
 
 
@@ -153,7 +155,7 @@ def test_checking_leaves_data_as_it_was() -> None:
     raw = (
         b'[{"event":"tarefa.criada","data":{"zeta":1.0,"id":"t","2024":true,"status":"PENDENTE"}}]'
     )
-    [request] = decode_batch(raw, ndjson=False)
+    [request] = decode_batch(raw, ndjson=False).requests
     before = msgspec.json.encode(request.data)
     Catalog().check(request.event, request.data, 0)
     assert msgspec.json.encode(request.data) == before
@@ -241,3 +243,65 @@ def test_bad_custom_types_are_named(custom: CustomType, problem: str) -> None:
     found = catalog.custom_error(custom)
     assert found is not None
     assert problem in found
+
+
+# -- "report", the default: refuse only a missing entity, report the rest ----------------
+
+
+def test_report_is_the_default_and_refuses_only_a_missing_entity() -> None:
+    report = Catalog()
+    assert report.mode == "report"
+    for name, data in SPEC_EXAMPLES:
+        assert report.check(name, data) == ()
+        entity = catalog.ENTITY_FIELDS[name]
+        for bad in (None, False, [], {}):
+            message = refusal(report, name, {**data, entity: bad}, item=1)
+            assert message.startswith(f"item 1: $.data.{entity} is required"), message
+        assert report.check(name, {**data, entity: 7}) == [
+            catalog.Finding(f"$.data.{entity}", "Expected `str`, got `int`")
+        ]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field", "problem"),
+    [
+        # row: a value the spec does not show is reported with the ones it does
+        ("tarefa.criada", {"status": "AGUARDANDO"}, "$.data.status", "EM_ANDAMENTO, PENDENTE"),
+        ("tarefa.criada", {"dataVencimento": "2024-01-05"}, "$.data.dataVencimento", "RFC 3339"),
+        ("cliente.atualizado", {"alteracoes": []}, "$.data.alteracoes", "got `array`"),
+        ("whatsapp.conversa.criada", {"isGroup": 0}, "$.data.isGroup", "got `int`"),
+        ("chamado.respondido", {"respostaId": None}, "$.data.respostaId", "got `null`"),
+        ("email.enviado", {"assunto": 1.5}, "$.data.assunto", "got `float`"),
+    ],
+)
+def test_report_names_each_departing_field(
+    name: str, change: dict[str, Any], field: str, problem: str
+) -> None:
+    request = {"event": name, "data": {**example(name), **change}}
+    decoded = decode_event(json.dumps(request).encode()).requests[0]
+    [finding] = Catalog().check(name, decoded.data)
+    assert finding.field == field
+    assert problem in finding.problem
+
+
+def test_report_lists_every_departing_field_and_the_timestamp() -> None:
+    data = {**example("tarefa.criada"), "status": "X", "prioridade": "Y", "clienteId": 1}
+    found = Catalog().check("tarefa.criada", data, timestamp="ontem")
+    assert [f.field for f in found] == [
+        "$.data.status",
+        "$.data.prioridade",
+        "$.data.clienteId",
+        "$.timestamp",
+    ]
+
+
+def test_report_checks_the_timestamp_of_any_type_and_refuses_operators_required() -> None:
+    own = CustomType(name="pedido.criado", required=["pedidoId"])
+    report = Catalog([own])
+    assert report.check("x.y", {}, timestamp="2024-01-01T10:00:00Z") == ()
+    assert report.check("x.y", {}, timestamp="") == [
+        catalog.Finding("$.timestamp", "must be RFC 3339, like '2024-01-01T10:00:00Z', got ''")
+    ]
+    assert refusal(report, "pedido.criado", {}) == "$.data.pedidoId is required"
+    with pytest.raises(ApiError):
+        KNOWN.check("x.y", {}, timestamp="2024-01-01")

@@ -7,6 +7,7 @@ relies on: `JSON.stringify(JSON.parse(body)) === body`.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -33,7 +34,7 @@ DEEP = 100_000
 
 def body_of(raw: bytes, received_at: str = RECEIVED) -> bytes:
     """The body hookd would deliver for the ingest request `raw`."""
-    return prepare(decode_event(raw), received_at).body
+    return prepare(decode_event(raw).requests[0], received_at).body
 
 
 def refusal(call: Callable[..., Any], *args: Any) -> ApiError:
@@ -74,7 +75,7 @@ def test_data_keeps_key_order_and_values() -> None:
 
 def test_prepared_event_carries_event_timestamp_and_id() -> None:
     raw = b'{"event":"tarefa.concluida","data":{},"id":"evt_1","timestamp":"2024-05-01T12:00:00Z"}'
-    prepared = prepare(decode_event(raw), RECEIVED)
+    prepared = prepare(decode_event(raw).requests[0], RECEIVED)
     assert prepared.event == "tarefa.concluida"
     assert prepared.timestamp == "2024-05-01T12:00:00Z"
     assert prepared.id == "evt_1"
@@ -91,7 +92,7 @@ def test_prepared_event_carries_event_timestamp_and_id() -> None:
 )
 def test_given_timestamp_is_kept_unchanged(timestamp: str) -> None:
     raw = b'{"event":"a.b","data":{},"timestamp":"' + timestamp.encode() + b'"}'
-    prepared = prepare(decode_event(raw), RECEIVED)
+    prepared = prepare(decode_event(raw).requests[0], RECEIVED)
     assert prepared.timestamp == timestamp
     assert prepared.body == b'{"event":"a.b","timestamp":"' + timestamp.encode() + b'","data":{}}'
 
@@ -104,7 +105,7 @@ def test_given_timestamp_is_kept_unchanged(timestamp: str) -> None:
     ],
 )
 def test_missing_timestamp_becomes_received_at(raw: bytes) -> None:
-    prepared = prepare(decode_event(raw), "2030-06-15T08:09:10Z")
+    prepared = prepare(decode_event(raw).requests[0], "2030-06-15T08:09:10Z")
     assert prepared.timestamp == "2030-06-15T08:09:10Z"
     assert prepared.body == b'{"event":"a.b","timestamp":"2030-06-15T08:09:10Z","data":{}}'
 
@@ -210,7 +211,6 @@ BAD_REQUESTS = [
     (b'{"event":"a.b","data":{"n":NaN}}', 400, "JSON"),  # NaN is not JSON
     (b"\xff\xfe{}", 400, "JSON"),  # not UTF-8
     (event_with(b'{"s":"\xc3\x28"}'), 400, "JSON"),  # invalid UTF-8 inside a string
-    (event_with(b'{"s":"\\ud800"}'), 400, "JSON"),  # a lone surrogate is not text
     (b"", 400, "empty"),  # empty body
     (b" \n\t ", 400, "empty"),  # only whitespace
     # 100000 nested objects, then 100000 nested arrays
@@ -237,14 +237,7 @@ BAD_REQUESTS = [
     (b'{"event":"a.b","data":[]}', 422, "data"),  # data an array
     (b'{"event":"a.b","data":"x"}', 422, "data"),  # data a string
     (b'{"event":"a.b","data":null}', 422, "data"),  # data null
-    (b'{"event":"a.b","data":{},"timestamp":"2024-13-01T00:00:00Z"}', 422, "timestamp"),
-    (b'{"event":"a.b","data":{},"timestamp":"yesterday"}', 422, "timestamp"),
-    (b'{"event":"a.b","data":{},"timestamp":"2024-01-01"}', 422, "timestamp"),  # date only
-    (b'{"event":"a.b","data":{},"timestamp":"2024-01-01T10:00:00"}', 422, "timestamp"),  # no tz
     (b'{"event":"a.b","data":{},"timestamp":1704103200}', 422, "timestamp"),  # a number
-    (b'{"event":"a.b","data":{},"timestamp":"2024-01-01T10:00:00Z\\n"}', 422, "timestamp"),
-    (b'{"event":"a.b","data":{},"foo":1}', 422, "foo"),  # unknown extra field
-    (b'{"event":"a.b","data":{},"Event":"a.b"}', 422, "Event"),  # keys are case-sensitive
     (b'{"event":"a.b","data":{},"id":""}', 422, "id"),  # empty id
     (b'{"event":"a.b","data":{},"id":"has space"}', 422, "id"),  # not header-safe
     (b'{"event":"a.b","data":{},"id":"-x"}', 422, "id"),  # must start alphanumeric
@@ -373,14 +366,14 @@ ITEM = b'{"event":"cliente.criado","data":{"id":1}}'
 
 def test_batch_json_array() -> None:
     raw = b'[{"event":"cliente.criado","data":{"id":1}}, {"event":"tarefa.concluida","data":{}}]'
-    requests = decode_batch(raw, ndjson=False)
+    requests = decode_batch(raw, ndjson=False).requests
     assert [r.event for r in requests] == ["cliente.criado", "tarefa.concluida"]
     assert all(isinstance(r, IngestRequest) for r in requests)
 
 
 def test_batch_ndjson_skips_blank_lines_and_accepts_crlf() -> None:
     raw = b'{"event":"a.b","data":{}}\r\n\n  \n{"event":"c.d","data":{"k":1.0}}\n'
-    requests = decode_batch(raw, ndjson=True)
+    requests = decode_batch(raw, ndjson=True).requests
     assert [r.event for r in requests] == ["a.b", "c.d"]
     assert prepare(requests[1], RECEIVED).body.endswith(b'"data":{"k":1}}')
 
@@ -388,7 +381,7 @@ def test_batch_ndjson_skips_blank_lines_and_accepts_crlf() -> None:
 @pytest.mark.parametrize("ndjson", [False, True])
 def test_batch_of_max_size_is_accepted(ndjson: bool) -> None:
     raw = b"\n".join([ITEM] * MAX_BATCH) if ndjson else b"[" + b",".join([ITEM] * MAX_BATCH) + b"]"
-    assert len(decode_batch(raw, ndjson)) == MAX_BATCH == 1000
+    assert len(decode_batch(raw, ndjson).requests) == MAX_BATCH == 1000
 
 
 @pytest.mark.parametrize("ndjson", [False, True])
@@ -404,7 +397,7 @@ def test_batch_over_max_size_is_413(ndjson: bool) -> None:
     ("raw", "ndjson", "status", "mentions"),
     [
         (b"[" + ITEM + b',{"event":"a.b"}]', False, 422, "$[1]"),  # item 1 lacks data
-        (b"[" + ITEM + b"," + ITEM + b',{"event":"a.b","data":{},"x":1}]', False, 422, "$[2]"),
+        (b"[" + ITEM + b"," + ITEM + b',{"event":"a.b","data":[]}]', False, 422, "$[2]"),
         (b"[" + ITEM + b',{"event":"a.b","data":{"n":1e400}}]', False, 422, "$[1]"),
         (ITEM + b'\n{"event":"a.b"}', True, 422, "line 2"),  # NDJSON line 2 lacks data
         (ITEM + b"\n" + ITEM + b"\n{oops", True, 400, "line 3"),  # NDJSON line 3 not JSON
@@ -420,7 +413,7 @@ def test_bad_batches(raw: bytes, ndjson: bool, status: int, mentions: str) -> No
 
 
 def test_batch_item_failing_validation_is_named_by_prepare() -> None:
-    requests = decode_batch(b"[" + ITEM + b',{"event":"Bad","data":{}}]', ndjson=False)
+    requests = decode_batch(b"[" + ITEM + b',{"event":"Bad","data":{}}]', ndjson=False).requests
     prepare(requests[0], RECEIVED, 0)
     error = refusal(prepare, requests[1], RECEIVED, 1)
     assert error.status == 422
@@ -501,3 +494,66 @@ def test_node_integers_beyond_doubles_are_refused_or_survive(literal: bytes) -> 
         assert refused == 422
     else:
         assert node_reserialise(body) == body
+
+
+# -- what a relay accepts: extra envelope keys, lone surrogates, any timestamp string -----
+
+
+def test_extra_envelope_keys_are_delivered_after_data_and_id_is_not() -> None:
+    raw = b'{"version":"1","event":"a.b","id":"e1","data":{"k":1},"x":{"n":[1,2]},"t":null}'
+    decoded = decode_event(raw)
+    [request], [extra] = decoded.requests, decoded.extras
+    body = prepare(request, RECEIVED, extra=extra).body
+    assert body == (
+        b'{"event":"a.b","timestamp":"2024-01-01T10:00:00Z","data":{"k":1},'
+        b'"version":"1","x":{"n":[1,2]},"t":null}'
+    )
+
+
+def test_an_extra_key_is_still_checked_like_data() -> None:
+    error = refusal(decode_event, b'{"event":"a.b","data":{},"n":9007199254740993}')
+    assert (error.status, "$.n" in error.message) == (422, True)
+    error = refusal(decode_event, b'{"event":"a.b","data":{},"timestamp":5,"v":1}')
+    assert (error.status, "$.timestamp" in error.message) == (422, True)
+
+
+def test_a_batch_keeps_each_items_extras() -> None:
+    raw = b'[{"event":"a.b","data":{}},{"event":"a.b","data":{},"v":2}]'
+    assert decode_batch(raw, ndjson=False).extras == [None, {"v": 2}]
+    assert decode_batch(raw[1:-1].replace(b"},{", b"}\n{"), ndjson=True).extras == [
+        None,
+        {"v": 2},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "delivered", "repaired"),
+    [
+        (rb"\ud83d", "\ufffd", 1),  # half an emoji, as JSON.stringify writes it
+        (rb"a\ude00b", "a\ufffdb", 1),  # a lone low half
+        (rb"\ud83d\ud83d\ude00", "\ufffd\U0001f600", 1),  # a lone half, then a pair
+        (rb"\ud83d\ude00", "\U0001f600", 0),  # a pair is an emoji
+        (rb"\\ud83d", "\\ud83d", 0),  # an escaped backslash, then text
+        (rb"\\\ud83d", "\\\ufffd", 1),  # an escaped backslash, then a lone half
+        (rb"\uD83D", "\ufffd", 1),  # upper-case hex
+    ],
+)
+def test_lone_surrogates_become_the_replacement_character(
+    text: bytes, delivered: str, repaired: int
+) -> None:
+    decoded = decode_event(b'{"event":"a.b","data":{"s":"' + text + b'"}}')
+    assert decoded.requests[0].data == {"s": delivered}
+    assert decoded.repaired == repaired
+
+
+@pytest.mark.parametrize("timestamp", ["", "2024-01-01", "ontem", "2024-01-01T10:00:00"])
+def test_any_timestamp_string_is_passed_through(timestamp: str) -> None:
+    raw = json.dumps({"event": "a.b", "data": {}, "timestamp": timestamp}).encode()
+    prepared = prepare(decode_event(raw).requests[0], RECEIVED)
+    assert prepared.timestamp == timestamp
+    assert (
+        prepared.body
+        == json.dumps(
+            {"event": "a.b", "timestamp": timestamp, "data": {}}, separators=(",", ":")
+        ).encode()
+    )
