@@ -1,14 +1,20 @@
 """Alerts: a delivery that ended failed, an endpoint disabled.
 
 Rules:
-- Each alert is a warning log line, a count in `hookd_alerts_total`, and an internal
-  event delivered through hookd itself (`hookd.entrega.falhou`,
-  `hookd.endpoint.desativado`) to the endpoints subscribed to it by name or by
+- Each alert is an internal event (`hookd.entrega.falhou`, `hookd.endpoint.desativado`)
+  delivered through hookd itself to the endpoints subscribed to it by name or by
   `hookd.*` (a plain `*` does not take hookd's own events), so an operator can point a
-  chat or on-call webhook at them.
+  chat or on-call webhook at them; a warning log line; and a count in
+  `hookd_alerts_total`.
+- The alert event is written in the same transaction as its cause (an outbox): the
+  store calls `alert_events` from the write that records the final failure or disables
+  the endpoint, so a crash can lose neither without the other, and an endpoint disabled
+  while hookd stops still raises its alert. `alert_events` is therefore pure: it runs
+  on the writer thread, with the time of that write.
+- What happens once the write is on disk (log lines, counts, scheduling the alerts'
+  own deliveries) is `Alerts.stored`, on the trio thread.
 - A failed delivery of a hookd event raises no alert: an alert endpoint that is down
   must not feed itself.
-- Raising an alert never fails the caller: a database that refuses the event is logged.
 """
 
 from __future__ import annotations
@@ -19,11 +25,10 @@ from collections.abc import Sequence
 import msgspec
 
 from hookd import ids, models
-from hookd.clock import Clock
 from hookd.core import envelope
 from hookd.core.catalog import DisabledEndpoint, FailedDelivery
 from hookd.metrics import Metrics
-from hookd.store import NewDelivery, NewEvent, StorageError, Store
+from hookd.store import Ingested, NewDelivery, NewEvent
 
 log = logging.getLogger("hookd.alerts")
 
@@ -31,52 +36,41 @@ DELIVERY_FAILED = "hookd.entrega.falhou"
 ENDPOINT_DISABLED = "hookd.endpoint.desativado"
 
 
-class Alerts:
-    """Raises alerts; returns the deliveries they create, for the scheduler."""
+def alert_events(
+    failed: Sequence[FailedDelivery], disabled: Sequence[DisabledEndpoint], now: float
+) -> list[NewEvent]:
+    """The internal events of these alerts, to store in the write that raised them."""
+    timestamp = envelope.format_timestamp(now)
+    when = models.iso(now)
+    events = [
+        (DELIVERY_FAILED, {**msgspec.structs.asdict(f), "em": when})
+        for f in failed
+        if not f.evento.startswith(envelope.RESERVED_PREFIX)
+    ]
+    events += [(ENDPOINT_DISABLED, {**msgspec.structs.asdict(d), "em": when}) for d in disabled]
+    return [
+        NewEvent(envelope.internal_event(name, data, timestamp), ids.event_id(now))
+        for name, data in events
+    ]
 
-    def __init__(self, store: Store, clock: Clock, metrics: Metrics) -> None:
-        self._store = store
-        self._clock = clock
+
+class Alerts:
+    """Logs and counts alerts once stored; returns the deliveries they created."""
+
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    async def raise_all(
-        self, failed: Sequence[FailedDelivery], disabled: Sequence[DisabledEndpoint]
+    def stored(
+        self, alerts: Sequence[Ingested], disabled: Sequence[tuple[str, str]]
     ) -> list[NewDelivery]:
-        """Store one internal event per alert, all in one write.
-
-        A failed delivery has its warning line already (`action=delivery.failed`); a
-        disabled endpoint gets one here.
-        """
-        now = self._clock.now()
-        timestamp = envelope.format_timestamp(now)
-        events = [
-            (DELIVERY_FAILED, {**msgspec.structs.asdict(f), "em": models.iso(now)})
-            for f in failed
-            if not f.evento.startswith(envelope.RESERVED_PREFIX)
-        ]
-        failures = len(events)
+        """Alerts committed with their cause; `disabled` the endpoints disabled by it,
+        with the reason. A failed delivery has its warning line already
+        (`action=delivery.failed`); a disabled endpoint gets one here."""
+        failures = sum(1 for alert in alerts if alert.accepted.event == DELIVERY_FAILED)
         if failures:
             self._metrics.alerts.inc(("delivery_failed",), failures)
         if disabled:
             self._metrics.alerts.inc(("endpoint_disabled",), len(disabled))
-        for endpoint in disabled:
-            log.warning(
-                "action=alert.endpoint_disabled endpoint=%s reason=%r",
-                endpoint.endpointId,
-                endpoint.motivo,
-            )
-            events.append(
-                (ENDPOINT_DISABLED, {**msgspec.structs.asdict(endpoint), "em": models.iso(now)})
-            )
-        if not events:
-            return []
-        items = [
-            NewEvent(envelope.internal_event(name, data, timestamp), ids.event_id(now))
-            for name, data in events
-        ]
-        try:
-            results = await self._store.ingest(items, now)
-        except StorageError as exc:
-            log.error("action=alert.not_stored alerts=%d error=%s", len(items), exc)
-            return []
-        return [delivery for result in results for delivery in result.created]
+        for endpoint_id, reason in disabled:
+            log.warning("action=alert.endpoint_disabled endpoint=%s reason=%r", endpoint_id, reason)
+        return [delivery for alert in alerts for delivery in alert.created]

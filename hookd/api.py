@@ -40,6 +40,7 @@ from urllib.parse import unquote
 import msgspec
 
 from hookd import __version__, ids, models
+from hookd.alerts import alert_events
 from hookd.clock import Clock
 from hookd.conformance import LONE_SURROGATE, Conformance
 from hookd.core import endpoints as endpoint_rules
@@ -50,7 +51,7 @@ from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from hookd.metrics import Metrics
-from hookd.store import Ingested, NewDelivery, NewEvent, StorageError, Store
+from hookd.store import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent, StorageError, Store
 
 log = logging.getLogger("hookd.api")
 
@@ -242,13 +243,13 @@ class Api:
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
         _check_endpoint(changes)
-        endpoint, disabled = await self.store.update_endpoint(
-            params["id"], changes, self.clock.now(), origin=request.origin
+        endpoint, alerts = await self.store.update_endpoint(
+            params["id"], changes, self.clock.now(), origin=request.origin, alert=alert_events
         )
         if changes.keys() & {"url", "secret", "enabled"}:
             self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
-        if disabled:
-            await self.scheduler.disabled_by_hand(endpoint.id, endpoint.url)
+        if alerts:
+            self.scheduler.alerts_stored(alerts, [(endpoint.id, DISABLED_BY_HAND)])
         return json_response(200, endpoint)
 
     async def delete_endpoint(self, request: Request, params: dict[str, str]) -> Response:

@@ -234,7 +234,7 @@ def _scheduler(
         concurrency=delivery.concurrency,
         per_endpoint=delivery.per_endpoint_concurrency,
         disable_after=delivery.disable_after,
-        alerts=Alerts(store, clock, metrics),
+        alerts=Alerts(metrics),
         metrics=metrics,
     )
 

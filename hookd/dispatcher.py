@@ -23,14 +23,21 @@ Rules:
   then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled or
   deleted) keeps its status: the write is conditional on it still being pending.
 - The same transaction counts each attempt into its endpoint's health and per-minute
-  statistics, and disables an endpoint that answered 410 Gone or failed for
-  `delivery.disable_after`; the recorder then drops that endpoint's lane and raises
-  the alerts (`hookd.alerts`) for it and for deliveries that ended failed.
+  statistics, disables an endpoint that answered 410 Gone or failed for
+  `delivery.disable_after`, and stores the alerts (`hookd.alerts`) for it and for
+  deliveries that ended failed; the recorder then drops that endpoint's lane and
+  schedules the alerts' deliveries.
 - Each attempt is counted for `GET /metrics` once its record is on disk, and its
   delivery as finished only if that write moved it out of `pending`.
+- An attempt hookd cuts short itself (its endpoint disabled or deleted while it was out,
+  or still out when `shutdown_grace` ran out) is recorded as `interrupted`, saying
+  whether the request had gone out. It counts its number (the next attempt carries the
+  next `X-Webhook-Attempt`) but not a step of the retry schedule, nor the endpoint's
+  health: it says nothing of the receiver.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
-  recorded; what is cut off (or sent but not yet recorded when the process dies) is
-  still pending on disk, due again at the next start (at-least-once).
+  recorded, then are cut short and recorded as interrupted; the delivery stays pending,
+  due again at the next start (at-least-once). What was sent but not recorded when the
+  process dies is attempted again with the same number.
 """
 
 from __future__ import annotations
@@ -43,14 +50,22 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
-from hookd.alerts import Alerts
+from hookd.alerts import Alerts, alert_events
 from hookd.clock import Clock
 from hookd.core import retry
-from hookd.core.catalog import DisabledEndpoint, FailedDelivery
+from hookd.core.retry import AttemptResult
 from hookd.core.timers import Timers
 from hookd.metrics import Metrics
-from hookd.sender import Job, Sender
-from hookd.store import AttemptRecord, NewDelivery, Recorded, StorageError, Store
+from hookd.sender import Job, Progress, Sender
+from hookd.store import (
+    INTERRUPTED,
+    AttemptRecord,
+    Ingested,
+    NewDelivery,
+    Recorded,
+    StorageError,
+    Store,
+)
 
 log = logging.getLogger("hookd.delivery")
 
@@ -60,6 +75,7 @@ REFILL_BATCH = 2000  # rows one refill reads at most
 LOAD_BATCH = 500  # jobs loaded from disk in one read
 WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
 FAILURE_WINDOW = 3600.0  # how far back failed_since() can count
+CUT_OFF_RECORD = 2.0  # seconds a stop waits for the records of the attempts it cut short
 
 _BEFORE_ALL = (-math.inf, -1)
 _LAST_ID = 2**63 - 1  # the largest SQLite integer
@@ -122,6 +138,7 @@ class Scheduler:
         self._stopping = False
         self._in_flight = 0
         self._sending: set[int] = set()  # sent, or being sent, and not yet recorded
+        self._cutters: dict[trio.CancelScope, _Lane] = {}  # one per attempt in flight
         self._failures: deque[float] = deque()  # when deliveries ended failed, last hour
         self._all_done = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -141,10 +158,15 @@ class Scheduler:
         self._wake.set()
 
     def endpoint_changed(self, endpoint_id: str, receiving: bool) -> None:
-        """An endpoint changed (URL, secret, enabled) or was deleted: start its lane anew."""
+        """An endpoint changed (URL, secret, enabled) or was deleted: start its lane anew.
+        When it no longer receives, its attempts in flight are cut short."""
         lane = self._lanes.pop(endpoint_id, None)
         if lane is not None:
             lane.dropped = True
+            if not receiving:
+                for cutter, owner in self._cutters.items():
+                    if owner is lane:
+                        cutter.cancel()
             for delivery_id in lane.tracked:
                 if self._timers.cancel(delivery_id):
                     del self._owner[delivery_id]
@@ -164,14 +186,13 @@ class Scheduler:
             lane.cursor, lane.more = _BEFORE_ALL, True
         self._wake.set()
 
-    async def disabled_by_hand(self, endpoint_id: str, url: str) -> None:
-        """An endpoint was disabled through the API: raise the alert."""
+    def alerts_stored(
+        self, alerts: Sequence[Ingested], disabled: Sequence[tuple[str, str]]
+    ) -> None:
+        """Alerts were committed with their cause (`disabled`: endpoints, with why):
+        log and count them, and deliver them."""
         if self._alerts is not None:
-            reason = "disabled through the API"
-            created = await self._alerts.raise_all(
-                [], [DisabledEndpoint(endpointId=endpoint_id, url=url, motivo=reason)]
-            )
-            self.deliveries_created(created)
+            self.deliveries_created(self._alerts.stored(alerts, disabled))
 
     def failed_since(self, since: float) -> int:
         """How many deliveries ended `failed` since `since` (at most an hour back)."""
@@ -203,10 +224,14 @@ class Scheduler:
         if self._in_flight:
             with trio.move_on_after(grace):
                 await self._all_done.wait()
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
         if self._in_flight:
             log.warning("action=shutdown.cut_off attempts=%d", self._in_flight)
+            for cutter in self._cutters:
+                cutter.cancel()
+            with trio.move_on_after(CUT_OFF_RECORD):
+                await self._all_done.wait()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     async def _loop(self) -> None:
         clock = self._clock
@@ -349,18 +374,33 @@ class Scheduler:
         self._sending.add(job.delivery_id)
         started = clock.now()
         began = trio.current_time()
-        result = await self._sender.send(job)
+        progress = Progress()
+        cutter = trio.CancelScope()
+        self._cutters[cutter] = lane
+        try:
+            with cutter:
+                result = await self._sender.send(job, progress)
+        finally:
+            del self._cutters[cutter]
+        if cutter.cancelled_caught:
+            why = "hookd stopped" if self._stopping else "the endpoint was disabled or deleted"
+            result = _interrupted(why, progress.sent)
         duration_ms = (trio.current_time() - began) * 1000
         now = clock.now()
-        decision = retry.decide(result, job.round_attempt, self._schedule, now)
-        next_at: float | None = None
-        if isinstance(decision, retry.Retry):
-            status, next_at = "pending", now + decision.after
-        else:
-            status = "succeeded" if isinstance(decision, retry.Delivered) else "failed"
+        next_at: float | None = now
+        status = "pending"  # an interrupted attempt: due again, as it was
+        if not cutter.cancelled_caught:
+            decision = retry.decide(result, job.round_attempt, self._schedule, now)
+            if isinstance(decision, retry.Retry):
+                next_at = now + decision.after
+            else:
+                next_at = None
+                status = "succeeded" if isinstance(decision, retry.Delivered) else "failed"
         record = AttemptRecord(
             delivery_id=job.delivery_id,
             endpoint_id=job.endpoint_id,
+            event_id=job.event_id,
+            event_type=job.event_type,
             number=job.attempt,
             started_at=started,
             duration_ms=duration_ms,
@@ -377,7 +417,8 @@ class Scheduler:
         while True:
             try:
                 with trio.CancelScope(shield=True):
-                    return await self._store.record_attempts(records, self._disable_after)
+                    alert = alert_events if self._alerts is not None else None
+                    return await self._store.record_attempts(records, self._disable_after, alert)
             except StorageError as exc:
                 log.error("action=storage.failed what=attempts error=%s retry_in=1s", exc)
             await trio.sleep(1)
@@ -392,7 +433,6 @@ class Scheduler:
                 except trio.WouldBlock:
                     break
             recorded = await self._write_records([r for _, _, r in batch])
-            failed: list[tuple[Job, AttemptRecord]] = []
             for (lane, job, record), pending in zip(batch, recorded.moved, strict=True):
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
@@ -404,7 +444,6 @@ class Scheduler:
                 if pending and record.status == "failed":
                     self._failures.append(record.finished_at)
                     self.failed_since(record.finished_at - FAILURE_WINDOW)
-                    failed.append((job, record))
                 current = self._lanes.get(job.endpoint_id)  # the lane may have started anew
                 if pending and record.next_attempt_at is not None and current is not None:
                     self._track(current, job.delivery_id, record.next_attempt_at)
@@ -418,38 +457,18 @@ class Scheduler:
             self._wake.set()  # retries to time, or room in lanes with more on disk
             if self._stopping and not self._in_flight:
                 self._all_done.set()
-            if failed or recorded.disabled:
-                urls = {job.endpoint_id: job.url for _, job, _ in batch}
-                await self._alert(failed, recorded.disabled, urls)
+            for endpoint_id, _ in recorded.disabled:
+                self.endpoint_changed(endpoint_id, receiving=False)
+            if recorded.alerts or recorded.disabled:
+                self.alerts_stored(recorded.alerts, recorded.disabled)
 
-    async def _alert(
-        self,
-        failed: list[tuple[Job, AttemptRecord]],
-        disabled: list[tuple[str, str]],
-        urls: dict[str, str],
-    ) -> None:
-        """Stop sending to disabled endpoints; raise the alerts of a recorded batch."""
-        for endpoint_id, _ in disabled:
-            self.endpoint_changed(endpoint_id, receiving=False)
-        if self._alerts is None or self._stopping:
-            return
-        created = await self._alerts.raise_all(
-            [
-                FailedDelivery(
-                    entregaId=job.delivery_id,
-                    eventoId=job.event_id,
-                    evento=job.event_type,
-                    endpointId=job.endpoint_id,
-                    tentativas=job.attempt,
-                    ultimoStatus=record.result.status_code,
-                    ultimoErro=record.error,
-                )
-                for job, record in failed
-            ],
-            [DisabledEndpoint(endpointId=e, url=urls[e], motivo=reason) for e, reason in disabled],
-        )
-        if created:
-            self.deliveries_created(created)
+
+def _interrupted(why: str, sent: bool) -> AttemptResult:
+    if sent:
+        error = f"interrupted: {why} after the request went out; the receiver may have it"
+    else:
+        error = f"interrupted: {why} before the request went out"
+    return AttemptResult(error_kind=INTERRUPTED, error=error)
 
 
 _LOG_LEVELS = {"succeeded": logging.DEBUG, "failed": logging.WARNING}  # else a retry: info
@@ -471,6 +490,8 @@ def _log_attempt(job: Job, record: AttemptRecord) -> None:
     )
     if status == "succeeded":
         log.debug("action=attempt.succeeded %s %s", common, outcome)
+    elif result.error_kind == INTERRUPTED:
+        log.info("action=attempt.interrupted %s reason=%r", common, result.error)
     elif status == "failed":
         log.warning("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
     else:

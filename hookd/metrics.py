@@ -196,6 +196,7 @@ _BY_KIND = {
     "blocked": "blocked",
     "network": "network_error",
     "protocol": "network_error",
+    "interrupted": "interrupted",
 }
 
 
@@ -230,7 +231,8 @@ class Metrics:
             "(the status answered), timeout (no whole answer within delivery.timeout), "
             "connect_error (DNS, connect or TLS failure), blocked (address refused by the "
             "network policy, or http:// with require_https), network_error (connection "
-            "lost, or an answer that is not valid HTTP).",
+            "lost, or an answer that is not valid HTTP), interrupted (cut short by hookd: "
+            "the endpoint disabled or deleted meanwhile, or the stop's grace ran out).",
             ("endpoint", "outcome"),
         )
         self.deliveries_finished = Counter(

@@ -67,6 +67,16 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     previous_secret_until: float | None = None
 
 
+class Progress:
+    """How far one attempt got, for when it is cut short: `sent` once the request's
+    first byte may have left (the receiver may then have it)."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
 class _Target(NamedTuple):
     https: bool
     host: str
@@ -177,8 +187,9 @@ class Sender:
             self._ssl.load_verify_locations(cafile=ca_file)
         self._pools: dict[str, _Pool] = {}
 
-    async def send(self, job: Job) -> AttemptResult:
-        """Make one attempt of `job`; the outcome is a value."""
+    async def send(self, job: Job, progress: Progress | None = None) -> AttemptResult:
+        """Make one attempt of `job`; the outcome is a value. `progress` learns whether
+        the request went out, should the caller cut the attempt short."""
         try:
             target = _target(job.url)
         except (UnicodeError, ValueError) as exc:
@@ -194,7 +205,7 @@ class Sender:
         try:
             # A bare CancelScope: trio.fail_after's generator costs ~5 % of an attempt.
             with trio.CancelScope(deadline=trio.current_time() + self._timeout):
-                return await self._exchange(pool, target, request)
+                return await self._exchange(pool, target, request, progress)
         except _Failure as exc:
             return AttemptResult(error_kind=exc.kind, error=str(exc))
         return AttemptResult(
@@ -230,24 +241,33 @@ class Sender:
         ]
         return http1.request_bytes(target.path, headers, job.body)
 
-    async def _exchange(self, pool: _Pool, target: _Target, request: bytes) -> AttemptResult:
+    async def _exchange(
+        self, pool: _Pool, target: _Target, request: bytes, progress: Progress | None
+    ) -> AttemptResult:
         connection = pool.take(trio.current_time())
         if connection is not None:
             try:
-                return await self._round_trip(pool, connection, request, reused=True)
+                return await self._round_trip(pool, connection, request, True, progress)
             except _Stale:
                 pass
         connection = await self._connect(target)
         try:
-            return await self._round_trip(pool, connection, request, reused=False)
+            return await self._round_trip(pool, connection, request, False, progress)
         except _Stale:  # not raised for a new connection; kept for the type checker
             raise _Failure("network", "connection closed before an answer") from None
 
     async def _round_trip(
-        self, pool: _Pool, connection: _Connection, request: bytes, reused: bool
+        self,
+        pool: _Pool,
+        connection: _Connection,
+        request: bytes,
+        reused: bool,
+        progress: Progress | None,
     ) -> AttemptResult:
         keep = False
         try:
+            if progress is not None:
+                progress.sent = True
             result, keep = await self._talk(connection, request, reused)
             return result
         finally:

@@ -336,11 +336,19 @@ INSERT_ATTEMPT = """
                           error_kind, error, response_excerpt)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+# An interrupted attempt (`:skip` 1) counts its number but not a step of the schedule:
+# the next attempt's number within its round stays the one this attempt had.
 FINISH_ATTEMPT = """
-    UPDATE deliveries SET attempts = max(attempts, :number), status = :status,
-        next_attempt_at = :next, updated_at = :now, last_status_code = :code, last_error = :error
+    UPDATE deliveries SET attempts = max(attempts, :number), round_start = round_start + :skip,
+        status = :status, next_attempt_at = :next, updated_at = :now,
+        last_status_code = :code, last_error = :error
     WHERE id = :id AND status = 'pending'
     RETURNING id
+"""
+# An attempt whose delivery left `pending` meanwhile (cancelled): its number still counts,
+# so `attempts` and `X-Webhook-Attempt` never fall behind what was sent.
+COUNT_ATTEMPT = """
+    UPDATE deliveries SET attempts = max(attempts, ?) WHERE id = ? AND status <> 'pending'
 """
 
 # -- endpoint health and statistics (core.stats) ------------------------------------------
@@ -378,6 +386,7 @@ UPDATE_HEALTH = """
 DISABLE_ENDPOINT = """
     UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?
     WHERE id = ? AND enabled = 1 AND deleted_at IS NULL
+    RETURNING url
 """
 HEALTH_COLUMNS = """
     id, url, enabled, consecutive_failures, failing_since, last_success_at, disabled_reason

@@ -33,6 +33,7 @@ import trio
 
 from hookd import models, sql
 from hookd.core import audit, stats
+from hookd.core.catalog import DisabledEndpoint, FailedDelivery
 from hookd.core.durations import format_duration
 from hookd.core.envelope import PreparedEvent
 from hookd.core.retry import AttemptResult
@@ -46,6 +47,8 @@ Row = tuple[Any, ...]
 
 READERS = 4
 MAX_GROUP = 512  # writes committed together at most
+INTERRUPTED = "interrupted"  # the error kind of an attempt cut short by hookd itself
+DISABLED_BY_HAND = "disabled through the API"
 
 
 class StorageError(Exception):
@@ -107,6 +110,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     delivery_id: int
     endpoint_id: str
+    event_id: str = ""  # for the alert of a delivery that ends failed
+    event_type: str = ""
     number: int
     started_at: float
     duration_ms: float
@@ -122,6 +127,14 @@ class Recorded(NamedTuple):
 
     moved: list[bool]  # per record: False when its delivery was no longer pending
     disabled: list[tuple[str, str]]  # endpoints disabled by it, with the reason
+    alerts: list[Ingested]  # the alert events stored with it
+
+
+# Builds the alert events of final failures and disabled endpoints (`alerts.alert_events`);
+# called on the writer thread inside the write that raised them.
+AlertBuilder = Callable[
+    [Sequence[FailedDelivery], Sequence[DisabledEndpoint], float], list["NewEvent"]
+]
 
 
 class _Write:
@@ -427,15 +440,21 @@ class Store:
         return await self.read(query)
 
     async def update_endpoint(
-        self, endpoint_id: str, changes: dict[str, Any], now: float, *, origin: str
-    ) -> tuple[models.Endpoint, bool]:
+        self,
+        endpoint_id: str,
+        changes: dict[str, Any],
+        now: float,
+        *,
+        origin: str,
+        alert: AlertBuilder | None = None,
+    ) -> tuple[models.Endpoint, list[Ingested]]:
         """Apply `changes` to an API-made endpoint, asked from `origin` (audit log); the
-        endpoint, and whether this change disabled it.
+        endpoint, and the `alert` stored when this change disabled it.
 
         An endpoint that is disabled has its pending deliveries cancelled.
         """
 
-        def op(conn: apsw.Connection) -> tuple[models.Endpoint, bool]:
+        def op(conn: apsw.Connection) -> tuple[models.Endpoint, list[Ingested]]:
             current = _get_endpoint(conn, endpoint_id, with_secret=True)
             if current.origin == "config":
                 raise conflict(
@@ -444,12 +463,17 @@ class Store:
             before = msgspec.structs.asdict(current)
             merged = {**before, **changes}
             conn.execute(sql.UPDATE_ENDPOINT, _endpoint_params(merged, "api", now))
-            disabled = current.enabled and not merged["enabled"]
-            if disabled:
+            self._router = None  # before an alert is routed
+            stored: list[Ingested] = []
+            if current.enabled and not merged["enabled"]:
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
+                if alert is not None:
+                    gone = DisabledEndpoint(
+                        endpointId=endpoint_id, url=merged["url"], motivo=DISABLED_BY_HAND
+                    )
+                    stored = self._ingest(conn, alert([], [gone], now), now)
             _audit(conn, now, origin, endpoint_id, before, merged)
-            self._router = None
-            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes), disabled
+            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes), stored
 
         return await self.write(op)
 
@@ -597,12 +621,16 @@ class Store:
         return await self.read(query)
 
     async def record_attempts(
-        self, records: Sequence[AttemptRecord], disable_after: float = 0.0
+        self,
+        records: Sequence[AttemptRecord],
+        disable_after: float = 0.0,
+        alert: AlertBuilder | None = None,
     ) -> Recorded:
         """Log attempts, move their deliveries on, and count them into endpoint health.
 
         An endpoint that answered 410 Gone, or (with `disable_after`) has had nothing
-        but failures for that long, is disabled in the same transaction.
+        but failures for that long, is disabled in the same transaction, and so are the
+        `alert` events of that and of the deliveries that ended failed stored.
         """
 
         def op(conn: apsw.Connection) -> Recorded:
@@ -610,7 +638,23 @@ class Store:
             params = [_finish_params(r) for r in records]
             moved = {row[0] for row in conn.executemany(sql.FINISH_ATTEMPT, params)}
             flags = [r.delivery_id in moved for r in records]
-            return Recorded(flags, self._account(conn, records, flags, disable_after))
+            if len(moved) < len(records):
+                left = [(r.number, r.delivery_id) for r in records if r.delivery_id not in moved]
+                conn.executemany(sql.COUNT_ATTEMPT, left)
+            disabled = self._account(conn, records, flags, disable_after)
+            now = max(record.finished_at for record in records)
+            failed = [
+                _failure(record)
+                for record, moved_on in zip(records, flags, strict=True)
+                if moved_on and record.status == "failed"
+            ]
+            stored = []
+            if alert is not None and (failed or disabled):
+                gone = [
+                    DisabledEndpoint(endpointId=e, url=url, motivo=why) for e, url, why in disabled
+                ]
+                stored = self._ingest(conn, alert(failed, gone, now), now)
+            return Recorded(flags, [(e, why) for e, _, why in disabled], stored)
 
         return await self.write(op)
 
@@ -620,12 +664,16 @@ class Store:
         records: Sequence[AttemptRecord],
         moved: Sequence[bool],
         disable_after: float,
-    ) -> list[tuple[str, str]]:
-        """Statistics (by minute and hour) and health of the endpoints; who got disabled."""
+    ) -> list[tuple[str, str, str]]:
+        """Statistics (by minute and hour) and health of the endpoints; who got disabled
+        (id, URL, reason). An interrupted attempt says nothing of its receiver: it counts
+        in neither."""
         periods: dict[tuple[str, int, int], stats.PeriodCounts] = {}
         health: dict[str, stats.HealthDelta] = {}
         gone: set[str] = set()
         for record, finished in zip(records, moved, strict=True):
+            if record.result.error_kind == INTERRUPTED:
+                continue
             ok = record.result.ok
             for unit in stats.UNITS:
                 key = (record.endpoint_id, unit, stats.period_of(record.finished_at, unit))
@@ -636,7 +684,8 @@ class Store:
             health.setdefault(record.endpoint_id, stats.HealthDelta()).add(ok, record.started_at)
             if record.result.status_code == 410:
                 gone.add(record.endpoint_id)
-        conn.executemany(sql.ADD_STATS, [(*key, *c.row()) for key, c in periods.items()])
+        if periods:
+            conn.executemany(sql.ADD_STATS, [(*key, *c.row()) for key, c in periods.items()])
         now = max(record.finished_at for record in records)
         if stats.period_of(now, stats.MINUTE) != self._stats_kept_from:  # once a minute
             self._stats_kept_from = stats.period_of(now, stats.MINUTE)
@@ -659,11 +708,11 @@ class Store:
                     f"(delivery.disable_after = {format_duration(disable_after)})"
                 )
             if enabled and reason is not None:
-                conn.execute(sql.DISABLE_ENDPOINT, (reason, now, endpoint_id))
+                [(url,)] = conn.execute(sql.DISABLE_ENDPOINT, (reason, now, endpoint_id))
                 conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, endpoint_id))
                 _audit(conn, now, "hookd", endpoint_id, {"enabled": True}, {"enabled": False})
                 self._router = None
-                disabled.append((endpoint_id, reason))
+                disabled.append((endpoint_id, url, reason))
         return disabled
 
     # -- statistics ---------------------------------------------------------------------
@@ -1018,10 +1067,23 @@ def _attempt_row(record: AttemptRecord) -> tuple[Any, ...]:
     )
 
 
+def _failure(record: AttemptRecord) -> FailedDelivery:
+    return FailedDelivery(
+        entregaId=record.delivery_id,
+        eventoId=record.event_id,
+        evento=record.event_type,
+        endpointId=record.endpoint_id,
+        tentativas=record.number,
+        ultimoStatus=record.result.status_code,
+        ultimoErro=record.error,
+    )
+
+
 def _finish_params(record: AttemptRecord) -> dict[str, Any]:
     return {
         "id": record.delivery_id,
         "number": record.number,
+        "skip": int(record.result.error_kind == INTERRUPTED),
         "status": record.status,
         "next": record.next_attempt_at,
         "now": record.finished_at,

@@ -358,7 +358,7 @@ async def test_batch_as_ndjson(hookd: Running) -> None:
         # NDJSON whose last line has a bad timestamp
         (
             '{"event":"cliente.criado","data":{}}\n'
-            '{"event":"cliente.criado","data":{},"timestamp":"ontem"}\n',
+            '{"event":"cliente.criado","data":{},"timestamp":20240101}\n',
             NDJSON,
         ),
     ],
