@@ -929,6 +929,9 @@ def _migrate(conn: apsw.Connection) -> None:
             if target == 6:
                 _split_batch_keys(conn)
             conn.pragma("user_version", target)
+    if version < 6 <= len(sql.MIGRATIONS):  # the copied tables' old pages go back at once
+        for _ in conn.execute(sql.incremental_vacuum(conn.pragma("freelist_count"))):
+            pass  # a row per page given back
 
 
 _ITEM_SUFFIX = re.compile(r"(.*)#(0|[1-9][0-9]{0,5})", re.DOTALL)

@@ -61,14 +61,15 @@ BAD_REQUESTS = [
     ("POST", "/v1/events", JSON, _event(data=[1, 2]), 422),
     # data null
     ("POST", "/v1/events", JSON, _event(data=None), 422),
-    # timestamp not RFC 3339
-    ("POST", "/v1/events", JSON, _event(timestamp="yesterday"), 422),
-    # timestamp on a day that does not exist
-    ("POST", "/v1/events", JSON, _event(timestamp="2023-02-29T10:00:00Z"), 422),
+    # timestamp a number (any string is relayed as sent; its format is the catalog's
+    # question: tests/test_ingest_variants.py)
+    ("POST", "/v1/events", JSON, _event(timestamp=1704103200), 422),
+    # timestamp a list
+    ("POST", "/v1/events", JSON, _event(timestamp=["2024-01-01T10:00:00Z"]), 422),
     # id with characters that cannot go in a header
     ("POST", "/v1/events", JSON, _event(id="a b\r\nX-Evil: 1"), 422),
-    # a field the API does not know
-    ("POST", "/v1/events", JSON, _event(tipo="x"), 422),
+    # an extra envelope key (relayed) holding an integer JavaScript cannot hold
+    ("POST", "/v1/events", JSON, _event(tipo=2**60), 422),
     # Content-Type text/plain
     ("POST", "/v1/events", "text/plain", _event(), 415),
     # no Content-Type at all
