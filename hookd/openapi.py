@@ -30,7 +30,7 @@ import msgspec
 from hookd import __version__, api, models
 from hookd.core import catalog as catalog_module
 from hookd.core import endpoints as endpoint_rules
-from hookd.core import envelope
+from hookd.core import envelope, signing
 from hookd.core.catalog import Catalog
 from hookd.errors import ErrorBody
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -449,12 +449,24 @@ _SUBSCRIPTION = {
 }
 _URL = {"type": "string", "format": "uri", "maxLength": endpoint_rules.MAX_URL}
 # core.endpoints.secret_error: no control characters, no whitespace (str.isspace) at
-# either end.
+# either end; a `whsec_` one must be that prefix and the base64 of its key
+# (signing.standard_key).
 _SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x20, 0x3001)) if c.isspace())
+_B64 = "[A-Za-z0-9+/]"
+_WHSEC_KEY = (
+    f"^{signing.STANDARD_PREFIX}((?:{_B64}{{4}})+(?:{_B64}{{2}}(?:==)?|{_B64}{{3}}=?)?"
+    f"|{_B64}{{2}}==|{_B64}{{3}}=)$"
+)
 _SECRET = {
     "type": "string",
     "maxLength": endpoint_rules.MAX_SECRET,
     "pattern": f"^[^\\x00-\\x1f{_SPACES}]([^\\x00-\\x1f]*[^\\x00-\\x1f{_SPACES}])?$",
+    "anyOf": [{"not": {"pattern": f"^{signing.STANDARD_PREFIX}"}}, {"pattern": _WHSEC_KEY}],
+    "description": (
+        "Used as given for X-Webhook-Signature. One starting with `whsec_` is a Standard "
+        "Webhooks secret, the base64 of its key after the prefix (`=` padding optional), "
+        "and also signs the `webhook-*` headers"
+    ),
 }
 _EVENTS = {
     "type": "array",

@@ -269,8 +269,14 @@ async def test_tricky_payloads_pass_the_spec_receivers(
     assert await rejections(hookd, accepted) == []
 
 
-async def test_standard_webhooks_headers_verify(hookd_factory: Start) -> None:
-    secret = "whsec_" + base64.b64encode(b"hookd standard webhooks test key").decode()
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"hookd standard webhooks test key").decode()
+
+
+# Every form of whsec_ secret the README allows: padded, and with the padding left out
+# (as Standard Webhooks and Svix libraries accept it, so integrators write it).
+@pytest.mark.parametrize("secret", [STANDARD_SECRET, STANDARD_SECRET.rstrip("=")])
+async def test_standard_webhooks_headers_verify(hookd_factory: Start, secret: str) -> None:
+    assert STANDARD_SECRET.endswith("=")  # so the second form does leave padding out
     hookd = await hookd_factory(NO_RETRIES)
     samples = SPEC_SAMPLES + TRICKY_SAMPLES
     async with serve_receiver() as receiver:

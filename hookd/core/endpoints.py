@@ -6,6 +6,8 @@ Rules:
 - `events` is a non-empty list of subscription patterns (see `routing`).
 - A generated secret is `whsec_` + base64 of 32 random bytes (a Standard Webhooks
   secret); a given one is kept as given (the spec's examples use `sua_chave_secreta`).
+  A given secret that starts with `whsec_` must decode as a Standard Webhooks secret
+  (`signing.standard_key`), or it is refused: it would promise headers it cannot sign.
 - Ids of endpoints declared in the config file are derived from their URL, so they stay
   the same across restarts.
 """
@@ -17,6 +19,7 @@ import hashlib
 from urllib.parse import urlsplit
 
 from hookd.core.routing import MAX_PATTERNS, pattern_error
+from hookd.core.signing import STANDARD_PREFIX, standard_key
 
 MAX_URL = 2048
 MAX_SECRET = 512
@@ -74,6 +77,13 @@ def secret_error(secret: object) -> str | None:
         return f"secret is longer than {MAX_SECRET} characters"
     if secret != secret.strip() or any(ord(c) < 0x20 for c in secret):
         return "secret must not contain control characters or surrounding spaces"
+    if secret.startswith(STANDARD_PREFIX) and standard_key(secret) is None:
+        return (
+            f"a secret starting with {STANDARD_PREFIX!r} is a Standard Webhooks secret: the"
+            " base64 of its key must follow (A-Z a-z 0-9 + /, at least 4 characters, '='"
+            " padding complete or left out); without that prefix a secret is used as given,"
+            " for X-Webhook-Signature alone"
+        )
     return None
 
 
@@ -86,7 +96,7 @@ def overlap_error(seconds: float) -> str | None:
 
 def new_secret(random32: bytes) -> str:
     """A Standard Webhooks secret made of 32 random bytes."""
-    return "whsec_" + base64.b64encode(random32).decode("ascii")
+    return STANDARD_PREFIX + base64.b64encode(random32).decode("ascii")
 
 
 def config_endpoint_id(url: str) -> str:

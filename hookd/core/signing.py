@@ -5,7 +5,11 @@ Rules (DESIGN §1):
   with the endpoint secret's UTF-8 bytes: the spec's scheme, checked by its receivers.
 - When the secret is a Standard Webhooks secret (`whsec_<base64>`), the `webhook-id`,
   `webhook-timestamp` and `webhook-signature` headers are added too:
-  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`.
+  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`. The base64
+  is decoded as the Standard Webhooks and Svix libraries decode it: `=` padding may be
+  left out. A `whsec_` secret that does not decode so (or decodes to no bytes) is no
+  such secret; `core.endpoints` refuses it, so no endpoint is signed without the
+  headers its `whsec_` secret promises.
 - During a rotation's overlap the previous secret is given too: `webhook-signature`
   then carries one signature per `whsec_` secret, the new one first, separated by a
   space (Standard Webhooks lets receivers accept any of them), so a receiver still on
@@ -33,13 +37,18 @@ def spec_signature(secret: str, body: bytes) -> str:
 
 @functools.lru_cache(maxsize=1024)  # asked at every attempt; secrets are few
 def standard_key(secret: str) -> bytes | None:
-    """The HMAC key of a `whsec_` secret, or None when `secret` is not of that form."""
+    """The HMAC key of a `whsec_` secret (base64, padded or not), or None when `secret`
+    is not of that form."""
     if not secret.startswith(STANDARD_PREFIX):
         return None
+    text = secret[len(STANDARD_PREFIX) :]
+    if len(text) < 4 or ("=" in text and len(text) % 4):  # what JavaScript's refuses
+        return None
     try:
-        return base64.b64decode(secret[len(STANDARD_PREFIX) :], validate=True)
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
+    return key
 
 
 def standard_signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:

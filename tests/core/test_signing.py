@@ -50,19 +50,50 @@ def test_standard_webhooks_reference_vector() -> None:
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-@pytest.mark.parametrize(
-    ("secret", "expected"),
-    [
-        (WHSEC, bytes(range(32))),  # a generated secret
-        ("whsec_", b""),  # prefix only: an empty key
-        ("sua_chave_secreta", None),  # the spec's plain secret
-        ("whsec_not base64!", None),  # prefix but not base64
-        ("whsec_AAA", None),  # missing padding: refused by strict decoding
-        ("WHSEC_" + WHSEC[6:], None),  # the prefix is case-sensitive
-    ],
-)
-def test_standard_key(secret: str, expected: bytes | None) -> None:
+UNPADDED = WHSEC.rstrip("=")  # whsec_AAECAwQF...Hh8, as the integrators wrote it
+STANDARD_KEYS: list[tuple[str, bytes]] = [
+    (WHSEC, bytes(range(32))),  # a generated secret
+    (UNPADDED, bytes(range(32))),  # the same without its '=': the libraries add it
+    ("whsec_QUJDZGVm", b"ABCdef"),  # a multiple of 4: no padding either way
+    ("whsec_QUJDZGU", b"ABCde"),  # one '=' left out
+    ("whsec_QUJDZA", b"ABCd"),  # two '=' left out
+    ("whsec_QUJDZA==", b"ABCd"),
+    (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ),
+]
+NOT_STANDARD = [
+    "sua_chave_secreta",  # the spec's plain secret
+    "whsec_",  # prefix only: an empty key
+    "whsec_not base64!",  # prefix but not base64
+    "whsec_QUJDZA=",  # padding begun but not complete
+    "whsec_QUJDZA===",  # too much padding
+    "whsec_QUJDZ",  # 5 characters: no base64 text is 1 more than a multiple of 4
+    "whsec_QU",  # under 4 characters: JavaScript's decoder refuses it
+    "whsec_ab-_cd",  # the URL-safe alphabet
+    "WHSEC_" + WHSEC[6:],  # the prefix is case-sensitive
+]
+
+
+@pytest.mark.parametrize(("secret", "expected"), STANDARD_KEYS)
+def test_standard_key(secret: str, expected: bytes) -> None:
     assert standard_key(secret) == expected
+    assert Webhook(secret)._whsecret == expected  # as the Standard Webhooks package does
+
+
+@pytest.mark.parametrize("secret", NOT_STANDARD)
+def test_not_standard_keys(secret: str) -> None:
+    assert standard_key(secret) is None
+
+
+@pytest.mark.parametrize(("secret", "_"), STANDARD_KEYS)
+def test_every_standard_secret_form_verifies_with_the_standardwebhooks_package(
+    secret: str, _: bytes
+) -> None:
+    headers = dict(sign(secret, EVENT_ID, int(time.time()), BODY_BYTES))
+    assert "webhook-signature" in headers  # not only X-Webhook-Signature
+    Webhook(secret).verify(BODY_BYTES, headers)
 
 
 def test_sign_with_a_plain_secret_adds_only_the_spec_header() -> None:
