@@ -18,6 +18,8 @@ Rules:
 - Every operation lists the error statuses it can answer, each with `ErrorBody`. Bearer
   auth is described when `server.api_token` is set (it applies on TCP; the Unix socket
   needs none). Non-JSON answers are described with their content type.
+- What hookd sends to endpoints is described too, as the document's `webhooks.delivery`:
+  the body and every header, signatures included (`core.signing`).
 """
 
 from __future__ import annotations
@@ -144,8 +146,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Delete an endpoint; its pending deliveries are cancelled", 204, None, errors=(404, 409)
     ),
     ("POST", "/v1/endpoints/{id}/rotate-secret"): Op(
-        "A new secret (shown in the answer); the previous one keeps signing "
-        "`webhook-signature` for `overlap` (default `delivery.secret_overlap`)",
+        "A new secret (shown in the answer): current at once, or staged until a future "
+        "`activate_at` (`next_secret_at`), signing `X-Webhook-Signature-Next` meanwhile. "
+        "From then the previous one keeps signing (`X-Webhook-Signature-Previous`, "
+        "`webhook-signature`) for `overlap_s` (default `delivery.secret_overlap`)",
         200,
         models.Endpoint,
         api.SecretRotation,
@@ -273,6 +277,7 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
             ),
         },
         "paths": paths,
+        "webhooks": {"delivery": _DELIVERY},
         "components": {"schemas": components},
     }
     if with_token:
@@ -476,6 +481,77 @@ _EVENTS = {
 }
 
 
+def _header(name: str, description: str, required: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_SPEC_FORM = "`sha256=<hex HMAC-SHA256 of the body>`"
+_DELIVERY: dict[str, Any] = {
+    "post": {
+        "summary": "What every subscribed endpoint gets, at every attempt",
+        "description": (
+            "A receiver verifies the body against its secret with any of the "
+            "X-Webhook-Signature headers present: then it accepts every delivery, "
+            "holding the old secret or the new, before, during and after a rotation."
+        ),
+        "parameters": [
+            _header("X-Webhook-Signature", f"{_SPEC_FORM}, keyed with the current secret"),
+            _header(
+                "X-Webhook-Signature-Previous",
+                f"{_SPEC_FORM}, keyed with the secret a rotation replaced, during its "
+                "overlap (`previous_secret_until`)",
+                required=False,
+            ),
+            _header(
+                "X-Webhook-Signature-Next",
+                f"{_SPEC_FORM}, keyed with a staged secret until it takes over (`next_secret_at`)",
+                required=False,
+            ),
+            _header("X-Webhook-Id", "the event id, the same at every attempt"),
+            _header("X-Webhook-Event", "the event type"),
+            _header("X-Webhook-Timestamp", "Unix seconds when this attempt was signed"),
+            _header("X-Webhook-Attempt", "1, 2, ..."),
+            *(
+                _header(
+                    name,
+                    "Standard Webhooks, with a `whsec_` secret; `webhook-signature` holds "
+                    "one `v1,<base64>` per `whsec_` secret signing (current, next, "
+                    "previous), separated by spaces",
+                    required=False,
+                )
+                for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+            ),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["event", "timestamp", "data"],
+                        "properties": {
+                            "event": {"type": "string"},
+                            "timestamp": {"type": "string"},
+                            "data": _JSON_OBJECT,
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "2XX": {"description": "Delivered"},
+            "default": {"description": "A failed attempt, retried on the schedule"},
+        },
+    }
+}
+
+
 def _constrain(components: dict[str, Any]) -> None:
     """Add the checks the handlers make by hand to the request Structs' schemas."""
     request = components["IngestRequest"]["properties"]
@@ -496,6 +572,7 @@ def _constrain(components: dict[str, Any]) -> None:
     components["EndpointPatch"]["minProperties"] = 1  # "nothing to change" is a 422
     rotation = components["SecretRotation"]["properties"]
     rotation["secret"] = {"anyOf": [_SECRET, {"type": "null"}], "default": None}
+    rotation["activate_at"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
     replay = components["Replay"]["properties"]
     replay["since"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
 

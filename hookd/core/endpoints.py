@@ -10,12 +10,17 @@ Rules:
   (`signing.standard_key`), or it is refused: it would promise headers it cannot sign.
 - Ids of endpoints declared in the config file are derived from their URL, so they stay
   the same across restarts.
+- Which secrets sign at a given time follows from what is stored (`Secrets`) and that
+  time alone: a staged secret takes over at its time without anything being written
+  then, and the secret it replaces keeps signing beside it for the overlap chosen when
+  it was staged. The time is an argument: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from hookd.core.routing import MAX_PATTERNS, pattern_error
@@ -92,6 +97,49 @@ def overlap_error(seconds: float) -> str | None:
     if not 0 <= seconds <= MAX_SECRET_OVERLAP:
         return f"the overlap must be between 0s and {MAX_SECRET_OVERLAP // 86400}d"
     return None
+
+
+class Secrets(NamedTuple):
+    """An endpoint's secrets as stored (times in Unix seconds): the current one; the one
+    it replaced, signing beside it until `previous_until`; and a staged one that takes
+    over at `next_at`, the current one then signing beside it for `next_overlap` s."""
+
+    current: str
+    previous: str | None = None
+    previous_until: float | None = None
+    next: str | None = None
+    next_at: float | None = None
+    next_overlap: float = 0.0
+
+    def at(self, now: float) -> Secrets:
+        """These secrets as they stand at `now`: a staged secret whose time has come is
+        the current one, and the one it replaced the previous one for its overlap."""
+        if self.next is None or self.next_at is None or now < self.next_at:
+            return self
+        if self.next_overlap <= 0:
+            return Secrets(self.next)
+        return Secrets(self.next, self.current, self.next_at + self.next_overlap)
+
+    def signing(self, now: float) -> tuple[str, str | None, str | None]:
+        """The secrets that sign an attempt made at `now`: (current, previous, next); a
+        previous one past its overlap, or a next one not staged, is None."""
+        state = self.at(now)
+        until = state.previous_until
+        previous = state.previous if until is not None and now < until else None
+        return state.current, previous, state.next
+
+    def rotated(
+        self, secret: str, now: float, overlap: float, activate_at: float | None = None
+    ) -> Secrets:
+        """After a rotation to `secret` asked at `now`: it is current at once, or from
+        `activate_at` when that is later (staged; a secret staged before is replaced);
+        the one it replaces keeps signing for `overlap` seconds from then."""
+        state = self.at(now)
+        if activate_at is not None and activate_at > now:
+            return state._replace(next=secret, next_at=activate_at, next_overlap=overlap)
+        if overlap <= 0:
+            return Secrets(secret)
+        return Secrets(secret, state.current, now + overlap)
 
 
 def new_secret(random32: bytes) -> str:

@@ -242,5 +242,39 @@ def test_overlap_to_a_plain_secret_keeps_the_old_standard_signature() -> None:
 
 
 def test_rotating_to_the_same_secret_signs_once() -> None:
-    headers = dict(sign(WHSEC, EVENT_ID, 1, BODY_BYTES, previous=WHSEC))
-    assert len(headers["webhook-signature"].split()) == 1
+    headers = sign(WHSEC, EVENT_ID, 1, BODY_BYTES, previous=WHSEC, next_secret=WHSEC)
+    assert len(dict(headers)["webhook-signature"].split()) == 1
+    assert [name for name, _ in headers if name.startswith("X-")] == ["X-Webhook-Signature"]
+
+
+# -- the spec's scheme during a rotation: one header per secret ------------------------------
+
+
+def test_the_previous_and_next_secrets_sign_headers_of_their_own() -> None:
+    headers = sign(SPEC_SECRET, EVENT_ID, 1, SPEC_BODY, previous="velha", next_secret="nova")
+    assert headers == [
+        ("X-Webhook-Signature", "sha256=" + SPEC_DIGEST),  # exactly as without a rotation
+        ("X-Webhook-Signature-Next", spec_signature("nova", SPEC_BODY)),
+        ("X-Webhook-Signature-Previous", spec_signature("velha", SPEC_BODY)),
+    ]
+
+
+def test_webhook_signature_lists_current_next_previous() -> None:
+    now = int(time.time())
+    headers = dict(sign(WHSEC, EVENT_ID, now, BODY_BYTES, previous=OLD, next_secret=UNPADDED))
+    # UNPADDED is WHSEC's key, written without its padding: that key signs once.
+    assert len(headers["webhook-signature"].split()) == 2
+    assert "X-Webhook-Signature-Next" in headers  # another string: another spec signature
+    staged = "whsec_" + base64.b64encode(b"n" * 24).decode()
+    headers = dict(sign(WHSEC, EVENT_ID, now, BODY_BYTES, previous=OLD, next_secret=staged))
+    keys = [standard_key(s) for s in (WHSEC, staged, OLD)]
+    assert headers["webhook-signature"] == " ".join(
+        standard_signature(k, EVENT_ID, now, BODY_BYTES) for k in keys if k is not None
+    )
+    for secret in (WHSEC, staged, OLD):
+        Webhook(secret).verify(BODY, headers)
+        assert any(
+            verify_spec(secret, BODY_BYTES, headers[name])
+            for name in headers
+            if name.startswith("X-Webhook-Signature")
+        )
