@@ -459,8 +459,8 @@ _URL = {"type": "string", "format": "uri", "maxLength": endpoint_rules.MAX_URL}
 _SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x20, 0x3001)) if c.isspace())
 _B64 = "[A-Za-z0-9+/]"
 _WHSEC_KEY = (
-    f"^{signing.STANDARD_PREFIX}((?:{_B64}{{4}})+(?:{_B64}{{2}}(?:==)?|{_B64}{{3}}=?)?"
-    f"|{_B64}{{2}}==|{_B64}{{3}}=)$"
+    f"^{signing.STANDARD_PREFIX}((?:{_B64}{{4}})+(?:{_B64}{{2,3}})?={{0,2}}"
+    f"|{_B64}{{2}}==|{_B64}{{3}}={{1,2}})$"
 )
 _SECRET = {
     "type": "string",

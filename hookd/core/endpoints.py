@@ -86,8 +86,8 @@ def secret_error(secret: object) -> str | None:
         return (
             f"a secret starting with {STANDARD_PREFIX!r} is a Standard Webhooks secret: the"
             " base64 of its key must follow (A-Z a-z 0-9 + /, at least 4 characters, '='"
-            " padding complete or left out); without that prefix a secret is used as given,"
-            " for X-Webhook-Signature alone"
+            " padding optional); without that prefix a secret is used as given, for"
+            " X-Webhook-Signature alone"
         )
     return None
 

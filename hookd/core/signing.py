@@ -5,11 +5,12 @@ Rules (DESIGN §1):
   with the endpoint secret's UTF-8 bytes: the spec's scheme, checked by its receivers.
 - When the secret is a Standard Webhooks secret (`whsec_<base64>`), the `webhook-id`,
   `webhook-timestamp` and `webhook-signature` headers are added too:
-  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`. The base64
-  is decoded as the Standard Webhooks and Svix libraries decode it: `=` padding may be
-  left out. A `whsec_` secret that does not decode so (or decodes to no bytes) is no
-  such secret; `core.endpoints` refuses it, so no endpoint is signed without the
-  headers its `whsec_` secret promises.
+  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`. The key is
+  decoded as the Standard Webhooks and Svix libraries (JavaScript's and Python's) all
+  decode it: the standard base64 alphabet, at least 4 characters, `=` padding optional
+  (at most two). A `whsec_` secret that does not decode so is no such secret:
+  `core.endpoints` refuses it, so no endpoint is signed without the headers its
+  `whsec_` secret promises.
 - `X-Webhook-Signature` is always the current secret's alone, as the spec's receivers
   check it. During a rotation's overlap the previous secret signs
   `X-Webhook-Signature-Previous` (same form), and while a rotation is staged the next
@@ -48,10 +49,11 @@ def standard_key(secret: str) -> bytes | None:
     if not secret.startswith(STANDARD_PREFIX):
         return None
     text = secret[len(STANDARD_PREFIX) :]
-    if len(text) < 4 or ("=" in text and len(text) % 4):  # what JavaScript's refuses
+    data = text.rstrip("=")
+    if len(text) < 4 or len(text) - len(data) > 2:  # what JavaScript's refuses
         return None
     try:
-        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        key = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
     return key

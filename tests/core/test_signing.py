@@ -58,6 +58,8 @@ STANDARD_KEYS: list[tuple[str, bytes]] = [
     ("whsec_QUJDZGU", b"ABCde"),  # one '=' left out
     ("whsec_QUJDZA", b"ABCd"),  # two '=' left out
     ("whsec_QUJDZA==", b"ABCd"),
+    ("whsec_QUJDZA=", b"ABCd"),  # padding begun, not complete: the libraries take it
+    ("whsec_QU==", b"A"),  # 4 characters with the padding
     (
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
@@ -67,8 +69,8 @@ NOT_STANDARD = [
     "sua_chave_secreta",  # the spec's plain secret
     "whsec_",  # prefix only: an empty key
     "whsec_not base64!",  # prefix but not base64
-    "whsec_QUJDZA=",  # padding begun but not complete
     "whsec_QUJDZA===",  # too much padding
+    "whsec_QU=",  # under 4 characters, padding included: JavaScript's decoder refuses it
     "whsec_QUJDZ",  # 5 characters: no base64 text is 1 more than a multiple of 4
     "whsec_QU",  # under 4 characters: JavaScript's decoder refuses it
     "whsec_ab-_cd",  # the URL-safe alphabet
