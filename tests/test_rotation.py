@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,12 +35,12 @@ from tests.conftest import Running
 from tests.receiver import Answer, Received, serve_receiver
 from tests.test_api_events import db_path, db_rows
 from tests.test_delivery import ingest, subscribe
+from tests.test_spec_receivers import readme_block
 
 Start = Callable[..., Awaitable[Running]]
 FAST = '[server]\nidle_timeout = "2h"\nrequest_timeout = "2h"\n'
 DAY = 86400
 HOUR = 3600
-README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -174,17 +172,10 @@ async def test_config_endpoints_are_not_rotated_through_the_api(hookd_factory: S
 # -- a staged rotation -------------------------------------------------------------------
 
 
-def readme_receiver(language: str) -> str:
-    """The README's receiver example in `language`: the block naming the three headers."""
-    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.DOTALL)
-    [block] = [b for b in blocks if "x-webhook-signature-next" in b.lower()]
-    return block
-
-
 def readme_python_verify() -> Callable[[bytes, Any, str], bool]:
     """`verify_signature` of the README's Flask receiver, run as written."""
     namespace: dict[str, Any] = {"__name__": "readme_receiver"}
-    exec(readme_receiver("python"), namespace)
+    exec(readme_block("python"), namespace)
     verify: Callable[[bytes, Any, str], bool] = namespace["verify_signature"]
     return verify
 
@@ -192,7 +183,7 @@ def readme_python_verify() -> Callable[[bytes, Any, str], bool]:
 def readme_javascript_verdicts(cases: list[tuple[Received, str]]) -> list[bool]:
     """`verifySignature` of the README's Express receiver, run by node on each
     (request, secret); the part before Express is loaded, which needs npm."""
-    source = readme_receiver("javascript")
+    source = readme_block("javascript")
     source = source[: source.index("const express")]
     source += (
         "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
