@@ -22,7 +22,10 @@ Rules (DESIGN §2):
   position) live in separate spaces (`store.NewEvent`); a batch answers per item whether
   it was new, and counts only the deliveries it created.
 - Rotating a secret keeps the previous one signing for `delivery.secret_overlap` (or the
-  request's `overlap`); setting `secret` through PATCH replaces it at once.
+  request's `overlap_s`); with a future `activate_at` the new secret is staged and takes
+  over then, the overlap counted from then (`core.endpoints.Secrets`). Setting `secret`
+  through PATCH replaces every secret at once. Endpoints are shown as they stand at the
+  daemon's time of the request.
 - `GET /v1/openapi.json` is `hookd.openapi`'s document for this daemon's routes and
   catalog, built once at start and handed in: every route here is described there.
 """
@@ -87,6 +90,9 @@ class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: str | None = None  # default: a generated whsec_ secret
     # Seconds the previous secret keeps signing (default: delivery.secret_overlap).
     overlap_s: Overlap | None = None
+    # RFC 3339: stage the new secret to take over then (default, or a time not in the
+    # future: at once).
+    activate_at: str | None = None
 
 
 class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -226,11 +232,12 @@ class Api:
         return json_response(201, endpoint, [("Location", f"/v1/endpoints/{endpoint.id}")])
 
     async def list_endpoints(self, request: Request, _: dict[str, str]) -> Response:
-        page = await self.store.list_endpoints(_limit(request.query), _cursor(request.query))
+        query = request.query
+        page = await self.store.list_endpoints(_limit(query), _cursor(query), self.clock.now())
         return json_response(200, page)
 
     async def get_endpoint(self, _: Request, params: dict[str, str]) -> Response:
-        return json_response(200, await self.store.get_endpoint(params["id"]))
+        return json_response(200, await self.store.get_endpoint(params["id"], self.clock.now()))
 
     async def update_endpoint(self, request: Request, params: dict[str, str]) -> Response:
         _require_body(request, JSON_TYPES)
@@ -267,8 +274,14 @@ class Api:
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint({"secret": secret})
         overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
+        activate_at = rotation.activate_at
         endpoint = await self.store.rotate_secret(
-            params["id"], secret, overlap, self.clock.now(), origin=request.origin
+            params["id"],
+            secret,
+            overlap,
+            self.clock.now(),
+            origin=request.origin,
+            activate_at=None if activate_at is None else _time(activate_at, "$.activate_at"),
         )
         self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)

@@ -39,8 +39,12 @@ class Endpoint(msgspec.Struct, kw_only=True):
     origin: str  # "api" or "config"
     created_at: str | None
     updated_at: str | None
-    # After a rotation, the previous secret also signs `webhook-signature` until then.
+    # After a rotation, the previous secret also signs (X-Webhook-Signature-Previous and
+    # `webhook-signature`) until then.
     previous_secret_until: str | None = None
+    # A staged rotation: the next secret takes over then; until then it signs
+    # X-Webhook-Signature-Next (and `webhook-signature`) beside the current one.
+    next_secret_at: str | None = None
     secret: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -172,6 +176,6 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     id: int
     at: str | None
     origin: str  # socket, tcp (the API), config (the config file) or hookd (auto-disable)
-    action: str  # create, update, rotate_secret, enable, disable, delete
+    action: str  # create, update, rotate_secret, stage_secret, enable, disable, delete
     endpoint_id: str
     fields: list[str]

@@ -21,6 +21,8 @@ Rules:
 - Every operation lists the error statuses it can answer, each with `ErrorBody`. Bearer
   auth is described when `server.api_token` is set (it applies on TCP; the Unix socket
   needs none). Non-JSON answers are described with their content type.
+- What hookd sends to endpoints is described too, as the document's `webhooks.delivery`:
+  the body and every header, signatures included (`core.signing`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import msgspec
 from hookd import __version__, api, models
 from hookd.core import catalog as catalog_module
 from hookd.core import endpoints as endpoint_rules
-from hookd.core import envelope
+from hookd.core import envelope, signing
 from hookd.core.catalog import Catalog
 from hookd.errors import ErrorBody
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -147,8 +149,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Delete an endpoint; its pending deliveries are cancelled", 204, None, errors=(404, 409)
     ),
     ("POST", "/v1/endpoints/{id}/rotate-secret"): Op(
-        "A new secret (shown in the answer); the previous one keeps signing "
-        "`webhook-signature` for `overlap` (default `delivery.secret_overlap`)",
+        "A new secret (shown in the answer): current at once, or staged until a future "
+        "`activate_at` (`next_secret_at`), signing `X-Webhook-Signature-Next` meanwhile. "
+        "From then the previous one keeps signing (`X-Webhook-Signature-Previous`, "
+        "`webhook-signature`) for `overlap_s` (default `delivery.secret_overlap`)",
         200,
         models.Endpoint,
         api.SecretRotation,
@@ -276,6 +280,7 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
             ),
         },
         "paths": paths,
+        "webhooks": {"delivery": _DELIVERY},
         "components": {"schemas": components},
     }
     if with_token:
@@ -463,18 +468,101 @@ _SUBSCRIPTION = {
 }
 _URL = {"type": "string", "format": "uri", "maxLength": endpoint_rules.MAX_URL}
 # core.endpoints.secret_error: no control characters, no whitespace (str.isspace) at
-# either end.
+# either end; a `whsec_` one must be that prefix and the base64 of its key
+# (signing.standard_key).
 _SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x20, 0x3001)) if c.isspace())
+_B64 = "[A-Za-z0-9+/]"
+_WHSEC_KEY = (
+    f"^{signing.STANDARD_PREFIX}((?:{_B64}{{4}})+(?:{_B64}{{2,3}})?={{0,2}}"
+    f"|{_B64}{{2}}==|{_B64}{{3}}={{1,2}})$"
+)
 _SECRET = {
     "type": "string",
     "maxLength": endpoint_rules.MAX_SECRET,
     "pattern": f"^[^\\x00-\\x1f{_SPACES}]([^\\x00-\\x1f]*[^\\x00-\\x1f{_SPACES}])?$",
+    "anyOf": [{"not": {"pattern": f"^{signing.STANDARD_PREFIX}"}}, {"pattern": _WHSEC_KEY}],
+    "description": (
+        "Used as given for X-Webhook-Signature. One starting with `whsec_` is a Standard "
+        "Webhooks secret, the base64 of its key after the prefix (`=` padding optional), "
+        "and also signs the `webhook-*` headers"
+    ),
 }
 _EVENTS = {
     "type": "array",
     "items": _SUBSCRIPTION,
     "minItems": 1,
     "maxItems": 100,
+}
+
+
+def _header(name: str, description: str, required: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_SPEC_FORM = "`sha256=<hex HMAC-SHA256 of the body>`"
+_DELIVERY: dict[str, Any] = {
+    "post": {
+        "summary": "What every subscribed endpoint gets, at every attempt",
+        "description": (
+            "A receiver verifies the body against its secret with any of the "
+            "X-Webhook-Signature headers present: then it accepts every delivery, "
+            "holding the old secret or the new, before, during and after a rotation."
+        ),
+        "parameters": [
+            _header("X-Webhook-Signature", f"{_SPEC_FORM}, keyed with the current secret"),
+            _header(
+                "X-Webhook-Signature-Previous",
+                f"{_SPEC_FORM}, keyed with the secret a rotation replaced, during its "
+                "overlap (`previous_secret_until`)",
+                required=False,
+            ),
+            _header(
+                "X-Webhook-Signature-Next",
+                f"{_SPEC_FORM}, keyed with a staged secret until it takes over (`next_secret_at`)",
+                required=False,
+            ),
+            _header("X-Webhook-Id", "the event id, the same at every attempt"),
+            _header("X-Webhook-Event", "the event type"),
+            _header("X-Webhook-Timestamp", "Unix seconds when this attempt was signed"),
+            _header("X-Webhook-Attempt", "1, 2, ..."),
+            *(
+                _header(
+                    name,
+                    "Standard Webhooks, with a `whsec_` secret; `webhook-signature` holds "
+                    "one `v1,<base64>` per `whsec_` secret signing (current, next, "
+                    "previous), separated by spaces",
+                    required=False,
+                )
+                for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+            ),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["event", "timestamp", "data"],
+                        "properties": {
+                            "event": {"type": "string"},
+                            "timestamp": {"type": "string"},
+                            "data": _JSON_OBJECT,
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "2XX": {"description": "Delivered"},
+            "default": {"description": "A failed attempt, retried on the schedule"},
+        },
+    }
 }
 
 
@@ -500,6 +588,7 @@ def _constrain(components: dict[str, Any], strict_time: bool) -> None:
     components["EndpointPatch"]["minProperties"] = 1  # "nothing to change" is a 422
     rotation = components["SecretRotation"]["properties"]
     rotation["secret"] = {"anyOf": [_SECRET, {"type": "null"}], "default": None}
+    rotation["activate_at"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
     replay = components["Replay"]["properties"]
     replay["since"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
 

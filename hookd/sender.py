@@ -42,6 +42,7 @@ from hookd import __version__
 from hookd.clock import Clock
 from hookd.core import http1
 from hookd.core.addresses import AddressPolicy
+from hookd.core.endpoints import Secrets
 from hookd.core.retry import AttemptResult
 from hookd.core.signing import sign
 
@@ -57,14 +58,12 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     delivery_id: int
     endpoint_id: str
     url: str
-    secret: str
+    secrets: Secrets  # which of them sign is decided when the attempt is signed
     event_id: str
     event_type: str
     body: bytes
     attempt: int  # the number of this attempt, counting every round (X-Webhook-Attempt)
     round_attempt: int  # the number of this attempt within its round (for the schedule)
-    previous_secret: str | None = None  # rotated out; signs beside `secret` until ...
-    previous_secret_until: float | None = None
 
 
 class Progress:
@@ -226,8 +225,7 @@ class Sender:
     def _request(self, job: Job, target: _Target) -> bytes:
         now = self._clock.now()
         timestamp = int(now)
-        until = job.previous_secret_until
-        previous = job.previous_secret if until is not None and now < until else None
+        secret, previous, upcoming = job.secrets.signing(now)
         headers = [
             ("Host", target.host_header),
             ("Content-Type", "application/json"),
@@ -237,7 +235,7 @@ class Sender:
             ("X-Webhook-Event", job.event_type),
             ("X-Webhook-Timestamp", str(timestamp)),
             ("X-Webhook-Attempt", str(job.attempt)),
-            *sign(job.secret, job.event_id, timestamp, job.body, previous),
+            *sign(secret, job.event_id, timestamp, job.body, previous, upcoming),
         ]
         return http1.request_bytes(target.path, headers, job.body)
 

@@ -196,6 +196,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE attempts_v6 RENAME TO attempts;
     CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
     """,
+    # 6 -> 7: a staged secret rotation: the next secret, when it takes over (it is current
+    # from then on, computed from these columns: nothing is written at that time), and
+    # how long the secret it replaces keeps signing beside it after that.
+    """
+    ALTER TABLE endpoints ADD COLUMN next_secret TEXT;
+    ALTER TABLE endpoints ADD COLUMN next_secret_at REAL;
+    ALTER TABLE endpoints ADD COLUMN next_secret_overlap REAL;
+    """,
 ]
 
 # After migration 5 -> 6, in its transaction (`store._split_batch_keys`): the keys that
@@ -229,11 +237,16 @@ LIST_EVENTS = f"""
 
 # -- endpoints ------------------------------------------------------------------------
 
+SECRET_COLUMNS = (
+    "secret, previous_secret, previous_secret_until, next_secret, next_secret_at,"
+    " coalesce(next_secret_overlap, 0)"
+)
 ENDPOINT_COLUMNS = (
-    "id, url, events, secret, description, enabled, origin, created_at, updated_at,"
-    " previous_secret_until, rowid"
+    f"id, url, events, description, enabled, origin, created_at, updated_at, {SECRET_COLUMNS},"
+    " rowid"
 )
 GET_ENDPOINT = f"SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ? AND deleted_at IS NULL"
+GET_SECRETS = f"SELECT {SECRET_COLUMNS} FROM endpoints WHERE id = ? AND deleted_at IS NULL"
 LIST_ENDPOINTS = f"""
     SELECT {ENDPOINT_COLUMNS} FROM endpoints
     WHERE deleted_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?
@@ -278,13 +291,19 @@ UPDATE_ENDPOINT = """
             THEN NULL ELSE failing_since END,
         disabled_reason = CASE WHEN enabled IS NOT :enabled OR url IS NOT :url
             THEN NULL ELSE disabled_reason END,
+        -- a secret set here replaces every other at once
         previous_secret = CASE WHEN secret IS :secret THEN previous_secret END,
-        previous_secret_until = CASE WHEN secret IS :secret THEN previous_secret_until END
+        previous_secret_until = CASE WHEN secret IS :secret THEN previous_secret_until END,
+        next_secret = CASE WHEN secret IS :secret THEN next_secret END,
+        next_secret_at = CASE WHEN secret IS :secret THEN next_secret_at END,
+        next_secret_overlap = CASE WHEN secret IS :secret THEN next_secret_overlap END
     WHERE id = :id AND deleted_at IS NULL
 """
-ROTATE_SECRET = """
-    UPDATE endpoints SET secret = :secret, previous_secret = :previous,
-        previous_secret_until = :until, updated_at = :now
+SET_SECRETS = """
+    UPDATE endpoints SET secret = :current, previous_secret = :previous,
+        previous_secret_until = :previous_until, next_secret = :next,
+        next_secret_at = :next_at, next_secret_overlap = :next_overlap,
+        updated_at = coalesce(:now, updated_at)
     WHERE id = :id AND deleted_at IS NULL
 """
 DELETE_ENDPOINT = "UPDATE endpoints SET deleted_at = ?, enabled = 0 WHERE id = ?"
@@ -322,9 +341,9 @@ NEXT_DUE_OF_ENDPOINT = """
     SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_due
     WHERE status = 'pending' AND endpoint_id = ? AND next_attempt_at > ?
 """
-LOAD_JOBS = """
-    SELECT d.id, d.endpoint_id, p.url, p.secret, e.id, e.type, e.body, d.attempts, d.round_start,
-        p.previous_secret, p.previous_secret_until
+LOAD_JOBS = f"""
+    SELECT d.id, d.endpoint_id, p.url, e.id, e.type, e.body, d.attempts, d.round_start,
+        {SECRET_COLUMNS}
     FROM deliveries d
     JOIN events e ON e.seq = d.event_seq
     JOIN endpoints p ON p.id = d.endpoint_id

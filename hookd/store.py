@@ -35,6 +35,7 @@ from hookd import models, sql
 from hookd.core import audit, stats
 from hookd.core.catalog import DisabledEndpoint, FailedDelivery
 from hookd.core.durations import format_duration
+from hookd.core.endpoints import Secrets
 from hookd.core.envelope import PreparedEvent
 from hookd.core.retry import AttemptResult
 from hookd.core.routing import Router, Subscription
@@ -421,21 +422,25 @@ class Store:
             conn.execute(sql.INSERT_ENDPOINT, _endpoint_params(fields, "api", now))
             _audit(conn, now, origin, fields["id"], None, fields)
             self._router = None
-            return _get_endpoint(conn, fields["id"], with_secret=True)
+            return _get_endpoint(conn, fields["id"], now, with_secret=True)
 
         return await self.write(op)
 
-    async def get_endpoint(self, endpoint_id: str) -> models.Endpoint:
-        """One endpoint (without its secret); 404 when unknown or deleted."""
-        return await self.read(lambda conn: _get_endpoint(conn, endpoint_id))
+    async def get_endpoint(self, endpoint_id: str, now: float) -> models.Endpoint:
+        """One endpoint (without its secret) as it stands at `now`; 404 when unknown or
+        deleted."""
+        return await self.read(lambda conn: _get_endpoint(conn, endpoint_id, now))
 
-    async def list_endpoints(self, limit: int, after: int | None) -> models.Page[models.Endpoint]:
-        """Endpoints in creation order; `after` is the cursor of the previous page."""
+    async def list_endpoints(
+        self, limit: int, after: int | None, now: float
+    ) -> models.Page[models.Endpoint]:
+        """Endpoints in creation order, as they stand at `now`; `after` is the cursor of
+        the previous page."""
 
         def query(conn: apsw.Connection) -> models.Page[models.Endpoint]:
             rows = list(conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit)))
             cursor = str(rows[-1][-1]) if len(rows) == limit else None
-            return models.Page([_endpoint(r) for r in rows], cursor)
+            return models.Page([_endpoint(r, now) for r in rows], cursor)
 
         return await self.read(query)
 
@@ -455,11 +460,12 @@ class Store:
         """
 
         def op(conn: apsw.Connection) -> tuple[models.Endpoint, list[Ingested]]:
-            current = _get_endpoint(conn, endpoint_id, with_secret=True)
+            current = _get_endpoint(conn, endpoint_id, now, with_secret=True)
             if current.origin == "config":
                 raise conflict(
                     f"endpoint {endpoint_id!r} is declared in the config file; change it there"
                 )
+            _settled_secrets(conn, endpoint_id, now)  # the row's secret is `current`'s
             before = msgspec.structs.asdict(current)
             merged = {**before, **changes}
             conn.execute(sql.UPDATE_ENDPOINT, _endpoint_params(merged, "api", now))
@@ -473,30 +479,43 @@ class Store:
                     )
                     stored = self._ingest(conn, alert([], [gone], now), now)
             _audit(conn, now, origin, endpoint_id, before, merged)
-            return _get_endpoint(conn, endpoint_id, with_secret="secret" in changes), stored
+            changed = "secret" in changes
+            return _get_endpoint(conn, endpoint_id, now, with_secret=changed), stored
 
         return await self.write(op)
 
     async def rotate_secret(
-        self, endpoint_id: str, secret: str, overlap: float, now: float, *, origin: str
+        self,
+        endpoint_id: str,
+        secret: str,
+        overlap: float,
+        now: float,
+        *,
+        origin: str,
+        activate_at: float | None = None,
     ) -> models.Endpoint:
-        """Give an API-made endpoint a new secret; the one it replaces keeps signing the
-        `webhook-signature` header beside it for `overlap` seconds (none when 0).
-        `origin` is who asked (audit log).
+        """Give an API-made endpoint a new secret, at once or staged to take over at
+        `activate_at` (`Secrets.rotated`); the one it replaces keeps signing beside it
+        for `overlap` seconds from then (none when 0). `origin` is who asked (audit
+        log). The answer shows the new secret.
         """
 
         def op(conn: apsw.Connection) -> models.Endpoint:
-            current = _get_endpoint(conn, endpoint_id, with_secret=True)
+            current = _get_endpoint(conn, endpoint_id, now, with_secret=True)
             if current.origin == "config":
                 raise conflict(
                     f"endpoint {endpoint_id!r} is declared in the config file; change it there"
                 )
-            previous, until = (current.secret, now + overlap) if overlap > 0 else (None, None)
-            params = {"id": endpoint_id, "secret": secret, "previous": previous}
-            conn.execute(sql.ROTATE_SECRET, {**params, "until": until, "now": now})
+            rotated = _settled_secrets(conn, endpoint_id, now).rotated(
+                secret, now, overlap, activate_at
+            )
+            conn.execute(sql.SET_SECRETS, _secret_params(endpoint_id, rotated, now))
             before = msgspec.structs.asdict(current)
-            _audit(conn, now, origin, endpoint_id, before, {**before, "secret": secret})
-            return _get_endpoint(conn, endpoint_id, with_secret=True)
+            field = "secret" if rotated.current == secret else "next_secret"
+            _audit(conn, now, origin, endpoint_id, before, {**before, field: secret})
+            endpoint = _get_endpoint(conn, endpoint_id, now)
+            endpoint.secret = secret
+            return endpoint
 
         return await self.write(op)
 
@@ -505,7 +524,7 @@ class Store:
         asked (audit log)."""
 
         def op(conn: apsw.Connection) -> None:
-            current = _get_endpoint(conn, endpoint_id)
+            current = _get_endpoint(conn, endpoint_id, now)
             if current.origin == "config":
                 raise conflict(
                     f"endpoint {endpoint_id!r} is declared in the config file; remove it there"
@@ -528,7 +547,7 @@ class Store:
         def op(conn: apsw.Connection) -> None:
             for fields in wanted:
                 row = _first(conn, sql.GET_ENDPOINT, (fields["id"],))
-                before = msgspec.structs.asdict(_endpoint(row, with_secret=True)) if row else None
+                before = msgspec.structs.asdict(_endpoint(row, now, True)) if row else None
                 conn.execute(sql.UPSERT_CONFIG_ENDPOINT, _endpoint_params(fields, "config", now))
                 if not fields.get("enabled", True):  # disabled in the file: as through the API
                     conn.execute(sql.CANCEL_PENDING_OF_ENDPOINT, (now, fields["id"]))
@@ -549,7 +568,7 @@ class Store:
         """Store `event` with one delivery, to `endpoint_id` alone (the endpoint test)."""
 
         def op(conn: apsw.Connection) -> Ingested:
-            _enabled_endpoint(conn, endpoint_id)
+            _enabled_endpoint(conn, endpoint_id, now)
             conn.execute(
                 sql.INSERT_EVENT,
                 (event_id, event.event, event.timestamp, now, event.body, None, -1, 1),
@@ -601,20 +620,17 @@ class Store:
         def query(conn: apsw.Connection) -> dict[int, Job]:
             jobs = {}
             for row in conn.execute(sql.LOAD_JOBS, (ids,)):
-                ident, endpoint, url, secret, event_id, kind, body, attempts, start, *old = row
-                previous, previous_until = old
+                ident, endpoint, url, event_id, kind, body, attempts, start, *secrets = row
                 jobs[ident] = Job(
                     delivery_id=ident,
                     endpoint_id=endpoint,
                     url=url,
-                    secret=secret,
+                    secrets=Secrets(*secrets),
                     event_id=event_id,
                     event_type=kind,
                     body=body,
                     attempt=attempts + 1,
                     round_attempt=attempts - start + 1,
-                    previous_secret=previous,
-                    previous_secret_until=previous_until,
                 )
             return jobs
 
@@ -788,7 +804,7 @@ class Store:
         """Re-queue an endpoint's deliveries with `status` created since `since`."""
 
         def op(conn: apsw.Connection) -> int:
-            _enabled_endpoint(conn, endpoint_id)
+            _enabled_endpoint(conn, endpoint_id, now)
             conn.execute(
                 sql.REPLAY_ENDPOINT,
                 {"endpoint": endpoint_id, "status": status, "since": since, "now": now},
@@ -1005,8 +1021,9 @@ def _event(row: Row) -> models.Event:
     )
 
 
-def _endpoint(row: Row, with_secret: bool = False) -> models.Endpoint:
-    ident, url, events, secret, description, enabled, origin, created, updated, until, _ = row
+def _endpoint(row: Row, now: float, with_secret: bool = False) -> models.Endpoint:
+    ident, url, events, description, enabled, origin, created, updated, *stored, _ = row
+    secrets = Secrets(*stored).at(now)
     return models.Endpoint(
         id=ident,
         url=url,
@@ -1016,18 +1033,37 @@ def _endpoint(row: Row, with_secret: bool = False) -> models.Endpoint:
         origin=origin,
         created_at=models.iso(created),
         updated_at=models.iso(updated),
-        previous_secret_until=models.iso(until),
-        secret=secret if with_secret else msgspec.UNSET,
+        previous_secret_until=models.iso(secrets.previous_until),
+        next_secret_at=models.iso(secrets.next_at),
+        secret=secrets.current if with_secret else msgspec.UNSET,
     )
 
 
 def _get_endpoint(
-    conn: apsw.Connection, endpoint_id: str, with_secret: bool = False
+    conn: apsw.Connection, endpoint_id: str, now: float, with_secret: bool = False
 ) -> models.Endpoint:
     row = _first(conn, sql.GET_ENDPOINT, (endpoint_id,))
     if row is None:
         raise not_found(f"endpoint {endpoint_id!r}")
-    return _endpoint(row, with_secret)
+    return _endpoint(row, now, with_secret)
+
+
+def _settled_secrets(conn: apsw.Connection, endpoint_id: str, now: float) -> Secrets:
+    """An endpoint's secrets as they stand at `now`, written back when a staged secret
+    has taken over since they were stored (nothing is written at that moment itself)."""
+    row = _first(conn, sql.GET_SECRETS, (endpoint_id,))
+    if row is None:
+        raise not_found(f"endpoint {endpoint_id!r}")
+    stored = Secrets(*row)
+    settled = stored.at(now)
+    if settled != stored:
+        conn.execute(sql.SET_SECRETS, _secret_params(endpoint_id, settled, None))
+    return settled
+
+
+def _secret_params(endpoint_id: str, secrets: Secrets, now: float | None) -> dict[str, Any]:
+    """SET_SECRETS's parameters; `now` None leaves `updated_at` as it is."""
+    return {**secrets._asdict(), "id": endpoint_id, "now": now}
 
 
 def _endpoint_stats(
@@ -1095,8 +1131,8 @@ def _finish_params(record: AttemptRecord) -> dict[str, Any]:
     }
 
 
-def _enabled_endpoint(conn: apsw.Connection, endpoint_id: str) -> models.Endpoint:
-    endpoint = _get_endpoint(conn, endpoint_id)
+def _enabled_endpoint(conn: apsw.Connection, endpoint_id: str, now: float) -> models.Endpoint:
+    endpoint = _get_endpoint(conn, endpoint_id, now)
     if not endpoint.enabled:
         raise conflict(f"endpoint {endpoint_id!r} is disabled; enable it first")
     return endpoint

@@ -200,6 +200,32 @@ async def test_rotate_secret_shows_a_new_one(hookd: Running) -> None:
     assert await stored_secret(hookd, created["id"]) == "outra_chave"
 
 
+@pytest.mark.parametrize(
+    "secret", ["whsec_", "whsec_not base64!", "whsec_QUJDZA===", "whsec_QUJDZ", "whsec_ab-_cd"]
+)
+async def test_a_whsec_secret_that_does_not_decode_is_refused_everywhere(
+    hookd: Running, secret: str
+) -> None:
+    # Accepted, it would be signed with X-Webhook-Signature alone, and every Standard
+    # Webhooks library would reject its deliveries for the missing webhook-* headers.
+    made = await create_endpoint(hookd.client, ["*"])
+    path = f"/v1/endpoints/{made['id']}"
+    for method, url, body in (
+        (
+            "POST",
+            "/v1/endpoints",
+            {"url": "http://127.0.0.1:9/h", "events": ["*"], "secret": secret},
+        ),
+        ("PATCH", path, {"secret": secret}),
+        ("POST", f"{path}/rotate-secret", {"secret": secret}),
+    ):
+        error = assert_error(await hookd.client.request(method, url, json=body), 422)
+        assert "whsec_" in error["message"], error
+        assert "base64" in error["message"], error
+    assert len(await list_endpoints(hookd)) == 1
+    assert await stored_secret(hookd, made["id"]) == made["secret"]
+
+
 # -- endpoints from the config file -------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from hookd import config
-from hookd.commands.config_check import MASK
+from hookd.commands.config_check import MASK, STANDARD_MASK
 from tests.cli_runner import run_main
 from tests.conftest import write_config
 
@@ -53,13 +53,13 @@ def test_prints_the_effective_config_with_secrets_masked(short_dir: Path) -> Non
     printed = config.parse(ran.out, "printed")  # hookd reads it back
     original = config.load(str(path))
     assert printed.server.api_token == MASK
-    assert [e.secret for e in printed.endpoint] == [f"whsec_{MASK}", MASK]
+    assert [e.secret for e in printed.endpoint] == [STANDARD_MASK, MASK]
     masked = msgspec.structs.replace(
         original,
         server=msgspec.structs.replace(original.server, api_token=MASK),
         endpoint=[
             msgspec.structs.replace(e, secret=s)
-            for e, s in zip(original.endpoint, [f"whsec_{MASK}", MASK], strict=True)
+            for e, s in zip(original.endpoint, [STANDARD_MASK, MASK], strict=True)
         ],
     )
     assert printed == masked

@@ -5,7 +5,11 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import pytest
 
 from tests.cli_runner import cli
 from tests.conftest import Running
@@ -179,6 +183,24 @@ async def test_rotate_secret(hookd: Running) -> None:
     )
     assert chosen.code == 0
     assert re.search(r"^secret\s+minha_chave$", chosen.out, re.MULTILINE)
+
+
+async def test_rotate_secret_staged(hookd: Running) -> None:
+    created = await add(hookd, "--events", "*")
+    rotate = ("endpoints", "rotate-secret", created["id"], "--activate-at")
+    ran = await cli(hookd.socket, *rotate, "2099-01-01T03:00Z", "--secret", "nova_chave")
+    assert ran.code == 0, ran.err
+    assert re.search(r"^next secret\s+nova_chave$", ran.out, re.MULTILINE)
+    assert re.search(r"^next secret takes over\s+2099-01-01T03:00:00Z", ran.out, re.MULTILINE)
+    assert (await get_endpoint(hookd, created["id"]))["next_secret_at"] == (
+        "2099-01-01T03:00:00.000Z"
+    )
+    ahead = await cli(hookd.socket, *rotate, "2h", "--json")  # a duration from now
+    staged = datetime.fromisoformat(ahead.json()["next_secret_at"]).timestamp()
+    assert staged == pytest.approx(time.time() + 7200, abs=30)
+    wrong = await cli(hookd.socket, *rotate, "amanhã")
+    assert wrong.code == 2
+    assert "--activate-at" in wrong.err
 
 
 async def test_rm(hookd: Running) -> None:

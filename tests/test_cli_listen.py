@@ -238,6 +238,15 @@ def test_answer_status(options: dict, expected: list[int]) -> None:
         (SPEC_SECRET, {"x-webhook-signature": f"sha256={SPEC_DIGEST}"}, ("OK", "-")),
         (SPEC_SECRET, {"x-webhook-signature": f"sha256={SPEC_DIGEST[::-1]}"}, ("BAD", "-")),
         ("outra_chave", {"x-webhook-signature": f"sha256={SPEC_DIGEST}"}, ("BAD", "-")),
+        *(  # during a rotation: the old or the next secret's signature beside the current
+            (
+                SPEC_SECRET,
+                {"x-webhook-signature": "sha256=00", name: f"sha256={SPEC_DIGEST}"},
+                ("OK", "-"),
+            )
+            for name in ("x-webhook-signature-previous", "x-webhook-signature-next")
+        ),
+        (SPEC_SECRET, {"x-webhook-signature-previous": f"sha256={SPEC_DIGEST}"}, ("-", "-")),
         (
             SECRET,  # a Standard Webhooks signature made for another id
             {"webhook-id": "b", "webhook-timestamp": "1", "webhook-signature": "v1,xx"},

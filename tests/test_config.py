@@ -132,6 +132,7 @@ def test_accepted(text: str) -> None:
         (ENDPOINT.replace('"cliente.*"', '"cliente.*\\n"') + 'secret = "s"', "endpoint[0].events"),
         (ENDPOINT.replace('["cliente.*"]', "[]") + 'secret = "s"', "endpoint[0].events"),  # none
         (ENDPOINT + 'secret = ""', "endpoint[0].secret"),  # empty secret
+        (ENDPOINT + 'secret = "whsec_not-base64"', "endpoint[0].secret"),  # whsec_ but no key
         (ENDPOINT, "secret"),  # secret missing
         (ENDPOINT + 'secret = "s"\nfoo = 1', "endpoint[0].foo"),  # unknown endpoint key
         (ENDPOINT + 'secret = "s"\nid = "bad id"', "endpoint[0].id"),  # bad id

@@ -10,6 +10,7 @@ examples per operation (default 80, about 45 s here) with the seed `HOOKD_CONTRA
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -19,9 +20,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookd import api, openapi
+from hookd.core import endpoints as endpoint_rules
 from hookd.core.catalog import Catalog, CustomType
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from tests.conftest import Running
@@ -88,6 +93,29 @@ def test_the_ingest_schema_follows_the_catalog_and_its_mode() -> None:
     # The ingest route's examples are the catalog's, every one accepted at ingest.
     post = openapi.document(Catalog([own]))["paths"]["/v1/events"]["post"]
     assert list(post["requestBody"]["content"]["application/json"]["examples"]) == spec
+
+
+@functools.cache
+def secret_validator() -> jsonschema_rs.Validator:
+    components = openapi.document(Catalog())["components"]["schemas"]
+    return jsonschema_rs.validator_for(components["EndpointPatch"]["properties"]["secret"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.from_regex(r"whsec_[A-Za-z0-9+/=_ -]{0,10}", fullmatch=True),
+        st.sampled_from(
+            ["whsec_QUJDZGU", "whsec_QUJDZA=", "whsec_QUJ==", "whsec_QU=", "whsec_QU=="]
+        ),
+    )
+)
+def test_the_secret_schema_allows_what_the_api_accepts(secret: str) -> None:
+    # schemathesis holds the daemon to the document: a whsec_ secret the API refuses
+    # (it does not decode) must be one the document forbids, and the other way round.
+    allowed = secret_validator().is_valid(secret)
+    assert allowed == (endpoint_rules.secret_error(secret) is None)
 
 
 async def test_the_daemon_serves_the_document_for_its_config(hookd_factory: Start) -> None:

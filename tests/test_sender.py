@@ -28,6 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from hookd import __version__
 from hookd.clock import Clock
 from hookd.core.addresses import AddressPolicy
+from hookd.core.endpoints import Secrets
 from hookd.core.retry import AttemptResult
 from hookd.sender import Job, Sender
 
@@ -45,7 +46,7 @@ def make_job(url: str, *, secret: str = SECRET, body: bytes = BODY, attempt: int
         delivery_id=1,
         endpoint_id="ep_1",
         url=url,
-        secret=secret,
+        secrets=Secrets(secret),
         event_id="evt_01HZX",
         event_type="cliente.criado",
         body=body,

@@ -18,6 +18,7 @@ install fails, those tests are skipped with the reason.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -43,6 +44,7 @@ from tests.test_delivery import subscribe
 Start = Callable[..., Awaitable[Running]]
 
 RECEIVERS = Path(__file__).parent / "spec_receivers"
+README = Path(__file__).parents[1] / "README.md"
 SPEC_SECRET = "sua_chave_secreta"  # the spec's example secret
 SPEC_TIMESTAMP = "2024-01-01T10:00:00Z"  # the timestamp of every spec example
 NO_RETRIES = '[delivery]\nretry_schedule = ["0s"]'
@@ -138,8 +140,9 @@ TRICKY_SAMPLES = [
 # -- helpers -----------------------------------------------------------------------------
 
 
-async def send_all(hookd: Running, samples: list[Sample]) -> dict[str, Sample]:
-    """Ingest every sample; the accepted ones by event id (a 422 is allowed when marked)."""
+async def send_all(hookd: Running, samples: list[Sample], endpoints: int = 1) -> dict[str, Sample]:
+    """Ingest every sample, each to `endpoints` endpoints; the accepted ones by event id
+    (a 422 is allowed when marked)."""
     accepted = {}
     for sample in samples:
         response = await hookd.client.post(
@@ -148,7 +151,7 @@ async def send_all(hookd: Running, samples: list[Sample]) -> dict[str, Sample]:
         if sample.may_refuse and response.status_code == 422:
             continue
         assert response.status_code == 202, f"{sample.name}: {response.text}"
-        assert response.json()["deliveries"] == 1, f"{sample.name}: {response.text}"
+        assert response.json()["deliveries"] == endpoints, f"{sample.name}: {response.text}"
         accepted[response.json()["id"]] = sample
     return accepted
 
@@ -231,13 +234,59 @@ def spec_receiver(
         env["NODE_PATH"] = str(request.getfixturevalue("express_modules"))
         command = ["node", str(RECEIVERS / "express_receiver.js")]
     log = tmp_path_factory.mktemp(request.param) / "receiver.log"
+    with receiver_process(command, env, port, log):
+        yield f"http://127.0.0.1:{port}/webhook"
+
+
+@pytest.fixture(scope="module", params=["flask", "express"])
+def readme_receiver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL of one of the README's receivers (Secret rotation), run as written, with
+    the spec's secret written in them: only the port is chosen here."""
+    port = free_port()
+    where = tmp_path_factory.mktemp(f"readme-{request.param}")
+    env = dict(os.environ)
+    if request.param == "flask":
+        (where / "receiver.py").write_text(readme_block("python"))
+        run = f"exec(open('receiver.py').read()); app.run(port={port})"
+        command = [sys.executable, "-c", run]
+    else:
+        env["NODE_PATH"] = str(request.getfixturevalue("express_modules"))
+        code = readme_block("javascript")
+        assert code.count("app.listen(3000);") == 1
+        (where / "receiver.js").write_text(
+            code.replace("app.listen(3000);", f"app.listen({port});")
+        )
+        command = ["node", "receiver.js"]
+    with receiver_process(command, env, port, where / "receiver.log", cwd=where):
+        yield f"http://127.0.0.1:{port}/webhook"
+
+
+def readme_block(language: str) -> str:
+    """The README's receiver example in `language`: the block naming the three headers."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.DOTALL)
+    [block] = [b for b in blocks if "x-webhook-signature-next" in b.lower()]
+    return block
+
+
+@contextlib.contextmanager
+def receiver_process(
+    command: list[str], env: dict[str, str], port: int, log: Path, cwd: Path | None = None
+) -> Iterator[None]:
+    """Run a receiver until the block ends, once it accepts connections on `port`."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_accepting(port, process, log)
-        yield f"http://127.0.0.1:{port}/webhook"
+        yield
     finally:
         process.terminate()
         try:
@@ -269,8 +318,14 @@ async def test_tricky_payloads_pass_the_spec_receivers(
     assert await rejections(hookd, accepted) == []
 
 
-async def test_standard_webhooks_headers_verify(hookd_factory: Start) -> None:
-    secret = "whsec_" + base64.b64encode(b"hookd standard webhooks test key").decode()
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"hookd standard webhooks test key").decode()
+
+
+# Every form of whsec_ secret the README allows: padded, and with the padding left out
+# (as Standard Webhooks and Svix libraries accept it, so integrators write it).
+@pytest.mark.parametrize("secret", [STANDARD_SECRET, STANDARD_SECRET.rstrip("=")])
+async def test_standard_webhooks_headers_verify(hookd_factory: Start, secret: str) -> None:
+    assert STANDARD_SECRET.endswith("=")  # so the second form does leave padding out
     hookd = await hookd_factory(NO_RETRIES)
     samples = SPEC_SAMPLES + TRICKY_SAMPLES
     async with serve_receiver() as receiver:
@@ -285,6 +340,32 @@ async def test_standard_webhooks_headers_verify(hookd_factory: Start) -> None:
         # The check is not vacuous: the same headers do not verify another body.
         with pytest.raises(WebhookVerificationError):
             verifier.verify(got.body + b" ", got.headers)
+
+
+async def test_the_readme_receivers_accept_every_secret_of_a_rotation(
+    readme_receiver: str, hookd_factory: Start
+) -> None:
+    # The receiver holds the spec's secret. One endpoint has just rotated away from it
+    # (it signs X-Webhook-Signature-Previous for the overlap), the other has it staged
+    # (X-Webhook-Signature-Next until 2099): the receiver must accept both.
+    hookd = await hookd_factory(NO_RETRIES)
+    rotated = await subscribe(hookd, readme_receiver, ["*"], secret=SPEC_SECRET)
+    staged = await subscribe(hookd, readme_receiver, ["*"], secret="outro_segredo")
+    for endpoint, body in (
+        (rotated, {"secret": "nova_chave"}),
+        (staged, {"secret": SPEC_SECRET, "activate_at": "2099-01-01T00:00:00Z"}),
+    ):
+        path = f"/v1/endpoints/{endpoint['id']}/rotate-secret"
+        assert (await hookd.client.post(path, json=body)).status_code == 200
+    accepted = await send_all(hookd, SPEC_SAMPLES + TRICKY_SAMPLES, endpoints=2)
+    assert await rejections(hookd, accepted) == []
+    # Not vacuous: with the old secret no longer signing, the receiver refuses.
+    path = f"/v1/endpoints/{rotated['id']}/rotate-secret"
+    assert (await hookd.client.post(path, json={"overlap_s": 0})).status_code == 200
+    last = Sample("after-the-overlap", "cliente.criado", '{"id": "cliente_123"}')
+    accepted |= await send_all(hookd, [last], endpoints=2)
+    [refused] = await rejections(hookd, accepted)
+    assert refused.startswith("after-the-overlap: failed, HTTP 401"), refused
 
 
 # -- the copies match the spec -----------------------------------------------------------

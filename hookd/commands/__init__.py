@@ -166,7 +166,13 @@ def print_list(
 
 
 def since_time(text: str, now: float) -> str:
-    """`--since` as RFC 3339 UTC: a duration back from `now` ("2h") or a time.
+    """`--since` as RFC 3339 UTC: a duration back from `now` ("2h") or a time."""
+    return option_time("--since", text, now)
+
+
+def option_time(option: str, text: str, now: float, *, ahead: bool = False) -> str:
+    """A time option as RFC 3339 UTC: a duration ("2h") back from `now`, or on from it
+    when `ahead`; or a time.
 
     A time without an offset is local time; seconds may be left out
     ("2024-01-01T10:00Z").
@@ -178,12 +184,12 @@ def since_time(text: str, now: float) -> str:
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise UsageError(
-                f"--since: expected a duration like 2h or 30m, or a time like "
+                f"{option}: expected a duration like 2h or 30m, or a time like "
                 f"2024-01-01T10:00Z, got {text!r}"
             ) from None
         stamp = moment.astimezone(UTC)
     else:
-        stamp = datetime.fromtimestamp(now - seconds, tz=UTC)
+        stamp = datetime.fromtimestamp(now + seconds if ahead else now - seconds, tz=UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

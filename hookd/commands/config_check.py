@@ -5,7 +5,8 @@ Rules:
   A bad file exits 2 with the one line that names the key, as `hookd serve` would.
 - The effective configuration (every default filled in) is printed as TOML that
   `hookd serve` accepts, durations in their units, with `server.api_token` and every
-  endpoint `secret` masked: the output may be pasted into a ticket.
+  endpoint `secret` masked: the output may be pasted into a ticket. A `whsec_` secret
+  stays one (`whsec_MASKED`, valid base64), so the output still loads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hookd.commands import Context
 from hookd.core.durations import format_duration
 
 MASK = "********"
+STANDARD_MASK = "whsec_MASKED"  # whsec_ + base64, as core.endpoints wants such secrets
 
 
 def register(commands: Any) -> None:
@@ -79,8 +81,7 @@ def _pairs(section: msgspec.Struct) -> list[str]:
 
 
 def _mask(secret: str) -> str:
-    scheme = "whsec_" if secret.startswith("whsec_") else ""
-    return scheme + MASK
+    return STANDARD_MASK if secret.startswith("whsec_") else MASK
 
 
 def _toml(value: Any) -> str:

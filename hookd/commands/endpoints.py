@@ -3,7 +3,8 @@
 Rules: `--events` may be repeated and may hold several patterns separated by commas.
 A secret is printed only where the API shows it (on `add` and `rotate-secret`), with a
 reminder that it will not be shown again. `rotate-secret --overlap` is a duration
-("0s", "2h"), sent to the API in seconds.
+("0s", "2h"), sent to the API in seconds; `--activate-at` a time, or a duration from
+now ("2h"), sent as RFC 3339 UTC.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hookd.client import Answer, UsageError
-from hookd.commands import Context, paging_options, print_list, subcommand
+from hookd.commands import Context, option_time, paging_options, print_list, subcommand
 from hookd.core.durations import parse_duration
 from hookd.output import Screen, Styled
 
@@ -49,6 +50,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="how long the old secret keeps signing too (default: delivery.secret_overlap, "
         "24h; 0s for a leaked secret)",
+    )
+    rotate.add_argument(
+        "--activate-at",
+        metavar="TIME",
+        help="stage the new secret to take over then (a time like 2024-01-01T03:00Z, or "
+        "a duration from now like 2h); until then it signs X-Webhook-Signature-Next",
     )
     test_text = "send a hookd.teste event to this endpoint alone"
     subcommand(actions, "test", test_text, _test, common)
@@ -157,6 +164,9 @@ def _rotate(context: Context) -> int:
             body["overlap_s"] = parse_duration(args.overlap)
         except ValueError as exc:
             raise UsageError(f"--overlap: {exc}") from None
+    if args.activate_at is not None:
+        now = context.screen.now
+        body["activate_at"] = option_time("--activate-at", args.activate_at, now, ahead=True)
     answer = context.client().post(_path(args.id, "/rotate-secret"), body or None)
     _print_endpoint(context, answer)
     return 0
@@ -187,8 +197,11 @@ def _print_endpoint(context: Context, answer: Answer) -> None:
         ("created", screen.when(endpoint["created_at"])),
         ("updated", screen.when(endpoint["updated_at"])),
     ]
-    if "secret" in endpoint:
-        pairs.append(("secret", Styled(endpoint["secret"], "bold")))
+    staged = endpoint.get("next_secret_at")
+    if "secret" in endpoint:  # a staged rotation's answer shows the staged secret
+        pairs.append(("next secret" if staged else "secret", Styled(endpoint["secret"], "bold")))
+    if staged:
+        pairs.append(("next secret takes over", screen.when(staged)))
     if endpoint.get("previous_secret_until"):
         until = endpoint["previous_secret_until"]
         pairs.append(("old secret signs until", screen.when(until)))

@@ -6,17 +6,25 @@ Rules:
 - `events` is a non-empty list of subscription patterns (see `routing`).
 - A generated secret is `whsec_` + base64 of 32 random bytes (a Standard Webhooks
   secret); a given one is kept as given (the spec's examples use `sua_chave_secreta`).
+  A given secret that starts with `whsec_` must decode as a Standard Webhooks secret
+  (`signing.standard_key`), or it is refused: it would promise headers it cannot sign.
 - Ids of endpoints declared in the config file are derived from their URL, so they stay
   the same across restarts.
+- Which secrets sign at a given time follows from what is stored (`Secrets`) and that
+  time alone: a staged secret takes over at its time without anything being written
+  then, and the secret it replaces keeps signing beside it for the overlap chosen when
+  it was staged. The time is an argument: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from hookd.core.routing import MAX_PATTERNS, pattern_error
+from hookd.core.signing import STANDARD_PREFIX, standard_key
 
 MAX_URL = 2048
 MAX_SECRET = 512
@@ -74,6 +82,13 @@ def secret_error(secret: object) -> str | None:
         return f"secret is longer than {MAX_SECRET} characters"
     if secret != secret.strip() or any(ord(c) < 0x20 for c in secret):
         return "secret must not contain control characters or surrounding spaces"
+    if secret.startswith(STANDARD_PREFIX) and standard_key(secret) is None:
+        return (
+            f"a secret starting with {STANDARD_PREFIX!r} is a Standard Webhooks secret: the"
+            " base64 of its key must follow (A-Z a-z 0-9 + /, at least 4 characters, '='"
+            " padding optional); without that prefix a secret is used as given, for"
+            " X-Webhook-Signature alone"
+        )
     return None
 
 
@@ -84,9 +99,52 @@ def overlap_error(seconds: float) -> str | None:
     return None
 
 
+class Secrets(NamedTuple):
+    """An endpoint's secrets as stored (times in Unix seconds): the current one; the one
+    it replaced, signing beside it until `previous_until`; and a staged one that takes
+    over at `next_at`, the current one then signing beside it for `next_overlap` s."""
+
+    current: str
+    previous: str | None = None
+    previous_until: float | None = None
+    next: str | None = None
+    next_at: float | None = None
+    next_overlap: float = 0.0
+
+    def at(self, now: float) -> Secrets:
+        """These secrets as they stand at `now`: a staged secret whose time has come is
+        the current one, and the one it replaced the previous one for its overlap."""
+        if self.next is None or self.next_at is None or now < self.next_at:
+            return self
+        if self.next_overlap <= 0:
+            return Secrets(self.next)
+        return Secrets(self.next, self.current, self.next_at + self.next_overlap)
+
+    def signing(self, now: float) -> tuple[str, str | None, str | None]:
+        """The secrets that sign an attempt made at `now`: (current, previous, next); a
+        previous one past its overlap, or a next one not staged, is None."""
+        state = self.at(now)
+        until = state.previous_until
+        previous = state.previous if until is not None and now < until else None
+        return state.current, previous, state.next
+
+    def rotated(
+        self, secret: str, now: float, overlap: float, activate_at: float | None = None
+    ) -> Secrets:
+        """After a rotation to `secret` asked at `now`: it is current at once, or from
+        `activate_at` when that is later (staged; a secret staged before is replaced);
+        the one it replaces keeps signing for `overlap` seconds from then."""
+        state = self.at(now)
+        if activate_at is not None and activate_at > now:
+            return state._replace(next=secret, next_at=activate_at, next_overlap=overlap)
+        if overlap <= 0:
+            return Secrets(secret)
+        return Secrets(secret, state.current, now + overlap)
+
+
 def new_secret(random32: bytes) -> str:
     """A Standard Webhooks secret made of 32 random bytes."""
-    return "whsec_" + base64.b64encode(random32).decode("ascii")
+    return STANDARD_PREFIX + base64.b64encode(random32).decode("ascii")
 
 
 def config_endpoint_id(url: str) -> str:

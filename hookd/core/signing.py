@@ -5,12 +5,21 @@ Rules (DESIGN §1):
   with the endpoint secret's UTF-8 bytes: the spec's scheme, checked by its receivers.
 - When the secret is a Standard Webhooks secret (`whsec_<base64>`), the `webhook-id`,
   `webhook-timestamp` and `webhook-signature` headers are added too:
-  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`.
-- During a rotation's overlap the previous secret is given too: `webhook-signature`
-  then carries one signature per `whsec_` secret, the new one first, separated by a
-  space (Standard Webhooks lets receivers accept any of them), so a receiver still on
-  the old secret and one already on the new both verify. `X-Webhook-Signature` is the
-  new secret's alone: the spec's scheme has room for one.
+  `v1,<base64 HMAC-SHA256(base64-decoded key, f"{id}.{timestamp}.{body}")>`. The key is
+  decoded as the Standard Webhooks and Svix libraries (JavaScript's and Python's) all
+  decode it: the standard base64 alphabet, at least 4 characters, `=` padding optional
+  (at most two). A `whsec_` secret that does not decode so is no such secret:
+  `core.endpoints` refuses it, so no endpoint is signed without the headers its
+  `whsec_` secret promises.
+- `X-Webhook-Signature` is always the current secret's alone, as the spec's receivers
+  check it. During a rotation's overlap the previous secret signs
+  `X-Webhook-Signature-Previous` (same form), and while a rotation is staged the next
+  secret signs `X-Webhook-Signature-Next`: a receiver that accepts any of the three
+  verifies every delivery whether it holds the old secret or the new, before, at and
+  after the switch. Each is sent only when its secret differs from the current one.
+- `webhook-signature` carries one signature per `whsec_` key among them (current,
+  next, previous, in that order), separated by a space (Standard Webhooks lets
+  receivers accept any of them).
 - Verification compares in constant time. The timestamp is an argument: nothing here
   reads the clock.
 """
@@ -23,6 +32,8 @@ import functools
 import hmac
 
 SIGNATURE_HEADER = "X-Webhook-Signature"
+PREVIOUS_HEADER = "X-Webhook-Signature-Previous"
+NEXT_HEADER = "X-Webhook-Signature-Next"
 STANDARD_PREFIX = "whsec_"
 
 
@@ -33,13 +44,19 @@ def spec_signature(secret: str, body: bytes) -> str:
 
 @functools.lru_cache(maxsize=1024)  # asked at every attempt; secrets are few
 def standard_key(secret: str) -> bytes | None:
-    """The HMAC key of a `whsec_` secret, or None when `secret` is not of that form."""
+    """The HMAC key of a `whsec_` secret (base64, padded or not), or None when `secret`
+    is not of that form."""
     if not secret.startswith(STANDARD_PREFIX):
         return None
+    text = secret[len(STANDARD_PREFIX) :]
+    data = text.rstrip("=")
+    if len(text) < 4 or len(text) - len(data) > 2:  # what JavaScript's refuses
+        return None
     try:
-        return base64.b64decode(secret[len(STANDARD_PREFIX) :], validate=True)
+        key = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
+    return key
 
 
 def standard_signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
@@ -49,14 +66,23 @@ def standard_signature(key: bytes, event_id: str, timestamp: int, body: bytes) -
 
 
 def sign(
-    secret: str, event_id: str, timestamp: int, body: bytes, previous: str | None = None
+    secret: str,
+    event_id: str,
+    timestamp: int,
+    body: bytes,
+    previous: str | None = None,
+    next_secret: str | None = None,
 ) -> list[tuple[str, str]]:
     """The signature headers for one attempt of `body`; `previous` is a rotated-out
-    secret still in its overlap.
+    secret still in its overlap, `next_secret` a staged one not yet current.
     """
     headers = [(SIGNATURE_HEADER, spec_signature(secret, body))]
-    secrets = (secret,) if previous is None or previous == secret else (secret, previous)
-    keys = [key for key in map(standard_key, secrets) if key is not None]
+    secrets = [secret]
+    for name, other in ((NEXT_HEADER, next_secret), (PREVIOUS_HEADER, previous)):
+        if other is not None and other not in secrets:
+            headers.append((name, spec_signature(other, body)))
+            secrets.append(other)
+    keys = list(dict.fromkeys(key for key in map(standard_key, secrets) if key is not None))
     if keys:
         signatures = " ".join(standard_signature(k, event_id, timestamp, body) for k in keys)
         headers += [

@@ -50,19 +50,52 @@ def test_standard_webhooks_reference_vector() -> None:
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-@pytest.mark.parametrize(
-    ("secret", "expected"),
-    [
-        (WHSEC, bytes(range(32))),  # a generated secret
-        ("whsec_", b""),  # prefix only: an empty key
-        ("sua_chave_secreta", None),  # the spec's plain secret
-        ("whsec_not base64!", None),  # prefix but not base64
-        ("whsec_AAA", None),  # missing padding: refused by strict decoding
-        ("WHSEC_" + WHSEC[6:], None),  # the prefix is case-sensitive
-    ],
-)
-def test_standard_key(secret: str, expected: bytes | None) -> None:
+UNPADDED = WHSEC.rstrip("=")  # whsec_AAECAwQF...Hh8, as the integrators wrote it
+STANDARD_KEYS: list[tuple[str, bytes]] = [
+    (WHSEC, bytes(range(32))),  # a generated secret
+    (UNPADDED, bytes(range(32))),  # the same without its '=': the libraries add it
+    ("whsec_QUJDZGVm", b"ABCdef"),  # a multiple of 4: no padding either way
+    ("whsec_QUJDZGU", b"ABCde"),  # one '=' left out
+    ("whsec_QUJDZA", b"ABCd"),  # two '=' left out
+    ("whsec_QUJDZA==", b"ABCd"),
+    ("whsec_QUJDZA=", b"ABCd"),  # padding begun, not complete: the libraries take it
+    ("whsec_QU==", b"A"),  # 4 characters with the padding
+    (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ),
+]
+NOT_STANDARD = [
+    "sua_chave_secreta",  # the spec's plain secret
+    "whsec_",  # prefix only: an empty key
+    "whsec_not base64!",  # prefix but not base64
+    "whsec_QUJDZA===",  # too much padding
+    "whsec_QU=",  # under 4 characters, padding included: JavaScript's decoder refuses it
+    "whsec_QUJDZ",  # 5 characters: no base64 text is 1 more than a multiple of 4
+    "whsec_QU",  # under 4 characters: JavaScript's decoder refuses it
+    "whsec_ab-_cd",  # the URL-safe alphabet
+    "WHSEC_" + WHSEC[6:],  # the prefix is case-sensitive
+]
+
+
+@pytest.mark.parametrize(("secret", "expected"), STANDARD_KEYS)
+def test_standard_key(secret: str, expected: bytes) -> None:
     assert standard_key(secret) == expected
+    assert Webhook(secret)._whsecret == expected  # as the Standard Webhooks package does
+
+
+@pytest.mark.parametrize("secret", NOT_STANDARD)
+def test_not_standard_keys(secret: str) -> None:
+    assert standard_key(secret) is None
+
+
+@pytest.mark.parametrize(("secret", "_"), STANDARD_KEYS)
+def test_every_standard_secret_form_verifies_with_the_standardwebhooks_package(
+    secret: str, _: bytes
+) -> None:
+    headers = dict(sign(secret, EVENT_ID, int(time.time()), BODY_BYTES))
+    assert "webhook-signature" in headers  # not only X-Webhook-Signature
+    Webhook(secret).verify(BODY_BYTES, headers)
 
 
 def test_sign_with_a_plain_secret_adds_only_the_spec_header() -> None:
@@ -211,5 +244,39 @@ def test_overlap_to_a_plain_secret_keeps_the_old_standard_signature() -> None:
 
 
 def test_rotating_to_the_same_secret_signs_once() -> None:
-    headers = dict(sign(WHSEC, EVENT_ID, 1, BODY_BYTES, previous=WHSEC))
-    assert len(headers["webhook-signature"].split()) == 1
+    headers = sign(WHSEC, EVENT_ID, 1, BODY_BYTES, previous=WHSEC, next_secret=WHSEC)
+    assert len(dict(headers)["webhook-signature"].split()) == 1
+    assert [name for name, _ in headers if name.startswith("X-")] == ["X-Webhook-Signature"]
+
+
+# -- the spec's scheme during a rotation: one header per secret ------------------------------
+
+
+def test_the_previous_and_next_secrets_sign_headers_of_their_own() -> None:
+    headers = sign(SPEC_SECRET, EVENT_ID, 1, SPEC_BODY, previous="velha", next_secret="nova")
+    assert headers == [
+        ("X-Webhook-Signature", "sha256=" + SPEC_DIGEST),  # exactly as without a rotation
+        ("X-Webhook-Signature-Next", spec_signature("nova", SPEC_BODY)),
+        ("X-Webhook-Signature-Previous", spec_signature("velha", SPEC_BODY)),
+    ]
+
+
+def test_webhook_signature_lists_current_next_previous() -> None:
+    now = int(time.time())
+    headers = dict(sign(WHSEC, EVENT_ID, now, BODY_BYTES, previous=OLD, next_secret=UNPADDED))
+    # UNPADDED is WHSEC's key, written without its padding: that key signs once.
+    assert len(headers["webhook-signature"].split()) == 2
+    assert "X-Webhook-Signature-Next" in headers  # another string: another spec signature
+    staged = "whsec_" + base64.b64encode(b"n" * 24).decode()
+    headers = dict(sign(WHSEC, EVENT_ID, now, BODY_BYTES, previous=OLD, next_secret=staged))
+    keys = [standard_key(s) for s in (WHSEC, staged, OLD)]
+    assert headers["webhook-signature"] == " ".join(
+        standard_signature(k, EVENT_ID, now, BODY_BYTES) for k in keys if k is not None
+    )
+    for secret in (WHSEC, staged, OLD):
+        Webhook(secret).verify(BODY, headers)
+        assert any(
+            verify_spec(secret, BODY_BYTES, headers[name])
+            for name in headers
+            if name.startswith("X-Webhook-Signature")
+        )
