@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import h11
+import msgspec
 import pytest
 import trio
 import trustme
@@ -416,6 +417,35 @@ async def test_connection_refused() -> None:
 
 async def test_unresolvable_host() -> None:
     assert_failed(await send_once("http://nonexistent.invalid/"), "dns")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api..example.com/hook",  # empty label: Python's IDNA codec raised UnicodeError
+        f"http://{'a' * 64}.example.com/",  # a label over 63 characters
+        "http://.../",
+        "http://a..b/",
+    ],
+)
+async def test_a_host_that_cannot_be_resolved_is_a_dns_failure_not_a_crash(url: str) -> None:
+    # The API refuses these URLs now; an endpoint stored by an older hookd may hold one.
+    assert_failed(await send_once(url), "dns")
+
+
+async def test_anything_unexpected_is_an_internal_failure_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No header can carry a snowman (latin-1): building the request raises, as a bug would.
+    job = msgspec.structs.replace(make_job("http://127.0.0.1:9/hook"), event_type="evento.☃")
+    with make_sender() as sender:
+        result = await sender.send(job)
+    assert_failed(result, "internal")
+    assert result.error is not None
+    assert result.error.startswith("UnicodeEncodeError: ")
+    [record] = [r for r in caplog.records if r.getMessage().startswith("action=attempt.crashed")]
+    assert record.levelname == "ERROR"
+    assert record.exc_info is not None
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:
