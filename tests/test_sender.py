@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import socket
 import ssl
 import struct
@@ -446,6 +447,43 @@ async def test_anything_unexpected_is_an_internal_failure_logged_with_its_traceb
     [record] = [r for r in caplog.records if r.getMessage().startswith("action=attempt.crashed")]
     assert record.levelname == "ERROR"
     assert record.exc_info is not None
+
+
+@pytest.mark.parametrize(
+    "lengths", [b"Content-Length: 2\r\nContent-Length: 3", b"Content-Length: 2, 3"]
+)
+async def test_two_different_content_lengths_are_a_failed_attempt(lengths: bytes) -> None:
+    async def conflicting(peer: Peer) -> None:
+        await peer.request()
+        await peer.stream.send_all(b"HTTP/1.1 200 OK\r\n" + lengths + b"\r\n\r\nok!")
+        await trio.sleep_forever()
+
+    async with serve(conflicting) as server:
+        result = await send_once(server.url())
+    assert_failed(result, "protocol")
+    assert "Content-Length" in (result.error or "")
+
+
+async def test_repeats_of_one_content_length_are_that_length() -> None:
+    async def repeated(peer: Peer) -> None:
+        buffer = b""
+        while True:  # h11 refuses to send such an answer: requests are read by hand here
+            while (end := buffer.find(b"\r\n\r\n")) < 0:
+                if not (data := await peer.stream.receive_some(65536)):
+                    return
+                buffer += data
+            length = int(re.search(rb"(?i)content-length: (\d+)", buffer[:end]).group(1))
+            while len(buffer) < end + 4 + length:
+                buffer += await peer.stream.receive_some(65536)
+            buffer = buffer[end + 4 + length :]
+            await peer.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
+
+    async with serve(repeated) as server:
+        with make_sender() as sender:
+            first = await sender.send(make_job(server.url()))
+            second = await sender.send(make_job(server.url()))  # on the same connection
+    assert (first.status_code, first.excerpt, second.status_code) == (200, b"ok", 200)
+    assert server.connections == 1
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:
