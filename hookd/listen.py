@@ -169,18 +169,17 @@ class Receiver:
             self.screen.raw(json.dumps(line, ensure_ascii=False))
             return
         since = f" (+{span(gap)})" if gap is not None else ""
-        paint = self.screen.paint
-        parts = [
-            datetime.fromtimestamp(now).strftime("%H:%M:%S"),
-            paint(Styled(headers.get("x-webhook-event", "-"), "bold")),
-            event_id,
-            f"attempt {attempt}{since}",
-            f"{len(body)} B",
-            f"spec {paint(_verdict(spec))}",
-            f"std {paint(_verdict(standard))}",
-            f"-> {paint(code_cell(status))}",
-        ]
-        self.screen.line("  ".join(parts))
+        self.screen.line(
+            datetime.fromtimestamp(now).strftime("%H:%M:%S  "),
+            Styled(headers.get("x-webhook-event", "-"), "bold"),
+            f"  {event_id}  attempt {attempt}{since}  {len(body)} B  spec ",
+            _verdict(spec),
+            "  std ",
+            _verdict(standard),
+            "  -> ",
+            code_cell(status),
+            sep="",
+        )
 
     def _gap(self, event_id: str, now: float) -> float | None:
         """Seconds since this event's previous attempt arrived, if one did."""
