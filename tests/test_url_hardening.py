@@ -40,6 +40,8 @@ LABEL_CHARS = string.ascii_letters + string.digits + "-_.%!*~ é☃⒈\ufffd\u00
 
 def _label() -> st.SearchStrategy[str]:
     return st.one_of(
+        st.from_regex(r"[a-z0-9_-]{1,12}", fullmatch=True),  # mostly usable names
+        st.from_regex(r"[a-z0-9_-]{1,12}", fullmatch=True),
         st.text(LABEL_CHARS, max_size=8),
         st.sampled_from(["", "a" * 63, "a" * 64, "xn--n3h", "xn--", "-a", "a-", "é" * 60]),
     )
@@ -59,9 +61,9 @@ def _host() -> st.SearchStrategy[str]:
 
 URLS = st.builds(
     lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
-    st.sampled_from(["http", "https", "HTTP", "ftp", ""]),
+    st.sampled_from(["http", "https", "http", "https", "HTTP", "ftp", ""]),
     _host(),
-    st.sampled_from(["", ":1", ":0", ":65536", ":x", ":"]),
+    st.sampled_from(["", "", ":1", ":8080", ":0", ":65536", ":x", ":"]),
     st.sampled_from(["", "/", "/hook?a=1", "/é", "/%zz", "#frag"]),
 )
 
