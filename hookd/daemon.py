@@ -197,7 +197,10 @@ async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, st
         raise ListenError(str(exc)) from None
     origins = {origin for _, origin in adopted}
     if "tcp" in origins and not config.server.api_token:
-        raise ListenError("a TCP socket passed by systemd needs server.api_token in the config")
+        raise ListenError(
+            "a TCP socket passed by systemd needs server.api_token (or api_token_file, "
+            "api_token_credential) in the config"
+        )
     listeners = list(adopted)
     bound = "socket" not in origins
     if bound:

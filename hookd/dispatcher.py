@@ -433,10 +433,11 @@ class Scheduler:
                 except trio.WouldBlock:
                     break
             recorded = await self._write_records([r for _, _, r in batch])
+            disabled = dict(recorded.disabled)
             for (lane, job, record), pending in zip(batch, recorded.moved, strict=True):
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
-                _log_attempt(job, record)
+                _log_attempt(job, record, pending, disabled.get(job.endpoint_id))
                 finished = record.status if pending and record.status != "pending" else None
                 self._metrics.attempt_recorded(
                     job.endpoint_id, record.result, record.duration_ms / 1000, finished
@@ -474,9 +475,16 @@ def _interrupted(why: str, sent: bool) -> AttemptResult:
 _LOG_LEVELS = {"succeeded": logging.DEBUG, "failed": logging.WARNING}  # else a retry: info
 
 
-def _log_attempt(job: Job, record: AttemptRecord) -> None:
+def _log_attempt(job: Job, record: AttemptRecord, pending: bool, disabled: str | None) -> None:
+    """The attempt's log line; `pending`: the write moved its delivery on, `disabled`: why
+    that write disabled its endpoint (the delivery is then cancelled, not retried)."""
     result, status, next_at = record.result, record.status, record.next_attempt_at
-    level = _LOG_LEVELS.get(status, logging.INFO)
+    cancelled = None
+    if status == "pending" and disabled is not None:
+        cancelled = f"its endpoint was disabled: {disabled}"
+    elif status == "pending" and not pending:
+        cancelled = "it was no longer pending (endpoint disabled, changed or deleted meanwhile)"
+    level = logging.WARNING if cancelled else _LOG_LEVELS.get(status, logging.INFO)
     if not log.isEnabledFor(level):
         return  # the line below is built for every attempt: skip it when nobody reads it
     common = (
@@ -492,6 +500,8 @@ def _log_attempt(job: Job, record: AttemptRecord) -> None:
         log.debug("action=attempt.succeeded %s %s", common, outcome)
     elif result.error_kind == INTERRUPTED:
         log.info("action=attempt.interrupted %s reason=%r", common, result.error)
+    elif cancelled:
+        log.warning("action=delivery.cancelled %s %s reason=%r", common, outcome, cancelled)
     elif status == "failed":
         log.warning("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
     else:

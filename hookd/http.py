@@ -12,6 +12,8 @@ Rules:
   connection is closed. A silent or slow client holds only its own task.
 - The handler gets a whole `Request` and returns a `Response`. An `ApiError` it raises
   becomes its JSON error; anything else is a bug: logged, answered with a 500.
+- Nothing a client sends can raise out of a connection's task: an unexpected exception
+  anywhere in it is logged with its traceback at ERROR and closes that connection alone.
 - `drain()` makes every connection finish the request it is serving, answer it with
   `Connection: close`, and close; idle connections close at once.
 """
@@ -133,6 +135,8 @@ class Server:
                 await self._serve(stream, origin)
             except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
+            except Exception:
+                log.exception("action=connection.crashed origin=%s", origin)
             finally:
                 self.connections -= 1
                 self._slots.release()

@@ -23,6 +23,8 @@ import trio
 from hookd import config
 from hookd.daemon import Daemon
 
+API_TOKEN = "t0k-0123456789abcdef0123456789ab"  # 32 characters: the shortest token taken
+
 
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
