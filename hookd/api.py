@@ -44,7 +44,7 @@ from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from hookd.metrics import Metrics
-from hookd.store import Ingested, NewDelivery, StorageError, Store
+from hookd.store import Ingested, NewDelivery, ReadError, StorageError, Store
 
 log = logging.getLogger("hookd.api")
 
@@ -128,8 +128,9 @@ class Api:
                 request.path,
                 exc,
             )
+            what = "read" if isinstance(exc, ReadError) else "written"
             raise ApiError(
-                503, "storage_unavailable", "the database cannot be written; see the log"
+                503, "storage_unavailable", f"the database cannot be {what}; see the log"
             ) from None
 
     def _authorize(self, request: Request) -> None:
