@@ -22,6 +22,9 @@ Rules:
   migrating it); a damaged one is `StorageError`, pointing to `hookd db check` and the
   README's restore steps. Its files (database, WAL, shared memory, lock) are the owner's
   alone (0600): the database holds endpoint secrets.
+- A list page holds at most `limit` rows and about PAGE_BYTES of them (one at least):
+  rows are read only until either is reached, so one request's memory stays bounded
+  whatever the rows weigh.
 - A failed read is `ReadError` (a `StorageError`), so answers can say "read".
 """
 
@@ -55,6 +58,7 @@ Row = tuple[Any, ...]
 
 READERS = 4
 MAX_GROUP = 512  # writes committed together at most
+PAGE_BYTES = 8 * 1024 * 1024  # a list page stops growing at about this many bytes
 
 
 class StorageError(Exception):
@@ -418,14 +422,11 @@ class Store:
         """Events newest first; `before` is the cursor of the previous page."""
 
         def query(conn: apsw.Connection) -> models.Page[models.Event]:
-            rows = list(
-                conn.execute(
-                    sql.LIST_EVENTS,
-                    {"before": before or 2**62, "type": event_type, "since": since, "limit": limit},
-                )
+            rows = conn.execute(
+                sql.LIST_EVENTS,
+                {"before": before or 2**62, "type": event_type, "since": since, "limit": limit},
             )
-            cursor = str(rows[-1][0]) if len(rows) == limit else None
-            return models.Page([_event(r) for r in rows], cursor)
+            return _page(rows, limit, _event, lambda row: row[0])
 
         return await self.read(query)
 
@@ -455,9 +456,8 @@ class Store:
         """Endpoints in creation order; `after` is the cursor of the previous page."""
 
         def query(conn: apsw.Connection) -> models.Page[models.Endpoint]:
-            rows = list(conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit)))
-            cursor = str(rows[-1][-1]) if len(rows) == limit else None
-            return models.Page([_endpoint(r) for r in rows], cursor)
+            rows = conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit))
+            return _page(rows, limit, _endpoint, lambda row: row[-1])
 
         return await self.read(query)
 
@@ -742,9 +742,7 @@ class Store:
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
         def query(conn: apsw.Connection) -> models.Page[models.Delivery]:
-            rows = list(conn.execute(query_text, params))
-            cursor = str(rows[-1][0]) if len(rows) == limit else None
-            return models.Page([_delivery(r) for r in rows], cursor)
+            return _page(conn.execute(query_text, params), limit, _delivery, lambda row: row[0])
 
         return await self.read(query)
 
@@ -892,9 +890,8 @@ class Store:
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
         def query(conn: apsw.Connection) -> models.Page[models.AuditEntry]:
-            rows = list(conn.execute(query_text, params))
-            cursor = str(rows[-1][0]) if len(rows) == limit else None
-            return models.Page([_audit_entry(r) for r in rows], cursor)
+            rows = conn.execute(query_text, params)
+            return _page(rows, limit, _audit_entry, lambda row: row[0])
 
         return await self.read(query)
 
@@ -980,6 +977,21 @@ def _damaged(path: str, problem: str) -> str:
     return f"the database {path} is damaged ({problem}); hookd will not start on it: " + (
         RESTORE_POINTER
     )
+
+
+def _page(
+    rows: Iterable[Row], limit: int, item: Callable[[Row], T], cursor: Callable[[Row], Any]
+) -> models.Page[T]:
+    """A page of at most `limit` items and about PAGE_BYTES: the rows are read only until
+    either is reached (always one at least), and the cursor then points past the last."""
+    items: list[T] = []
+    size = 0
+    for row in rows:
+        items.append(item(row))
+        size += sum(len(value) for value in row if isinstance(value, str | bytes))
+        if len(items) == limit or size >= PAGE_BYTES:
+            return models.Page(items, str(cursor(row)))
+    return models.Page(items, None)
 
 
 def _file_bytes(path: str) -> int:
