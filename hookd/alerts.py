@@ -44,8 +44,8 @@ class Alerts:
     ) -> list[NewDelivery]:
         """Store one internal event per alert, all in one write.
 
-        A failed delivery has its warning line already (`action=delivery.failed`); a
-        disabled endpoint gets one here.
+        Failed deliveries are counted in their endpoint's summary line already
+        (`action=attempts.failed`); a disabled endpoint gets a warning line here.
         """
         now = self._clock.now()
         timestamp = envelope.format_timestamp(now)

@@ -28,6 +28,11 @@ Rules:
   the alerts (`hookd.alerts`) for it and for deliveries that ended failed.
 - Each attempt is counted for `GET /metrics` once its record is on disk, and its
   delivery as finished only if that write moved it out of `pending`.
+- Logs: one line per attempt at DEBUG only. Failed attempts are summed up per endpoint
+  (`_FailureLog`): an endpoint's first failure after a quiet minute is logged at once,
+  the ones after it in one line per endpoint per SUMMARY_PERIOD of the scheduler's clock
+  (counts and the last error; WARNING when a delivery ended failed, else INFO), and what
+  is left at a stop. Dead endpoints with a large backlog cannot flood the journal.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
   recorded; what is cut off (or sent but not yet recorded when the process dies) is
   still pending on disk, due again at the next start (at-least-once).
@@ -60,6 +65,7 @@ REFILL_BATCH = 2000  # rows one refill reads at most
 LOAD_BATCH = 500  # jobs loaded from disk in one read
 WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
 FAILURE_WINDOW = 3600.0  # how far back failed_since() can count
+SUMMARY_PERIOD = 60.0  # seconds between two lines about one endpoint's failed attempts
 
 _BEFORE_ALL = (-math.inf, -1)
 _LAST_ID = 2**63 - 1  # the largest SQLite integer
@@ -123,6 +129,7 @@ class Scheduler:
         self._in_flight = 0
         self._sending: set[int] = set()  # sent, or being sent, and not yet recorded
         self._failures: deque[float] = deque()  # when deliveries ended failed, last hour
+        self._failure_log = _FailureLog()
         self._all_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._loop_scope = trio.CancelScope()
@@ -189,6 +196,7 @@ class Scheduler:
             for endpoint_id in await self._store.endpoints_with_pending():
                 self._lane(endpoint_id)
             nursery.start_soon(self._record)
+            nursery.start_soon(self._summarize_failures)
             task_status.started()
             with self._loop_scope:
                 await self._loop()
@@ -207,6 +215,14 @@ class Scheduler:
             self._nursery.cancel_scope.cancel()
         if self._in_flight:
             log.warning("action=shutdown.cut_off attempts=%d", self._in_flight)
+        self._failure_log.flush(self._clock.now(), final=True)
+
+    async def _summarize_failures(self) -> None:
+        """Log the failed attempts counted per endpoint, once per SUMMARY_PERIOD."""
+        clock = self._clock
+        while True:
+            due = self._failure_log.flush(clock.now())
+            await trio.sleep_until(clock.trio_time(due))
 
     async def _loop(self) -> None:
         clock = self._clock
@@ -397,6 +413,8 @@ class Scheduler:
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
                 _log_attempt(job, record)
+                if not record.result.ok:
+                    self._failure_log.add(job.endpoint_id, record)
                 finished = record.status if pending and record.status != "pending" else None
                 self._metrics.attempt_recorded(
                     job.endpoint_id, record.result, record.duration_ms / 1000, finished
@@ -452,13 +470,10 @@ class Scheduler:
             self.deliveries_created(created)
 
 
-_LOG_LEVELS = {"succeeded": logging.DEBUG, "failed": logging.WARNING}  # else a retry: info
-
-
 def _log_attempt(job: Job, record: AttemptRecord) -> None:
+    """One attempt's line, at DEBUG (failures are summed up at INFO by `_FailureLog`)."""
     result, status, next_at = record.result, record.status, record.next_attempt_at
-    level = _LOG_LEVELS.get(status, logging.INFO)
-    if not log.isEnabledFor(level):
+    if not log.isEnabledFor(logging.DEBUG):
         return  # the line below is built for every attempt: skip it when nobody reads it
     common = (
         f"delivery={job.delivery_id} endpoint={job.endpoint_id} event={job.event_id} "
@@ -472,7 +487,66 @@ def _log_attempt(job: Job, record: AttemptRecord) -> None:
     if status == "succeeded":
         log.debug("action=attempt.succeeded %s %s", common, outcome)
     elif status == "failed":
-        log.warning("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
+        log.debug("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
     else:
         delay = (next_at or record.finished_at) - record.finished_at
-        log.info("action=attempt.failed %s %s retry_in=%.0fs", common, outcome, delay)
+        log.debug("action=attempt.failed %s %s retry_in=%.0fs", common, outcome, delay)
+
+
+class _Failures:
+    """One endpoint's failed attempts since its last line."""
+
+    __slots__ = ("attempts", "ended", "last", "since")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.attempts = 0
+        self.ended = 0  # deliveries that ended failed
+        self.last = ""
+
+
+class _FailureLog:
+    """Failed attempts per endpoint, logged in summary (see the module's rules)."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, _Failures] = {}
+
+    def add(self, endpoint_id: str, record: AttemptRecord) -> None:
+        """Count a failed attempt; log it at once if its endpoint had none for a while."""
+        failures = self._endpoints.get(endpoint_id)
+        fresh = failures is None
+        if failures is None:
+            failures = self._endpoints[endpoint_id] = _Failures(record.finished_at)
+        failures.attempts += 1
+        failures.ended += record.status == "failed"
+        failures.last = record.error or ""
+        if fresh:
+            self._log(endpoint_id, failures, 0.0)
+            failures.attempts = failures.ended = 0
+
+    def flush(self, now: float, final: bool = False) -> float:
+        """Log the endpoints whose period is over at `now` (every one if `final`); when
+        the next period ends."""
+        due = now + SUMMARY_PERIOD
+        for endpoint_id, failures in list(self._endpoints.items()):
+            end = failures.since + SUMMARY_PERIOD
+            if end > now and not final:
+                due = min(due, end)
+            elif failures.attempts:
+                self._log(endpoint_id, failures, now - failures.since)
+                self._endpoints[endpoint_id] = _Failures(now)  # the next period starts
+            else:
+                del self._endpoints[endpoint_id]  # a quiet period: the next failure is news
+        return due
+
+    @staticmethod
+    def _log(endpoint_id: str, failures: _Failures, period: float) -> None:
+        log.log(
+            logging.WARNING if failures.ended else logging.INFO,
+            "action=attempts.failed endpoint=%s attempts=%d ended_failed=%d over=%.0fs last=%r",
+            endpoint_id,
+            failures.attempts,
+            failures.ended,
+            period,
+            failures.last,
+        )
