@@ -68,9 +68,12 @@ def test_journal_lines_carry_priorities_and_no_secrets(short_dir: Path) -> None:
     # Failed attempts are summed up per endpoint: the first at once (info), the rest when
     # the period ends or at the stop (a warning, since a delivery ended failed).
     first, rest = [line for line in lines if "action=attempts.failed" in line]
-    assert first.startswith("<6>") and "attempts=1 ended_failed=0" in first
-    assert rest.startswith("<4>") and "attempts=1 ended_failed=1" in rest
-    assert "endpoint=ep_" in rest and "last='connect: 127.0.0.1:9: " in rest
+    assert first.startswith("<6>")
+    assert "attempts=1 ended_failed=0" in first
+    assert rest.startswith("<4>")
+    assert "attempts=1 ended_failed=1" in rest
+    assert "endpoint=ep_" in rest
+    assert "last='connect: 127.0.0.1:9: " in rest
     assert not any("action=attempt.failed" in line for line in lines)  # per attempt: debug
     assert not any("action=delivery.failed" in line for line in lines)
     assert any(line.startswith("<6>") and "action=ready" in line for line in lines)
