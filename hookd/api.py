@@ -116,8 +116,12 @@ class Api:
 
     async def handle(self, request: Request) -> Response:
         """Answer one request."""
-        if request.origin == "tcp" and self._token and request.path != "/healthz":
-            self._authorize(request)
+        if request.origin == "tcp" and self._token:
+            if request.path != "/healthz":
+                self._authorize(request)
+                request.authenticated = True  # the connection is trusted from now on
+        else:
+            request.authenticated = True
         handler, params = _route(request.method, request.path)
         try:
             return await handler(self, request, params)

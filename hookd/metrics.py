@@ -196,6 +196,7 @@ _BY_KIND = {
     "blocked": "blocked",
     "network": "network_error",
     "protocol": "network_error",
+    "local": "local_error",
 }
 
 
@@ -223,7 +224,8 @@ class Metrics:
             "(the status answered), timeout (no whole answer within delivery.timeout), "
             "connect_error (DNS, connect or TLS failure), blocked (address refused by the "
             "network policy, or http:// with require_https), network_error (connection "
-            "lost, or an answer that is not valid HTTP).",
+            "lost, or an answer that is not valid HTTP), local_error (hookd itself out of "
+            "descriptors or memory).",
             ("endpoint", "outcome"),
         )
         self.deliveries_finished = Counter(

@@ -3,7 +3,8 @@
 Rules (DESIGN §1, outbound safety):
 - `send(job)` returns an `AttemptResult` value whatever happens on the network; only
   bugs raise. Expected failures are classified by `error_kind`: timeout, dns, connect,
-  tls, blocked, protocol, network.
+  tls, blocked, protocol, network, and local: hookd itself out of descriptors or memory
+  (EMFILE, ENFILE, ENOBUFS, ENOMEM) while resolving or connecting, whatever step it hit.
 - `delivery.timeout` bounds the whole attempt, connect to last byte (`trio.fail_after`):
   a receiver that drips bytes cannot hold an attempt longer.
 - Redirects are never followed (a 3xx is a failed attempt). An answer cut off before its
@@ -28,6 +29,7 @@ Rules (DESIGN §1, outbound safety):
 
 from __future__ import annotations
 
+import errno
 import functools
 import socket
 import ssl
@@ -281,6 +283,7 @@ class Sender:
         try:
             infos = await trio.socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except OSError as exc:
+            _raise_if_local(exc)
             raise _Failure("dns", f"cannot resolve {target.host}: {_reason(exc)}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         allowed = [a for a in addresses if self._policy.problem(a) is None]
@@ -295,6 +298,7 @@ class Sender:
                 failure = exc
         else:
             assert failure is not None
+            _raise_if_local(failure)
             raise _Failure("connect", f"{target.host}:{target.port}: {_reason(failure)}")
         if target.https:
             stream = await self._start_tls(stream, target.host)
@@ -356,6 +360,23 @@ async def _read_body(connection: _Connection, head: http1.ResponseHead) -> tuple
     complete = head.content_length is not None and len(buffer) >= head.content_length
     del buffer[: min(len(buffer), wanted)]
     return excerpt, complete
+
+
+_LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def _raise_if_local(exc: BaseException) -> None:
+    """A `local` failure if `exc` (or what caused it: trio groups each address's
+    connect error) is this process running out of descriptors or memory."""
+    causes: list[BaseException] = [exc]
+    while causes:
+        cause = causes.pop()
+        if isinstance(cause, OSError) and cause.errno in _LOCAL_ERRNOS:
+            raise _Failure("local", f"hookd cannot open a connection: {_reason(cause)}")
+        if isinstance(cause, BaseExceptionGroup):
+            causes += cause.exceptions
+        if cause.__cause__ is not None:
+            causes.append(cause.__cause__)
 
 
 def _reason(exc: BaseException, default: str = "") -> str:
