@@ -970,7 +970,8 @@ def _check_sound(conn: apsw.Connection, path: str) -> None:
     """Refuse a database whose pages `PRAGMA quick_check` finds damaged."""
     rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
     if rows != ["ok"]:
-        raise StorageError(_damaged(path, rows[0] if rows else "no answer"))
+        first = " ".join(rows[0].split()) if rows else "no answer"  # one line for the log
+        raise StorageError(_damaged(path, first))
 
 
 def _damaged(path: str, problem: str) -> str:

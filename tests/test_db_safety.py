@@ -112,10 +112,11 @@ async def test_a_damaged_database_is_refused_at_start(short_dir: Path) -> None:
     refused = await trio.to_thread.run_sync(_serve, daemon.config)
 
     assert refused.returncode == 1
-    assert f"the database {database} is damaged" in refused.stderr
-    assert "hookd will not start on it" in refused.stderr
-    assert "hookd db check" in refused.stderr
-    assert '"Backup and restore"' in refused.stderr
+    [message] = [line for line in refused.stderr.splitlines() if line.startswith("hookd: ")]
+    assert f"the database {database} is damaged (" in message
+    assert "hookd will not start on it" in message
+    assert "hookd db check" in message
+    assert '"Backup and restore"' in message
 
 
 async def test_a_read_that_fails_is_reported_as_a_read(hookd_factory: Factory) -> None:
