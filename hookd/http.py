@@ -14,7 +14,7 @@ Rules:
   requests is marked `authenticated` by the handler (the right token).
 - Connection limits are per origin (`max_connections` for the Unix socket,
   `max_tcp_connections` for TCP): one side's clients never take the other's slots. A
-  connection beyond its limit is answered 503 and closed.
+  connection beyond its limit is answered 503 (if it is still there) and closed.
 - `accept` failing (out of descriptors: EMFILE, ENFILE) backs off, from
   ACCEPT_BACKOFF up to ACCEPT_BACKOFF_MAX, and is logged once per ACCEPT_LOG_PERIOD
   with how many failures the line stands for, never once per retry.
@@ -26,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -164,7 +165,8 @@ class Server:
             try:
                 slots.acquire_nowait()
             except trio.WouldBlock:
-                await stream.send_all(_overload_bytes())
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(_overload_bytes())  # the client may be gone
                 return
             self.connections += 1
             try:

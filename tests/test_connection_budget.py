@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -224,3 +225,19 @@ async def test_out_of_descriptors_accept_backs_off_quietly_and_attempts_say_why(
     assert len(accept_lines) == 1, accept_lines  # 5 s of failures: one line, not one per try
     assert "Too many open files" in accept_lines[0]
     assert any("action=connections.limited" in line for line in lines)
+
+
+async def test_clients_that_reset_beyond_the_limit_do_not_take_the_daemon_down(
+    hookd_factory: Factory,
+) -> None:
+    running, _, client = await _limited(hookd_factory)
+    async with client:
+        with held(4, unix(running.socket)):
+            await trio.sleep(0.2)
+            for _ in range(50):  # each resets at once: the 503 meant for it finds no one
+                sock = unix(running.socket)()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            await trio.sleep(0.5)
+        assert (await running.client.get("/v1/status")).status_code == 200
+        assert (await client.get("/v1/status")).status_code == 200
