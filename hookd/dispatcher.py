@@ -219,10 +219,14 @@ class Scheduler:
 
     async def _summarize_failures(self) -> None:
         """Log the failed attempts counted per endpoint, once per SUMMARY_PERIOD."""
-        clock = self._clock
+        failure_log, clock = self._failure_log, self._clock
         while True:
-            due = self._failure_log.flush(clock.now())
-            await trio.sleep_until(clock.trio_time(due))
+            due = failure_log.flush(clock.now())
+            if due is None:  # nothing counted: sleep until a failure comes (no idle wake-ups)
+                failure_log.counting = trio.Event()
+                await failure_log.counting.wait()
+            else:
+                await trio.sleep_until(clock.trio_time(due))
 
     async def _loop(self) -> None:
         clock = self._clock
@@ -510,6 +514,7 @@ class _FailureLog:
 
     def __init__(self) -> None:
         self._endpoints: dict[str, _Failures] = {}
+        self.counting = trio.Event()  # set when an endpoint starts being counted
 
     def add(self, endpoint_id: str, record: AttemptRecord) -> None:
         """Count a failed attempt; log it at once if its endpoint had none for a while."""
@@ -517,6 +522,7 @@ class _FailureLog:
         fresh = failures is None
         if failures is None:
             failures = self._endpoints[endpoint_id] = _Failures(record.finished_at)
+            self.counting.set()
         failures.attempts += 1
         failures.ended += record.status == "failed"
         failures.last = record.error or ""
@@ -524,20 +530,19 @@ class _FailureLog:
             self._log(endpoint_id, failures, 0.0)
             failures.attempts = failures.ended = 0
 
-    def flush(self, now: float, final: bool = False) -> float:
+    def flush(self, now: float, final: bool = False) -> float | None:
         """Log the endpoints whose period is over at `now` (every one if `final`); when
-        the next period ends."""
-        due = now + SUMMARY_PERIOD
+        the next period ends (None: no endpoint is counted)."""
         for endpoint_id, failures in list(self._endpoints.items()):
-            end = failures.since + SUMMARY_PERIOD
-            if end > now and not final:
-                due = min(due, end)
-            elif failures.attempts:
+            if failures.since + SUMMARY_PERIOD > now and not final:
+                continue
+            if failures.attempts:
                 self._log(endpoint_id, failures, now - failures.since)
                 self._endpoints[endpoint_id] = _Failures(now)  # the next period starts
             else:
                 del self._endpoints[endpoint_id]  # a quiet period: the next failure is news
-        return due
+        ends = [failures.since + SUMMARY_PERIOD for failures in self._endpoints.values()]
+        return min(ends, default=None)
 
     @staticmethod
     def _log(endpoint_id: str, failures: _Failures, period: float) -> None:
