@@ -61,7 +61,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     request_timeout: Duration = Duration(10)
     idle_timeout: Duration = Duration(60)
-    max_connections: Positive = 1024
+    max_connections: Positive = 1024  # on the Unix socket
+    max_tcp_connections: Positive = 256
+    unauthenticated_timeout: Duration = Duration(5)  # TCP, until a request passes the token
 
 
 class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -247,6 +249,8 @@ def check(config: Config) -> str | None:
             return f"server.listen: {problem}"
     if server.request_timeout <= 0 or server.idle_timeout <= 0:
         return "server.request_timeout and server.idle_timeout must be more than 0s"
+    if server.unauthenticated_timeout <= 0:
+        return "server.unauthenticated_timeout: must be more than 0s"
     if not config.storage.path:
         return "storage.path: must name the database file"
     if delivery.timeout <= 0:

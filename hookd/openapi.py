@@ -77,7 +77,7 @@ _NAME = {
 _LIMIT = Param(
     "limit",
     {"type": "integer", "minimum": 1, "maximum": api.MAX_PAGE, "default": 50},
-    "page size",
+    "page size at most: a page also stops at about 8 MiB (one item at least)",
 )
 _CURSOR = Param(
     "cursor",

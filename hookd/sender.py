@@ -3,7 +3,9 @@
 Rules (DESIGN §1, outbound safety):
 - `send(job)` returns an `AttemptResult` value whatever happens: nothing a URL or a
   receiver holds can raise out of it. Expected failures are classified by `error_kind`:
-  timeout, dns, connect, tls, blocked, protocol, network. Anything else that raises in
+  timeout, dns, connect, tls, blocked, protocol, network, and local: hookd itself out
+  of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) while resolving or
+  connecting, whatever step it hit. Anything else that raises in
   an attempt (a bug, or an input no rule foresaw) is a failed attempt of kind `internal`
   carrying the exception's message, logged with its traceback at ERROR; the delivery
   then follows its retry schedule like any failure.
@@ -32,6 +34,7 @@ Rules (DESIGN §1, outbound safety):
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import socket
@@ -313,6 +316,7 @@ class Sender:
                 target.host.encode("ascii"), target.port, type=socket.SOCK_STREAM
             )
         except OSError as exc:
+            _raise_if_local(exc)
             raise _Failure("dns", f"cannot resolve {target.host}: {_reason(exc)}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         allowed = [a for a in addresses if self._policy.problem(a) is None]
@@ -327,6 +331,7 @@ class Sender:
                 failure = exc
         else:
             assert failure is not None
+            _raise_if_local(failure)
             raise _Failure("connect", f"{target.host}:{target.port}: {_reason(failure)}")
         if target.https:
             stream = await self._start_tls(stream, target.host)
@@ -388,6 +393,23 @@ async def _read_body(connection: _Connection, head: http1.ResponseHead) -> tuple
     complete = head.content_length is not None and len(buffer) >= head.content_length
     del buffer[: min(len(buffer), wanted)]
     return excerpt, complete
+
+
+_LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def _raise_if_local(exc: BaseException) -> None:
+    """A `local` failure if `exc` (or what caused it: trio groups each address's
+    connect error) is this process running out of descriptors or memory."""
+    causes: list[BaseException] = [exc]
+    while causes:
+        cause = causes.pop()
+        if isinstance(cause, OSError) and cause.errno in _LOCAL_ERRNOS:
+            raise _Failure("local", f"hookd cannot open a connection: {_reason(cause)}")
+        if isinstance(cause, BaseExceptionGroup):
+            causes += cause.exceptions
+        if cause.__cause__ is not None:
+            causes.append(cause.__cause__)
 
 
 def _reason(exc: BaseException, default: str = "") -> str:

@@ -171,7 +171,7 @@ async def test_a_success_in_between_restarts_the_clock(store: Store) -> None:
 async def test_410_logs_the_delivery_as_cancelled_not_as_retried(
     hookd_factory: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookd.delivery")
+    caplog.set_level(logging.DEBUG, logger="hookd.delivery")  # per attempt: debug
     hookd = await hookd_factory('[delivery]\nretry_schedule = ["0s", "2s", "1h"]')
     async with serve_receiver(lambda _: Answer(410, body=b"gone")) as gone:
         endpoint = await subscribe(hookd, gone.url, ["*"])
