@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DIST_STAMP := $(VENV)/.installed-dist
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
-DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py packaging/*.py packaging/*.spec)
+DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec)
 
 .PHONY: venv run test lint bench dist dist-check clean
 

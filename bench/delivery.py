@@ -623,7 +623,7 @@ def per_endpoint_limit(value: int = 0) -> int:
     """`delivery.per_endpoint_concurrency` for the runs: `value`, or hookd's default (0)."""
     if value:
         return value
-    from hookd.config import DeliveryConfig
+    from hookd.runtime.config import DeliveryConfig
 
     return DeliveryConfig().per_endpoint_concurrency
 

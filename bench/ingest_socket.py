@@ -234,7 +234,7 @@ def serve_ceiling(path: str, kind: str = "h11") -> None:
     import msgspec
     import trio
 
-    from hookd.core import http1
+    from hookd.protocol import http1
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     decoder = msgspec.json.Decoder()

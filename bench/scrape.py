@@ -38,8 +38,8 @@ except ModuleNotFoundError:  # run as a script: python bench/scrape.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench import common, delivery
 
-from hookd.core.retry import AttemptResult
-from hookd.metrics import Metrics
+from hookd.domain.retry import AttemptResult
+from hookd.runtime.metrics import Metrics
 
 ENDPOINTS = 100
 REFUSED = 10

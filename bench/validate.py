@@ -26,8 +26,8 @@ except ModuleNotFoundError:  # run as a script: python bench/validate.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench import ingest_socket
 
-from hookd.core import envelope
-from hookd.core.catalog import Catalog
+from hookd.domain import envelope
+from hookd.domain.catalog import Catalog
 
 RECEIVED = "2024-01-01T10:00:00Z"
 

@@ -1,3 +1,3 @@
-from hookd.cli import main
+from hookd.cli.main import main
 
 raise SystemExit(main())

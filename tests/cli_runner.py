@@ -1,6 +1,6 @@
 """Run the real `hookd` command line in-process, in a worker thread, from a trio test.
 
-`hookd_cli(*argv)` calls `hookd.cli.main(argv)` with stdout, stderr and stdin swapped
+`hookd_cli(*argv)` calls `hookd.cli.main.main(argv)` with stdout, stderr and stdin swapped
 for buffers, so a test can run it against a daemon serving in the test's own trio run.
 The environment is the process's: tests change it with `monkeypatch`.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from hookd.cli import main
+from hookd.cli.main import main
 
 
 @dataclass

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import trio
 
-from hookd import config
-from hookd.daemon import Daemon
+from hookd.runtime import config
+from hookd.runtime.daemon import Daemon
 
 API_TOKEN = "t0k-0123456789abcdef0123456789ab"  # 32 characters: the shortest token taken
 

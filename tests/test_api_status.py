@@ -12,7 +12,8 @@ import apsw
 import httpx
 import trio
 
-from hookd import __version__, sql
+from hookd import __version__
+from hookd.db import sql
 from tests.conftest import API_TOKEN, Running
 from tests.receiver import serve_receiver
 from tests.test_api_endpoints import free_port

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-from hookd import dispatcher
+from hookd.delivery import scheduler as dispatcher
 from tests.conftest import Running
 from tests.receiver import Answer, Received, serve_receiver
 from tests.test_delivery import subscribe

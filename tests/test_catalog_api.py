@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hookd.core.envelope import decode_event, prepare
+from hookd.domain.envelope import decode_event, prepare
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.core.test_catalog import BROKEN

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 import trio
 
-from hookd import config
-from hookd.commands.config_check import MASK, STANDARD_MASK
+from hookd.cli.commands.config_check import MASK, STANDARD_MASK
+from hookd.runtime import config
 from tests.cli_runner import run_main
 from tests.conftest import write_config
 

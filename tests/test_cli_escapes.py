@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from hookd.output import Screen, Styled, printable
+from hookd.cli.output import Screen, Styled, printable
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver

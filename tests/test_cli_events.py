@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hookd.client import UsageError
-from hookd.commands import since_time
+from hookd.cli.client import UsageError
+from hookd.cli.commands import since_time
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.test_api_events import create_endpoint

@@ -25,9 +25,9 @@ import httpx
 import pytest
 import trio
 
-from hookd.core import signing
-from hookd.listen import Options, Receiver, check_signatures
-from hookd.output import Screen
+from hookd.cli.output import Screen
+from hookd.cli.receiver import Options, Receiver, check_signatures
+from hookd.domain import signing
 from tests.cli_runner import cli, hookd_cli
 from tests.conftest import Running
 from tests.test_delivery import wait_attempts, wait_status

@@ -1,4 +1,4 @@
-"""hookd.output: relative times, tables that stay aligned in colour, and when to colour."""
+"""hookd.cli.output: relative times, tables that stay aligned in colour, and when to colour."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hookd.output import Screen, Styled, colour_wanted, moment, relative
+from hookd.cli.output import Screen, Styled, colour_wanted, moment, relative
 
 NOW = datetime(2024, 1, 1, 10, 0, tzinfo=UTC).timestamp()
 

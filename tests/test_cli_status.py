@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from hookd import __version__
-from hookd.client import DEFAULT_SOCKET, Target, resolve_target, unreachable
+from hookd.cli.client import DEFAULT_SOCKET, Target, resolve_target, unreachable
 from tests.cli_runner import cli, hookd_cli
 from tests.conftest import API_TOKEN, Running, write_config
 from tests.test_api_endpoints import free_port

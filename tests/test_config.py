@@ -1,4 +1,4 @@
-"""hookd.config: defaults, durations, and refusals that name the bad key."""
+"""hookd.runtime.config: defaults, durations, and refusals that name the bad key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hookd.config import Config, ConfigError, endpoint_id, load, parse, socket_mode
+from hookd.runtime.config import Config, ConfigError, endpoint_id, load, parse, socket_mode
 
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINT = '[[endpoint]]\nurl = "https://erp.example.com/hook"\nevents = ["cliente.*"]\n'

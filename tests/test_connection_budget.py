@@ -22,7 +22,7 @@ import httpx
 import pytest
 import trio
 
-from hookd import descriptors
+from hookd.runtime import descriptors
 from tests.conftest import Running, socket_client, write_config
 from tests.receiver import Answer, serve_receiver
 from tests.test_api_endpoints import free_port

@@ -1,4 +1,4 @@
-"""hookd.dbtools: an online backup taken while the daemon ingests, and the integrity check.
+"""hookd.cli.dbtools: an online backup taken while the daemon ingests, and the integrity check.
 
 The daemon runs in this process on a real SQLite file; the backup opens its own
 read-only connection to it, as `hookd db backup` does from another process.
@@ -15,8 +15,9 @@ import apsw
 import pytest
 import trio
 
-from hookd import config, dbtools
-from hookd.daemon import Daemon
+from hookd.cli import dbtools
+from hookd.runtime import config
+from hookd.runtime.daemon import Daemon
 from tests.conftest import Running, write_config
 from tests.test_api_events import create_endpoint, db_path
 

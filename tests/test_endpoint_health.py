@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from hookd import ids
-from hookd.core.envelope import IngestRequest, prepare
-from hookd.core.retry import AttemptResult
-from hookd.store import AttemptRecord, NewEvent, Store
+from hookd.db.store import AttemptRecord, NewEvent, Store
+from hookd.domain.envelope import IngestRequest, prepare
+from hookd.domain.retry import AttemptResult
+from hookd.runtime import ids
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
 from tests.test_delivery import ingest, subscribe, wait_status

@@ -1,4 +1,4 @@
-"""hookd.http's server against a real daemon, spoken to byte by byte over its Unix socket.
+"""hookd.api.server's server against a real daemon, spoken to byte by byte over its Unix socket.
 
 Every read has a deadline, so a server that stays silent fails the test instead of
 hanging it.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from hookd.http import Limits, Request, Response, Server, json_response
+from hookd.api.server import Limits, Request, Response, Server, json_response
 from tests.conftest import Running
 
 READ_LIMIT = 3.0  # seconds any awaited answer may take

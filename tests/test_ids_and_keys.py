@@ -19,10 +19,10 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookd import sql
-from hookd.core.envelope import IngestRequest, format_timestamp, prepare
-from hookd.core.retry import AttemptResult
-from hookd.store import AttemptRecord, NewEvent, Store
+from hookd.db import sql
+from hookd.db.store import AttemptRecord, NewEvent, Store
+from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
+from hookd.domain.retry import AttemptResult
 from tests.conftest import Running
 
 NOW = 1_700_000_000.0

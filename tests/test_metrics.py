@@ -16,8 +16,10 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookd import __version__, metrics, sql
-from hookd.core.retry import AttemptResult
+from hookd import __version__
+from hookd.db import sql
+from hookd.domain.retry import AttemptResult
+from hookd.runtime import metrics
 from tests.conftest import API_TOKEN, Running
 from tests.receiver import Answer, Received, serve_receiver
 from tests.test_api_endpoints import free_port

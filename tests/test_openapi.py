@@ -25,10 +25,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookd import api, openapi
-from hookd.core import endpoints as endpoint_rules
-from hookd.core.catalog import Catalog, CustomType
-from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
+from hookd.api import handlers as api
+from hookd.api import openapi
+from hookd.domain import endpoints as endpoint_rules
+from hookd.domain.catalog import Catalog, CustomType
+from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE
 from tests.conftest import Running
 
 Start = Callable[..., Awaitable[Running]]

@@ -16,12 +16,13 @@ import pytest
 import trio
 import trio.testing
 
-from hookd import retention, sql
-from hookd.clock import Clock
-from hookd.core.envelope import IngestRequest, format_timestamp, prepare
-from hookd.core.retry import AttemptResult
-from hookd.retention import Retention, Totals
-from hookd.store import AttemptRecord, NewEvent, Store
+from hookd.db import sql
+from hookd.db.store import AttemptRecord, NewEvent, Store
+from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
+from hookd.domain.retry import AttemptResult
+from hookd.runtime import retention
+from hookd.runtime.clock import Clock
+from hookd.runtime.retention import Retention, Totals
 from tests.conftest import Running
 from tests.receiver import serve_receiver
 from tests.test_delivery import subscribe
@@ -287,13 +288,13 @@ async def event_count(hookd: Running) -> int:
 
 
 def retention_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "hookd.retention"]
+    return [r.getMessage() for r in caplog.records if r.name == "hookd.runtime.retention"]
 
 
 async def test_the_daemon_purges_in_the_background(
     virtual_clock: trio.testing.MockClock, hookd_factory: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookd.retention")
+    caplog.set_level(logging.INFO, logger="hookd.runtime.retention")
     hookd = await daemon_with_one_event(hookd_factory, "1h")  # a round every 6 minutes
     await trio.sleep(3000)
     assert await event_count(hookd) == 1  # younger than the retention
@@ -311,7 +312,7 @@ async def test_the_daemon_purges_in_the_background(
 async def test_a_retention_of_0_keeps_everything(
     virtual_clock: trio.testing.MockClock, hookd_factory: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookd.retention")
+    caplog.set_level(logging.INFO, logger="hookd.runtime.retention")
     hookd = await daemon_with_one_event(hookd_factory, "0")
     await trio.sleep(400 * DAY)
     assert await event_count(hookd) == 1

@@ -29,8 +29,8 @@ import trio.testing
 from standardwebhooks.webhooks import Webhook
 from werkzeug.datastructures import Headers
 
-from hookd import models
-from hookd.core.signing import verify_spec
+from hookd.domain import views
+from hookd.domain.signing import verify_spec
 from tests.conftest import Running
 from tests.receiver import Answer, Received, serve_receiver
 from tests.test_api_events import db_path, db_rows
@@ -285,12 +285,12 @@ async def test_a_staged_rotation_rejects_nothing(
         await deliver("before-staging", 1)
         switch = anchor + trio.current_time() + HOUR
         staged = [
-            await rotate(hookd, e["id"], activate_at=models.iso(switch), overlap_s=2 * HOUR)
+            await rotate(hookd, e["id"], activate_at=views.iso(switch), overlap_s=2 * HOUR)
             for e in endpoints
         ]
         old = [e["secret"] for e in endpoints]
         new = [e["secret"] for e in staged]
-        assert [e["next_secret_at"] for e in staged] == [models.iso(switch)] * 2
+        assert [e["next_secret_at"] for e in staged] == [views.iso(switch)] * 2
         early.secret = new[0]
         await deliver("staged", 2)
         await at(switch - 30)
@@ -305,7 +305,7 @@ async def test_a_staged_rotation_rejects_nothing(
         assert await db_rows(db_path(hookd), query, (endpoints[0]["id"],)) == [(old[0], new[0])]
         shown = (await hookd.client.get(f"/v1/endpoints/{endpoints[0]['id']}")).json()
         assert shown["next_secret_at"] is None
-        assert shown["previous_secret_until"] == models.iso(switch + 2 * HOUR)
+        assert shown["previous_secret_until"] == views.iso(switch + 2 * HOUR)
         await deliver("activated", 4)
         await at(switch + HOUR)
         late.secret = new[1]
@@ -369,7 +369,7 @@ async def test_staging_is_shown_audited_and_replaced(
     endpoint = await subscribe(hookd, "http://127.0.0.1:9/hook", ["*"])
     path = f"/v1/endpoints/{endpoint['id']}"
     now = _seconds(endpoint["created_at"])
-    later = models.iso(now + DAY)
+    later = views.iso(now + DAY)
     staged = await rotate(hookd, endpoint["id"], activate_at=later)
     assert staged["next_secret_at"] == later
     assert staged["previous_secret_until"] is None
@@ -379,7 +379,7 @@ async def test_staging_is_shown_audited_and_replaced(
     # Staged again: replaced. At once (or a time not in the future): no longer staged.
     again = await rotate(hookd, endpoint["id"], secret="segredo_b", activate_at=later)
     assert again["secret"] == "segredo_b"
-    past = models.iso(now - 60)
+    past = views.iso(now - 60)
     at_once = await rotate(hookd, endpoint["id"], secret="segredo_c", activate_at=past)
     assert at_once["next_secret_at"] is None
     assert at_once["previous_secret_until"] is not None

@@ -1,4 +1,4 @@
-"""hookd.sender: one attempt over real sockets on 127.0.0.1 (no mocks).
+"""hookd.delivery.client: one attempt over real sockets on 127.0.0.1 (no mocks).
 
 The servers here are written on trio + h11 in this file so that each test can shape the
 answer byte by byte and count the TCP connections the sender opens.
@@ -28,11 +28,11 @@ import trustme
 from standardwebhooks.webhooks import Webhook
 
 from hookd import __version__
-from hookd.clock import Clock
-from hookd.core.addresses import AddressPolicy
-from hookd.core.endpoints import Secrets
-from hookd.core.retry import AttemptResult
-from hookd.sender import Job, Sender
+from hookd.delivery.client import Job, Sender
+from hookd.domain.addresses import AddressPolicy
+from hookd.domain.endpoints import Secrets
+from hookd.domain.retry import AttemptResult
+from hookd.runtime.clock import Clock
 
 SECRET = "sua_chave_secreta"
 WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()

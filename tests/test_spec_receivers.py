@@ -40,7 +40,7 @@ import pytest
 import trio
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hookd.core.catalog import Catalog
+from hookd.domain.catalog import Catalog
 from tests.conftest import Running
 from tests.receiver import serve_receiver
 from tests.test_delivery import subscribe

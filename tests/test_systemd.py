@@ -23,9 +23,9 @@ import pytest
 import trio
 import trio.testing
 
-from hookd import systemd
-from hookd.daemon import status_line
-from hookd.models import Status
+from hookd.domain.views import Status
+from hookd.runtime import systemd
+from hookd.runtime.daemon import status_line
 from tests.conftest import Running, write_config
 from tests.test_api_events import create_endpoint
 from tests.test_delivery import wait_status

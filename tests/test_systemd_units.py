@@ -125,8 +125,8 @@ def test_sysusers_declares_the_hookd_user() -> None:
 def test_the_unit_gives_the_descriptors_the_default_limits_need() -> None:
     """hookd cannot raise its own limit under the unit's seccomp filter (~@resources):
     LimitNOFILE must cover both connection limits and the reserve, by default."""
-    from hookd import descriptors
-    from hookd.config import Config
+    from hookd.runtime import descriptors
+    from hookd.runtime.config import Config
 
     directives = _directives("hookd.service")
     assert "~@privileged @resources" in directives["SystemCallFilter"]

@@ -24,13 +24,13 @@ import trio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hookd import config
-from hookd.clock import Clock
-from hookd.core.addresses import AddressPolicy
-from hookd.core.endpoints import url_error
-from hookd.core.retry import AttemptResult
-from hookd.daemon import Daemon
-from hookd.sender import Sender
+from hookd.delivery.client import Sender
+from hookd.domain.addresses import AddressPolicy
+from hookd.domain.endpoints import url_error
+from hookd.domain.retry import AttemptResult
+from hookd.runtime import config
+from hookd.runtime.clock import Clock
+from hookd.runtime.daemon import Daemon
 from tests.conftest import socket_client, write_config
 from tests.daemon_process import DaemonProcess
 from tests.test_sender import make_job

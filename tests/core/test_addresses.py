@@ -1,10 +1,10 @@
-"""hookd.core.addresses: which IP addresses a delivery may connect to."""
+"""hookd.domain.addresses: which IP addresses a delivery may connect to."""
 
 from __future__ import annotations
 
 import pytest
 
-from hookd.core.addresses import AddressPolicy
+from hookd.domain.addresses import AddressPolicy
 
 STRICT = AddressPolicy(False)
 

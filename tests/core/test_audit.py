@@ -1,4 +1,4 @@
-"""hookd.core.audit: which action an endpoint change is, and which fields it changed."""
+"""hookd.domain.audit: which action an endpoint change is, and which fields it changed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hookd.core.audit import Change, describe
+from hookd.domain.audit import Change, describe
 
 BEFORE = {
     "url": "https://erp.example.com/hook",

@@ -1,4 +1,4 @@
-"""hookd.core.catalog: the spec's event types, and the check of `data` at ingest.
+"""hookd.domain.catalog: the spec's event types, and the check of `data` at ingest.
 
 Every spec example must pass, and one broken variant per type must be refused with a
 422 naming the field's path. The examples are compared with the spec's own payloads
@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from hookd.core import catalog
-from hookd.core.catalog import Catalog, CustomType
-from hookd.core.envelope import decode_batch, decode_event
-from hookd.errors import ApiError
+from hookd.domain import catalog
+from hookd.domain.catalog import Catalog, CustomType
+from hookd.domain.envelope import decode_batch, decode_event
+from hookd.domain.errors import ApiError
 from tests.test_spec_receivers import SPEC_EXAMPLES, spec_text
 
 KNOWN = Catalog(mode="known")  # refuses every departure in the catalog's types

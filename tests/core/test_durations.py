@@ -1,10 +1,10 @@
-"""hookd.core.durations: durations as operators write them, and back."""
+"""hookd.domain.durations: durations as operators write them, and back."""
 
 from __future__ import annotations
 
 import pytest
 
-from hookd.core.durations import format_duration, parse_duration
+from hookd.domain.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
-"""hookd.core.endpoints: which secrets sign at a given time, across rotations; which
+"""hookd.domain.endpoints: which secrets sign at a given time, across rotations; which
 endpoint URLs are accepted, judged by their host."""
 
 from __future__ import annotations
 
 import pytest
 
-from hookd.core.endpoints import Secrets, url_error, wire_host
+from hookd.domain.endpoints import Secrets, url_error, wire_host
 
 HOUR = 3600.0
 T = 1_800_000_000.0  # when the staged secret takes over

@@ -1,4 +1,4 @@
-"""hookd.core.envelope: ingest requests -> validated events and the exact body bytes.
+"""hookd.domain.envelope: ingest requests -> validated events and the exact body bytes.
 
 The body is what every receiver gets and what the signature covers, so most tests here
 compare bytes exactly. The Node test checks the property the spec's Express receiver
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hookd.core.envelope import (
+from hookd.domain.envelope import (
     MAX_BATCH,
     IngestRequest,
     check_event_name,
@@ -26,7 +26,7 @@ from hookd.core.envelope import (
     js_number,
     prepare,
 )
-from hookd.errors import ApiError
+from hookd.domain.errors import ApiError
 
 RECEIVED = "2024-01-01T10:00:00Z"
 DEEP = 100_000

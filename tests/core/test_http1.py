@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookd.core.http1 import (
+from hookd.protocol.http1 import (
     CONTINUE,
     ChunkedBody,
     ProtocolError,

@@ -1,4 +1,4 @@
-"""hookd.core.retry: delivered, retry later, or give up."""
+"""hookd.domain.retry: delivered, retry later, or give up."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookd.core.retry import (
+from hookd.domain.retry import (
     DEFAULT_SCHEDULE,
     AttemptResult,
     Delivered,

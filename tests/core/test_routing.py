@@ -1,10 +1,10 @@
-"""hookd.core.routing: subscription patterns against event types."""
+"""hookd.domain.routing: subscription patterns against event types."""
 
 from __future__ import annotations
 
 import pytest
 
-from hookd.core.routing import Router, Subscription, matches, pattern_error
+from hookd.domain.routing import Router, Subscription, matches, pattern_error
 
 
 @pytest.mark.parametrize(

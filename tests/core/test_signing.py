@@ -1,4 +1,4 @@
-"""hookd.core.signing: the spec's X-Webhook-Signature and the Standard Webhooks headers."""
+"""hookd.domain.signing: the spec's X-Webhook-Signature and the Standard Webhooks headers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hookd.core.signing import (
+from hookd.domain.signing import (
     sign,
     spec_signature,
     standard_key,

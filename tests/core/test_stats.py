@@ -1,10 +1,10 @@
-"""hookd.core.stats: minutes, windows, percentiles and runs of failures, without a clock."""
+"""hookd.domain.stats: minutes, windows, percentiles and runs of failures, without a clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from hookd.core import stats
+from hookd.domain import stats
 
 
 def test_periods_and_windows() -> None:

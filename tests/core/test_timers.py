@@ -1,4 +1,4 @@
-"""hookd.core.timers: checked against a sorted list of (deadline, order, key)."""
+"""hookd.domain.timers: checked against a sorted list of (deadline, order, key)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from hookd.core.timers import Timers
+from hookd.domain.timers import Timers
 
 KEYS = st.integers(min_value=0, max_value=7)  # few keys: re-adds and cancels are common
 TIMES = st.integers(min_value=0, max_value=20).map(float)  # few times: ties are common

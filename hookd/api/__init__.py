@@ -1,0 +1,1 @@
+"""The HTTP API: server, routes, handlers, OpenAPI (docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""The `hookd` command: entry point, API client, output, commands (docs/ARCHITECTURE.md)."""

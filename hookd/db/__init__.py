@@ -1,0 +1,1 @@
+"""Storage: the SQLite engine, schema and queries behind the backend seam (docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""Sending: the HTTP client, the scheduler, alerts (docs/ARCHITECTURE.md)."""

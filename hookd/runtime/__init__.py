@@ -1,0 +1,1 @@
+"""The process: daemon, listeners, systemd, config, logs, metrics (docs/ARCHITECTURE.md)."""

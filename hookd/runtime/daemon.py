@@ -1,0 +1,276 @@
+"""The daemon: open the store, load config endpoints, serve the API, stop cleanly.
+
+Rules:
+- Start-up order: descriptor limit raised and the connection limits fitted in it
+  (`hookd.descriptors`), database open and migrated, config endpoints synced, listeners
+  bound; only then is the daemon ready (`task_status.started`).
+- Stop (SIGTERM, SIGINT or `stop()`): stop accepting connections, let requests in
+  progress finish within `delivery.shutdown_grace`, then cancel what is left, close
+  the database (its queued writes are committed first) and remove the socket file
+  (only one hookd bound itself: an adopted socket belongs to systemd).
+- Retention (`hookd.retention`) runs in the background from ready until the stop.
+- Under systemd (`hookd.systemd`): sockets passed by socket activation are served
+  instead of binding new ones; `READY=1` goes out once ready, `STATUS=` lines with live
+  figures every STATUS_INTERVAL, `WATCHDOG=1` at half the watchdog timeout from the
+  trio loop itself (a wedged loop stops pinging and gets restarted), `STOPPING=1` when
+  a stop begins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+import msgspec
+import trio
+
+from hookd import __version__
+from hookd.api import openapi
+from hookd.api.handlers import Api
+from hookd.api.server import Limits, Server
+from hookd.cli.output import span
+from hookd.db.store import StorageError, Store
+from hookd.delivery.alerts import Alerts
+from hookd.delivery.client import Sender
+from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
+from hookd.domain.addresses import AddressPolicy
+from hookd.domain.catalog import Catalog
+from hookd.domain.views import Status
+from hookd.runtime import config as config_module
+from hookd.runtime import descriptors, systemd
+from hookd.runtime.clock import Clock
+from hookd.runtime.config import Config
+from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
+from hookd.runtime.metrics import Metrics
+from hookd.runtime.retention import Retention
+
+log = logging.getLogger("hookd.runtime.daemon")
+
+STATUS_INTERVAL = 30.0  # seconds between STATUS= updates to systemd
+
+
+class Daemon:
+    """One hookd instance; `await run()` serves until `stop()` or a signal."""
+
+    def __init__(self, config: Config, handle_signals: bool = True) -> None:
+        self.config = config
+        self._handle_signals = handle_signals
+        self._notifier = systemd.Notifier.from_environment()
+        self._stop = trio.Event()
+        self.store: Store | None = None
+        self.scheduler: Scheduler | None = None
+        self.retention: Retention | None = None
+
+    def stop(self) -> None:
+        """Begin a graceful stop."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until stopped."""
+        config = self.config
+        clock = Clock()
+        nofile = descriptors.raise_limit()
+        store = self.store = await Store.open(config.storage.path, config.storage.durability)
+        metrics = Metrics(__version__)
+        store.commit_seconds = metrics.ingest_commit
+        socket_path = config.server.socket
+        bound = False  # the socket file is ours to remove only once we made it
+        try:
+            await store.sync_config_endpoints(
+                ({**_asdict(e), "id": config_module.endpoint_id(e)} for e in config.endpoint),
+                clock.now(),
+            )
+            sender = _sender(config, clock)
+            scheduler = self.scheduler = _scheduler(config, store, sender, clock, metrics)
+            catalog = Catalog(config.event_type, config.ingest.validate)
+            api = Api(
+                store,
+                clock,
+                scheduler,
+                config.server.api_token,
+                metrics=metrics,
+                catalog=catalog,
+                openapi=openapi.document_bytes(catalog, with_token=bool(config.server.api_token)),
+                secret_overlap=config.delivery.secret_overlap,
+            )
+            retention = self.retention = Retention(store, clock, config.storage.retention)
+            listeners, bound = await _listeners(config)
+            tcp = any(origin == "tcp" for _, origin in listeners)
+            server = Server(api.handle, _limits(config, nofile, tcp), f"hookd/{__version__}")
+            async with trio.open_nursery() as nursery:
+                await nursery.start(scheduler.run)
+                async with trio.open_nursery() as connections:
+                    async with trio.open_nursery() as accepting:
+                        for listener, origin in listeners:
+                            accepting.start_soon(server.serve, listener, origin, connections)
+                        if self._handle_signals:
+                            nursery.start_soon(self._wait_for_signals)
+                        log.info(
+                            "action=ready version=%s socket=%s listen=%s db=%s",
+                            __version__,
+                            socket_path,
+                            config.server.listen or "-",
+                            config.storage.path,
+                        )
+                        task_status.started(self)
+                        self._notifier.notify(READY="1", STATUS="ready")
+                        nursery.start_soon(retention.run)
+                        watchdog = systemd.watchdog_interval()
+                        if watchdog is not None:
+                            nursery.start_soon(self._watchdog, watchdog / 2)
+                        if self._notifier.enabled:
+                            nursery.start_soon(self._report_status, store, scheduler, clock)
+                        await self._stop.wait()
+                        self._notifier.notify(STOPPING="1", STATUS="stopping")
+                        accepting.cancel_scope.cancel()
+                    for listener, _ in listeners:
+                        await listener.aclose()
+                    server.drain()
+                    grace = config.delivery.shutdown_grace
+                    async with trio.open_nursery() as stopping:
+                        stopping.start_soon(scheduler.stop, grace)
+                        with trio.move_on_after(grace):
+                            await server.wait_closed()
+                    connections.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()  # the watchdog, the signal handler, retention
+                sender.close()
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.aclose()
+            if bound:
+                _remove_socket(socket_path)
+            self._notifier.close()
+            log.info("action=stopped")
+
+    async def _report_status(self, store: Store, scheduler: Scheduler, clock: Clock) -> None:
+        """Tell systemd the live figures (`systemctl status hookd` shows them)."""
+        while True:
+            try:
+                figures = await store.status(__version__, clock.now())
+            except StorageError as exc:
+                log.warning("action=status.failed error=%s", exc)
+            else:
+                failed = scheduler.failed_since(clock.now() - FAILURE_WINDOW)
+                if not self._stop.is_set():
+                    self._notifier.notify(STATUS=status_line(figures, failed))
+            await trio.sleep(STATUS_INTERVAL)
+
+    async def _watchdog(self, period: float) -> None:
+        """Ping systemd's watchdog every `period` seconds, from the trio loop."""
+        while True:
+            self._notifier.notify(WATCHDOG="1")
+            await trio.sleep(period)
+
+    async def _wait_for_signals(self) -> None:
+        """The first SIGTERM or SIGINT starts a graceful stop; later ones change nothing.
+
+        The single-file binary's bootloader forwards signals to hookd, so a signal sent
+        to both (Ctrl-C, systemd's default KillMode) arrives twice.
+        """
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for number in signals:
+                name = signal.Signals(number).name
+                if self._stop.is_set():
+                    log.info("action=stopping.already signal=%s", name)
+                    continue
+                log.info("action=stopping signal=%s", name)
+                self.stop()
+
+
+def status_line(figures: Status, failed_last_hour: int) -> str:
+    """The one-line summary systemd shows: backlog, recent failures, endpoints."""
+    pending = figures.deliveries.get("pending", 0)
+    oldest = figures.oldest_pending_age_s
+    backlog = f"{pending:,} pending" + (f" (oldest {span(oldest)})" if pending and oldest else "")
+    return (
+        f"{backlog}, {failed_last_hour:,} failed in the last hour, "
+        f"{figures.endpoints_enabled} of {figures.endpoints} endpoints enabled"
+    )
+
+
+async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, str]], bool]:
+    """The listeners with their origin, and whether we bound the Unix socket ourselves.
+
+    Sockets passed by systemd replace those of their kind (Unix, TCP) in the config.
+    """
+    try:
+        adopted = adopt(systemd.listen_sockets())
+    except ValueError as exc:
+        raise ListenError(str(exc)) from None
+    origins = {origin for _, origin in adopted}
+    if "tcp" in origins and not config.server.api_token:
+        raise ListenError(
+            "a TCP socket passed by systemd needs server.api_token (or api_token_file, "
+            "api_token_credential) in the config"
+        )
+    listeners = list(adopted)
+    bound = "socket" not in origins
+    if bound:
+        mode = config_module.socket_mode(config)
+        listeners.append((await open_unix_listener(config.server.socket, mode), "socket"))
+    if config.server.listen and "tcp" not in origins:
+        tcp = await open_tcp_listeners(config.server.listen)
+        listeners += [(listener, "tcp") for listener in tcp]
+    if adopted:
+        log.info("action=sockets.adopted count=%d origins=%s", len(adopted), ",".join(origins))
+    return listeners, bound
+
+
+def _sender(config: Config, clock: Clock) -> Sender:
+    delivery = config.delivery
+    return Sender(
+        clock,
+        timeout=delivery.timeout,
+        policy=AddressPolicy(delivery.allow_private_networks, delivery.allowed_networks),
+        require_https=delivery.require_https,
+        ca_file=delivery.ca_file,
+    )
+
+
+def _scheduler(
+    config: Config, store: Store, sender: Sender, clock: Clock, metrics: Metrics
+) -> Scheduler:
+    delivery = config.delivery
+    return Scheduler(
+        store,
+        sender,
+        clock,
+        schedule=delivery.retry_schedule,
+        concurrency=delivery.concurrency,
+        per_endpoint=delivery.per_endpoint_concurrency,
+        disable_after=delivery.disable_after,
+        alerts=Alerts(metrics),
+        metrics=metrics,
+    )
+
+
+def _limits(config: Config, nofile: int, tcp: bool) -> Limits:
+    """The server's limits, its connection limits fitted in `nofile` descriptors."""
+    server = config.server
+    tcp_connections = server.max_tcp_connections if tcp else 0
+    try:
+        budget = descriptors.budget(
+            nofile, server.max_connections, tcp_connections, config.delivery.concurrency
+        )
+    except descriptors.BudgetError as exc:
+        raise ListenError(str(exc)) from None
+    return Limits(
+        max_body_bytes=server.max_body_bytes,
+        request_timeout=server.request_timeout,
+        idle_timeout=server.idle_timeout,
+        unauthenticated_timeout=server.unauthenticated_timeout,
+        max_connections=budget.socket_connections,
+        max_tcp_connections=budget.tcp_connections or server.max_tcp_connections,
+    )
+
+
+def _asdict(endpoint: config_module.EndpointConfig) -> dict[str, Any]:
+    return msgspec.structs.asdict(endpoint)
+
+
+def _remove_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
