@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from hookd.db.store import AttemptRecord, NewEvent, Store
+from hookd.db.store import NewEvent, Store
+from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, prepare
 from hookd.domain.retry import AttemptResult
 from hookd.runtime import ids

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookd.db import sql
-from hookd.db.store import AttemptRecord, NewEvent, Store
+from hookd.db.store import NewEvent, Store
+from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
 from hookd.domain.retry import AttemptResult
 from tests.conftest import Running

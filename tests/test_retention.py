@@ -17,7 +17,8 @@ import trio
 import trio.testing
 
 from hookd.db import sql
-from hookd.db.store import AttemptRecord, NewEvent, Store
+from hookd.db.store import NewEvent, Store
+from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
 from hookd.domain.retry import AttemptResult
 from hookd.runtime import retention

@@ -28,8 +28,9 @@ import trustme
 from standardwebhooks.webhooks import Webhook
 
 from hookd import __version__
-from hookd.delivery.client import Job, Sender
+from hookd.delivery.client import Sender
 from hookd.domain.addresses import AddressPolicy
+from hookd.domain.attempts import Job
 from hookd.domain.endpoints import Secrets
 from hookd.domain.retry import AttemptResult
 from hookd.runtime.clock import Clock

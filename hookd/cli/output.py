@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, TextIO
 
+from hookd.domain.durations import span
+
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
 STATUS_COLOURS = {"succeeded": "green", "failed": "red", "pending": "yellow", "cancelled": "dim"}
 
@@ -60,18 +62,6 @@ Cell = str | Styled
 def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
     """True when `stream` is a terminal and NO_COLOR is not set."""
     return not environ.get("NO_COLOR") and stream.isatty()
-
-
-def span(seconds: float) -> str:
-    """A length of time in at most two units: "55s", "3m 20s", "1h 5m", "2d 3h"."""
-    size = int(seconds)
-    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-    for index, (name, length) in enumerate(units[:-1]):
-        if size >= length:
-            smaller, small_length = units[index + 1]
-            rest = size % length // small_length
-            return f"{size // length}{name}" + (f" {rest}{smaller}" if rest else "")
-    return f"{size}s"
 
 
 def relative(seconds: float) -> str:

@@ -36,8 +36,9 @@ import trio
 from hookd import __version__
 from hookd.api.server import Limits, Request, Response, Server, json_response
 from hookd.cli.client import CliError
-from hookd.cli.output import Cell, Screen, Styled, code_cell, span
+from hookd.cli.output import Cell, Screen, Styled, code_cell
 from hookd.domain import signing
+from hookd.domain.durations import span
 
 LIMITS = Limits(max_body_bytes=16 * 1024 * 1024)
 REMEMBERED = 10_000  # events whose last attempt time is kept, for the "+1m 0s" column

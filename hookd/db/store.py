@@ -13,7 +13,7 @@ Rules:
   caller and the others in the group commit. Any other failure rolls the group back and
   its writes are run again one per transaction, so only the failing one fails.
 - Callers pass the time in: the store never reads the clock, but to time its own
-  group commits into `commit_seconds` when it is set (for `GET /metrics`).
+  group commits for `on_commit` when it is set (`GET /metrics`).
 - One store per database: an open store holds an exclusive lock (flock) on `<db>.lock`,
   which names its pid, until it is closed; a second one is refused with that pid. A
   separate file, because SQLite's own POSIX locks on the database would be released by
@@ -45,23 +45,20 @@ import msgspec
 import trio
 
 from hookd.db import sql
-from hookd.delivery.client import Job
 from hookd.domain import audit, stats, views
+from hookd.domain.attempts import INTERRUPTED, AttemptRecord, Job
 from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
 from hookd.domain.durations import format_duration
 from hookd.domain.endpoints import Secrets
 from hookd.domain.envelope import PreparedEvent
 from hookd.domain.errors import ApiError, conflict, not_found
-from hookd.domain.retry import AttemptResult
 from hookd.domain.routing import Router, Subscription
-from hookd.runtime.metrics import Histogram
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
 
 READERS = 4
 MAX_GROUP = 512  # writes committed together at most
-INTERRUPTED = "interrupted"  # the error kind of an attempt cut short by hookd itself
 DISABLED_BY_HAND = "disabled through the API"
 PAGE_BYTES = 8 * 1024 * 1024  # a list page stops growing at about this many bytes
 
@@ -131,23 +128,6 @@ class Purged(msgspec.Struct, frozen=True, kw_only=True):
     events: int = 0
 
 
-class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One attempt as it is logged, and where it leaves its delivery."""
-
-    delivery_id: int
-    endpoint_id: str
-    event_id: str = ""  # for the alert of a delivery that ends failed
-    event_type: str = ""
-    number: int
-    started_at: float
-    duration_ms: float
-    finished_at: float
-    result: AttemptResult
-    status: str  # pending (to retry), succeeded or failed
-    next_attempt_at: float | None
-    error: str | None  # the delivery's last error, None when it succeeded
-
-
 class Recorded(NamedTuple):
     """What recording a batch of attempts did."""
 
@@ -190,7 +170,8 @@ class Store:
         self._lock: int | None = None  # the descriptor of `<path>.lock`, flocked
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
-        self.commit_seconds: Histogram | None = None  # observed by the writer thread alone
+        # Told how long each group commit took, on the writer thread alone.
+        self.on_commit: Callable[[float], None] | None = None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -291,8 +272,8 @@ class Store:
                 group.append(more)
             began = time.perf_counter()
             self._commit(self._writer, group)
-            if self.commit_seconds is not None:
-                self.commit_seconds.observe((), time.perf_counter() - began)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - began)
             self._token.run_sync_soon(_wake, group)
 
     def _commit(self, conn: apsw.Connection, group: list[_Write]) -> None:

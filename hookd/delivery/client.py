@@ -43,12 +43,12 @@ from collections import deque
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
-import msgspec
 import trio
 
 from hookd import __version__
 from hookd.domain.addresses import AddressPolicy
-from hookd.domain.endpoints import Secrets, wire_host
+from hookd.domain.attempts import Job
+from hookd.domain.endpoints import wire_host
 from hookd.domain.retry import AttemptResult
 from hookd.domain.signing import sign
 from hookd.protocol import http1
@@ -60,20 +60,6 @@ KEEPALIVE_EXPIRY = 4.0
 USER_AGENT = f"hookd/{__version__}"
 
 log = logging.getLogger("hookd.delivery")
-
-
-class Job(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything one attempt needs, loaded from the database."""
-
-    delivery_id: int
-    endpoint_id: str
-    url: str
-    secrets: Secrets  # which of them sign is decided when the attempt is signed
-    event_id: str
-    event_type: str
-    body: bytes
-    attempt: int  # the number of this attempt, counting every round (X-Webhook-Attempt)
-    round_attempt: int  # the number of this attempt within its round (for the schedule)
 
 
 class Progress:

@@ -56,8 +56,6 @@ import msgspec
 import trio
 
 from hookd.db.store import (
-    INTERRUPTED,
-    AttemptRecord,
     Ingested,
     NewDelivery,
     Recorded,
@@ -65,8 +63,9 @@ from hookd.db.store import (
     Store,
 )
 from hookd.delivery.alerts import Alerts, alert_events
-from hookd.delivery.client import Job, Progress, Sender
+from hookd.delivery.client import Progress, Sender
 from hookd.domain import retry
+from hookd.domain.attempts import INTERRUPTED, AttemptRecord, Job
 from hookd.domain.retry import AttemptResult
 from hookd.domain.timers import Timers
 from hookd.runtime.clock import Clock

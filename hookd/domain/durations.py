@@ -39,3 +39,15 @@ def format_duration(seconds: float) -> str:
         if count >= 1 and count == int(count):
             return f"{int(count)}{unit}"
     return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+def span(seconds: float) -> str:
+    """A length of time in at most two units: "55s", "3m 20s", "1h 5m", "2d 3h"."""
+    size = int(seconds)
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for index, (name, length) in enumerate(units[:-1]):
+        if size >= length:
+            smaller, small_length = units[index + 1]
+            rest = size % length // small_length
+            return f"{size // length}{name}" + (f" {rest}{smaller}" if rest else "")
+    return f"{size}s"

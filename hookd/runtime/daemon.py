@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -31,13 +32,13 @@ from hookd import __version__
 from hookd.api import openapi
 from hookd.api.handlers import Api
 from hookd.api.server import Limits, Server
-from hookd.cli.output import span
 from hookd.db.store import StorageError, Store
 from hookd.delivery.alerts import Alerts
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
 from hookd.domain.addresses import AddressPolicy
 from hookd.domain.catalog import Catalog
+from hookd.domain.durations import span
 from hookd.domain.views import Status
 from hookd.runtime import config as config_module
 from hookd.runtime import descriptors, systemd
@@ -75,7 +76,7 @@ class Daemon:
         nofile = descriptors.raise_limit()
         store = self.store = await Store.open(config.storage.path, config.storage.durability)
         metrics = Metrics(__version__)
-        store.commit_seconds = metrics.ingest_commit
+        store.on_commit = functools.partial(metrics.ingest_commit.observe, ())
         socket_path = config.server.socket
         bound = False  # the socket file is ours to remove only once we made it
         try:
