@@ -49,6 +49,7 @@ run: venv
 lint: venv
 	$(BIN)/ruff check hookd tests bench
 	$(BIN)/mypy hookd
+	$(BIN)/lint-imports
 
 test: venv lint
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,8 @@
-"""The HTTP API: routes -> validation (core) -> store, and JSON answers.
+"""The HTTP API's handlers: decode and check a request, call the service, encode.
 
-Rules (DESIGN §2):
+Rules (docs/ARCHITECTURE.md; the contract is the README's API section):
+- Handlers reach storage, the scheduler and the metrics only through `hookd.service`,
+  which does each operation's write and then its effects.
 - Bodies are JSON (`application/json`; the batch route also takes NDJSON). Anything
   else is a 415, an empty or malformed body a 400, a well-formed but invalid one a 422
   naming the field. Unknown routes are 404, wrong methods 405 with `Allow`.
@@ -19,14 +21,14 @@ Rules (DESIGN §2):
   recorded (`conformance`) once the event is stored, and shown per type by
   `GET /v1/event-types/{name}`.
 - Idempotency: a single event's `Idempotency-Key` and a batch's (one key per item, by
-  position) live in separate spaces (`store.NewEvent`); a batch answers per item whether
+  position) live in separate spaces (`service.Arrival`); a batch answers per item whether
   it was new, and counts only the deliveries it created.
 - Rotating a secret keeps the previous one signing for `delivery.secret_overlap` (or the
   request's `overlap_s`); with a future `activate_at` the new secret is staged and takes
-  over then, the overlap counted from then (`core.endpoints.Secrets`). Setting `secret`
+  over then, the overlap counted from then (`domain.endpoints.Secrets`). Setting `secret`
   through PATCH replaces every secret at once. Endpoints are shown as they stand at the
   daemon's time of the request.
-- `GET /v1/openapi.json` is `hookd.openapi`'s document for this daemon's routes and
+- `GET /v1/openapi.json` is `api.openapi`'s document for this daemon's routes and
   catalog, built once at start and handed in: every route here is described there.
 """
 
@@ -44,28 +46,17 @@ import msgspec
 
 from hookd import __version__
 from hookd.api.server import Request, Response, json_response
-from hookd.db.store import (
-    DISABLED_BY_HAND,
-    Ingested,
-    NewDelivery,
-    NewEvent,
-    ReadError,
-    StorageError,
-    Store,
-)
-from hookd.delivery.alerts import alert_events
-from hookd.delivery.scheduler import Scheduler
+from hookd.db.errors import ReadError, StorageError
 from hookd.domain import endpoints as endpoint_rules
 from hookd.domain import envelope, views
-from hookd.domain.catalog import Catalog, EventType, Finding
-from hookd.domain.errors import ApiError, bad_request, invalid, not_found
+from hookd.domain.catalog import Finding
+from hookd.domain.errors import ApiError, bad_request, invalid
 from hookd.runtime import ids
-from hookd.runtime.clock import Clock
-from hookd.runtime.conformance import LONE_SURROGATE, Conformance
+from hookd.runtime.conformance import LONE_SURROGATE
 from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE
-from hookd.runtime.metrics import Metrics
+from hookd.service import Arrival, Service
 
-log = logging.getLogger("hookd.api.handlers")
+log = logging.getLogger("hookd.api")
 
 RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 
@@ -109,31 +100,14 @@ class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     since: str | None = None
 
 
-TEST_EVENT = "hookd.teste"
-
-
 class Api:
     """Routes requests to handlers; one per daemon."""
 
     def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        scheduler: Scheduler,
-        api_token: str = "",
-        *,
-        metrics: Metrics,
-        catalog: Catalog,
-        openapi: bytes,
-        secret_overlap: float,
+        self, service: Service, api_token: str = "", *, openapi: bytes, secret_overlap: float
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self.scheduler = scheduler
+        self.service = service
         self._token = api_token
-        self.metrics = metrics
-        self.catalog = catalog
-        self.conformance = Conformance(clock, metrics)
         self._openapi = openapi
         self._secret_overlap = secret_overlap
 
@@ -171,41 +145,31 @@ class Api:
 
     async def ingest(self, request: Request, _: dict[str, str]) -> Response:
         _require_body(request, JSON_TYPES)
-        now = self.clock.now()
+        now = self.service.clock.now()
         decoded = envelope.decode_event(request.body)
         [incoming], [extra] = decoded.requests, decoded.extras
         event = envelope.prepare(incoming, envelope.format_timestamp(now), extra=extra)
-        findings = self.catalog.check(incoming.event, incoming.data, None, incoming.timestamp)
-        key = _idempotency_key(request)
-        [result] = await self.store.ingest([NewEvent(event, ids.event_id(now), key)], now)
-        self.scheduler.deliveries_created(result.created)
-        self._count_ingested([result])
-        if (findings or decoded.repaired) and not result.replayed:
-            self.conformance.record(event.event, _with_repairs(findings, decoded.repaired))
+        found = self.service.catalog.check(incoming.event, incoming.data, None, incoming.timestamp)
+        arrival = Arrival(event, _with_repairs(found, decoded.repaired), _idempotency_key(request))
+        [result] = await self.service.ingest([arrival], now)
         return _accepted(result.accepted, replayed=result.replayed)
 
     async def ingest_batch(self, request: Request, _: dict[str, str]) -> Response:
         media = _require_body(request, JSON_TYPES | NDJSON_TYPES)
-        now = self.clock.now()
+        now = self.service.clock.now()
         received = envelope.format_timestamp(now)
         decoded = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
         key = _idempotency_key(request)
-        check = self.catalog.check
-        items = []
-        findings = []
+        check = self.service.catalog.check
+        arrivals = []
         for index, (incoming, extra) in enumerate(
             zip(decoded.requests, decoded.extras, strict=True)
         ):
             event = envelope.prepare(incoming, received, index, extra)
-            findings.append(check(incoming.event, incoming.data, index, incoming.timestamp))
-            items.append(NewEvent(event, ids.event_id(now), key, index))
-        results = await self.store.ingest(items, now)
-        self.scheduler.deliveries_created([d for result in results for d in result.created])
-        self._count_ingested(results)
-        for item, found, result in zip(items, findings, results, strict=True):
-            repaired = decoded.repaired and REPLACEMENT in item.event.body
-            if (found or repaired) and not result.replayed:
-                self.conformance.record(item.event.event, _with_repairs(found, repaired))
+            found = check(incoming.event, incoming.data, index, incoming.timestamp)
+            repaired = decoded.repaired and REPLACEMENT in event.body
+            arrivals.append(Arrival(event, _with_repairs(found, repaired), key, index))
+        results = await self.service.ingest(arrivals, now)
         answer = views.BatchAccepted(
             [r.accepted.id for r in results],
             sum(len(r.created) for r in results),
@@ -213,24 +177,18 @@ class Api:
         )
         return json_response(202, answer)
 
-    def _count_ingested(self, results: list[Ingested]) -> None:
-        counter = self.metrics.events_ingested
-        for result in results:
-            if not result.replayed:
-                counter.inc((result.accepted.event,))
-
     async def list_events(self, request: Request, _: dict[str, str]) -> Response:
         query = request.query
         event_type = query.get("type") or None
         if event_type is not None:
             envelope.check_event_name(event_type, "type")
-        page = await self.store.list_events(
+        page = await self.service.list_events(
             _limit(query), _cursor(query), event_type, _since(query)
         )
         return json_response(200, page)
 
     async def get_event(self, _: Request, params: dict[str, str]) -> Response:
-        return json_response(200, await self.store.get_event(params["id"]))
+        return json_response(200, await self.service.get_event(params["id"]))
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -241,17 +199,16 @@ class Api:
         if spec.secret is None:
             fields["secret"] = endpoint_rules.new_secret(ids.random_bytes(32))
         _check_endpoint(fields)
-        fields["id"] = ids.endpoint_id()
-        endpoint = await self.store.create_endpoint(fields, self.clock.now(), origin=request.origin)
+        endpoint = await self.service.create_endpoint(fields, request.origin)
         return json_response(201, endpoint, [("Location", f"/v1/endpoints/{endpoint.id}")])
 
     async def list_endpoints(self, request: Request, _: dict[str, str]) -> Response:
         query = request.query
-        page = await self.store.list_endpoints(_limit(query), _cursor(query), self.clock.now())
+        page = await self.service.list_endpoints(_limit(query), _cursor(query))
         return json_response(200, page)
 
     async def get_endpoint(self, _: Request, params: dict[str, str]) -> Response:
-        return json_response(200, await self.store.get_endpoint(params["id"], self.clock.now()))
+        return json_response(200, await self.service.get_endpoint(params["id"]))
 
     async def update_endpoint(self, request: Request, params: dict[str, str]) -> Response:
         _require_body(request, JSON_TYPES)
@@ -264,18 +221,11 @@ class Api:
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
         _check_endpoint(changes)
-        endpoint, alerts = await self.store.update_endpoint(
-            params["id"], changes, self.clock.now(), origin=request.origin, alert=alert_events
-        )
-        if changes.keys() & {"url", "secret", "enabled"}:
-            self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
-        if alerts:
-            self.scheduler.alerts_stored(alerts, [(endpoint.id, DISABLED_BY_HAND)])
+        endpoint = await self.service.update_endpoint(params["id"], changes, request.origin)
         return json_response(200, endpoint)
 
     async def delete_endpoint(self, request: Request, params: dict[str, str]) -> Response:
-        await self.store.delete_endpoint(params["id"], self.clock.now(), origin=request.origin)
-        self.scheduler.endpoint_changed(params["id"], receiving=False)
+        await self.service.delete_endpoint(params["id"], request.origin)
         return Response(status=204)
 
     async def rotate_secret(self, request: Request, params: dict[str, str]) -> Response:
@@ -289,25 +239,17 @@ class Api:
         _check_endpoint({"secret": secret})
         overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
         activate_at = rotation.activate_at
-        endpoint = await self.store.rotate_secret(
+        endpoint = await self.service.rotate_secret(
             params["id"],
             secret,
             overlap,
-            self.clock.now(),
-            origin=request.origin,
+            request.origin,
             activate_at=None if activate_at is None else _time(activate_at, "$.activate_at"),
         )
-        self.scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return json_response(200, endpoint)
 
     async def send_test(self, _: Request, params: dict[str, str]) -> Response:
-        now = self.clock.now()
-        timestamp = envelope.format_timestamp(now)
-        data = {"endpointId": params["id"], "mensagem": "Teste de webhook do hookd"}
-        event = envelope.internal_event(TEST_EVENT, data, timestamp)
-        result = await self.store.send_test_event(params["id"], event, ids.event_id(now), now)
-        self.scheduler.deliveries_created(result.created)
-        self._count_ingested([result])
+        result = await self.service.send_test(params["id"])
         return _accepted(result.accepted, replayed=False)
 
     async def replay_endpoint(self, request: Request, params: dict[str, str]) -> Response:
@@ -316,10 +258,7 @@ class Api:
             _require_body(request, JSON_TYPES)
             replay = _decode(request.body, Replay)
         since = _time(replay.since, "$.since") if replay.since is not None else 0.0
-        count = await self.store.replay_endpoint(
-            params["id"], replay.status, since, self.clock.now()
-        )
-        self.scheduler.rescan(params["id"])
+        count = await self.service.replay(params["id"], replay.status, since)
         return json_response(202, views.Replayed(count))
 
     # -- deliveries ---------------------------------------------------------------------
@@ -332,28 +271,22 @@ class Api:
                 f"status must be one of {', '.join(sorted(DELIVERY_STATUSES))}, "
                 f"got {filters['status'][:40]!r}"
             )
-        page = await self.store.list_deliveries(_limit(query), _cursor(query), filters)
+        page = await self.service.list_deliveries(_limit(query), _cursor(query), filters)
         return json_response(200, page)
 
     async def get_delivery(self, _: Request, params: dict[str, str]) -> Response:
-        return json_response(200, await self.store.get_delivery(_delivery_id(params)))
+        return json_response(200, await self.service.get_delivery(_delivery_id(params)))
 
     async def retry_delivery(self, _: Request, params: dict[str, str]) -> Response:
-        now = self.clock.now()
-        delivery = await self.store.retry_delivery(_delivery_id(params), now)
-        self.scheduler.deliveries_created([NewDelivery(delivery.id, delivery.endpoint_id, now)])
-        return json_response(202, delivery)
+        return json_response(202, await self.service.retry_delivery(_delivery_id(params)))
 
     # -- statistics ---------------------------------------------------------------------
 
     async def stats(self, _: Request, __: dict[str, str]) -> Response:
-        now = self.clock.now()
-        endpoints = await self.store.endpoint_stats(None, now)
-        return json_response(200, views.Stats(views.iso(now), endpoints))
+        return json_response(200, await self.service.stats())
 
     async def endpoint_stats(self, _: Request, params: dict[str, str]) -> Response:
-        [stats] = await self.store.endpoint_stats(params["id"], self.clock.now())
-        return json_response(200, stats)
+        return json_response(200, await self.service.endpoint_stats(params["id"]))
 
     # -- audit --------------------------------------------------------------------------
 
@@ -365,7 +298,7 @@ class Api:
         since = _since(query)
         if since is not None:
             filters["since"] = since
-        page = await self.store.list_audit(_limit(query), _cursor(query), filters)
+        page = await self.service.list_audit(_limit(query), _cursor(query), filters)
         return json_response(200, page)
 
     # -- health -------------------------------------------------------------------------
@@ -374,28 +307,20 @@ class Api:
         return json_response(200, views.Health("ok", __version__))
 
     async def status(self, _: Request, __: dict[str, str]) -> Response:
-        return json_response(200, await self.store.status(__version__, self.clock.now()))
+        return json_response(200, await self.service.status())
 
     async def metrics_text(self, _: Request, __: dict[str, str]) -> Response:
-        backlog = await self.store.backlog()
-        self.metrics.set_backlog(backlog.pending, backlog.file_bytes, self.clock.now())
-        return Response(status=200, body=self.metrics.render(), content_type=METRICS_TYPE)
+        body = await self.service.metrics_text()
+        return Response(status=200, body=body, content_type=METRICS_TYPE)
 
     # -- the catalog and the contract ---------------------------------------------------
 
     async def event_types(self, _: Request, __: dict[str, str]) -> Response:
-        kinds = [self._with_findings(kind) for kind in self.catalog.types()]
-        return json_response(200, views.EventTypes(self.catalog.mode, kinds))
+        kinds = self.service.event_types()
+        return json_response(200, views.EventTypes(self.service.catalog.mode, kinds))
 
     async def event_type(self, _: Request, params: dict[str, str]) -> Response:
-        kind = self.catalog.get(params["name"])
-        if kind is None:
-            raise not_found(f"event type {params['name'][:80]!r}")
-        return json_response(200, self._with_findings(kind))
-
-    def _with_findings(self, kind: EventType) -> EventType:
-        found = self.conformance.of_type(kind.name)
-        return msgspec.structs.replace(kind, nonconforming=found) if found else kind
+        return json_response(200, self.service.event_type(params["name"]))
 
     async def openapi(self, _: Request, __: dict[str, str]) -> Response:
         return Response(status=200, body=self._openapi)

@@ -41,7 +41,7 @@ import trio
 from hookd.domain.errors import ApiError, ErrorBody, ErrorDetail
 from hookd.protocol import http1
 
-log = logging.getLogger("hookd.api.server")
+log = logging.getLogger("hookd.http")
 
 _json = msgspec.json.Encoder()
 

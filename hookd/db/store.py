@@ -45,6 +45,7 @@ import msgspec
 import trio
 
 from hookd.db import sql
+from hookd.db.errors import ReadError, StorageError
 from hookd.domain import audit, stats, views
 from hookd.domain.attempts import INTERRUPTED, AttemptRecord, Job
 from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
@@ -61,14 +62,6 @@ READERS = 4
 MAX_GROUP = 512  # writes committed together at most
 DISABLED_BY_HAND = "disabled through the API"
 PAGE_BYTES = 8 * 1024 * 1024  # a list page stops growing at about this many bytes
-
-
-class StorageError(Exception):
-    """The database cannot take the write (disk full, file unusable)."""
-
-
-class ReadError(StorageError):
-    """The database cannot be read (a damaged page, an I/O error)."""
 
 
 OWNER_ONLY = 0o600

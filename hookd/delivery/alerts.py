@@ -30,7 +30,7 @@ from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
 from hookd.runtime import ids
 from hookd.runtime.metrics import Metrics
 
-log = logging.getLogger("hookd.delivery.alerts")
+log = logging.getLogger("hookd.alerts")
 
 DELIVERY_FAILED = "hookd.entrega.falhou"
 ENDPOINT_DISABLED = "hookd.endpoint.desativado"

@@ -55,13 +55,8 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
-from hookd.db.store import (
-    Ingested,
-    NewDelivery,
-    Recorded,
-    StorageError,
-    Store,
-)
+from hookd.db.errors import StorageError
+from hookd.db.store import Ingested, NewDelivery, Recorded, Store
 from hookd.delivery.alerts import Alerts, alert_events
 from hookd.delivery.client import Progress, Sender
 from hookd.domain import retry

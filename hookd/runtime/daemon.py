@@ -32,7 +32,8 @@ from hookd import __version__
 from hookd.api import openapi
 from hookd.api.handlers import Api
 from hookd.api.server import Limits, Server
-from hookd.db.store import StorageError, Store
+from hookd.db.errors import StorageError
+from hookd.db.store import Store
 from hookd.delivery.alerts import Alerts
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
@@ -47,8 +48,9 @@ from hookd.runtime.config import Config
 from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
 from hookd.runtime.metrics import Metrics
 from hookd.runtime.retention import Retention
+from hookd.service import Service
 
-log = logging.getLogger("hookd.runtime.daemon")
+log = logging.getLogger("hookd.daemon")
 
 STATUS_INTERVAL = 30.0  # seconds between STATUS= updates to systemd
 
@@ -87,13 +89,10 @@ class Daemon:
             sender = _sender(config, clock)
             scheduler = self.scheduler = _scheduler(config, store, sender, clock, metrics)
             catalog = Catalog(config.event_type, config.ingest.validate)
+            service = Service(store, clock, scheduler, metrics=metrics, catalog=catalog)
             api = Api(
-                store,
-                clock,
-                scheduler,
+                service,
                 config.server.api_token,
-                metrics=metrics,
-                catalog=catalog,
                 openapi=openapi.document_bytes(catalog, with_token=bool(config.server.api_token)),
                 secret_overlap=config.delivery.secret_overlap,
             )

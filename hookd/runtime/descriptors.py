@@ -21,7 +21,7 @@ import resource
 
 import msgspec
 
-log = logging.getLogger("hookd.runtime.daemon")
+log = logging.getLogger("hookd.daemon")
 
 FIXED_RESERVE = 64  # stdio, the database's files and connections, the journal, trio's own
 PER_ATTEMPT = 3  # an attempt's connection, its resolver socket, an idle keep-alive one

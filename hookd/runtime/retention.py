@@ -34,10 +34,11 @@ from typing import TypeVar
 
 import trio
 
-from hookd.db.store import StorageError, Store
+from hookd.db.errors import StorageError
+from hookd.db.store import Store
 from hookd.runtime.clock import Clock
 
-log = logging.getLogger("hookd.runtime.retention")
+log = logging.getLogger("hookd.retention")
 T = TypeVar("T")
 
 BATCH = 100  # deliveries deleted per write, with their attempts and events

@@ -21,7 +21,7 @@ import socket
 import sys
 from collections.abc import MutableMapping
 
-log = logging.getLogger("hookd.runtime.systemd")
+log = logging.getLogger("hookd.systemd")
 
 FIRST_FD = 3  # SD_LISTEN_FDS_START
 _ACTIVATION_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")

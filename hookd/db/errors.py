@@ -1,0 +1,17 @@
+"""What storage can fail with, as the rest of hookd sees it.
+
+Rules (docs/ARCHITECTURE.md, "Layers"): the storage backends translate their driver's
+errors into these, once, where they call the driver; the API answers both with a 503
+(never a crash): `ReadError` says the database cannot be read, `StorageError` that it
+cannot take the write. They are the one part of `db` the API may import.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """The database cannot take the write (disk full, file unusable)."""
+
+
+class ReadError(StorageError):
+    """The database cannot be read (a damaged page, an I/O error)."""

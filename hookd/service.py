@@ -1,0 +1,221 @@
+"""The one façade for every operation hookd offers: the API goes through it.
+
+Rules (docs/ARCHITECTURE.md, "Layers" and "The path of an event"):
+- Each operation does its write through the storage seam, then its effects, here and
+  nowhere else: the scheduler is told of deliveries made due and of endpoints changed
+  (an endpoint that stops receiving has its attempts in flight cut short), metrics are
+  counted once the write is committed, alerts stored with their cause are logged and
+  scheduled, and what ingest only reports (`conformance`) is recorded once stored.
+- Handlers decode and check requests (domain rules) and encode answers; they never
+  reach storage, the scheduler or the metrics themselves.
+- The time of an operation is read once, from the clock, and passed to the write; ids
+  come from `runtime.ids`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import msgspec
+
+from hookd import __version__
+from hookd.db.store import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent, Store
+from hookd.delivery.alerts import alert_events
+from hookd.delivery.scheduler import Scheduler
+from hookd.domain import envelope, views
+from hookd.domain.catalog import Catalog, EventType, Finding
+from hookd.domain.errors import not_found
+from hookd.runtime import ids
+from hookd.runtime.clock import Clock
+from hookd.runtime.conformance import Conformance
+from hookd.runtime.metrics import Metrics
+
+TEST_EVENT = "hookd.teste"
+RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
+
+
+class Arrival(NamedTuple):
+    """One event to ingest: prepared, with what the catalog only reported about it, and
+    its idempotency key and position in its batch (-1: a single event)."""
+
+    event: envelope.PreparedEvent
+    findings: Sequence[Finding] = ()
+    key: str | None = None
+    key_item: int = -1
+
+
+class Service:
+    """Every operation, with its effects; one per daemon."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        scheduler: Scheduler,
+        *,
+        metrics: Metrics,
+        catalog: Catalog,
+    ) -> None:
+        self.clock = clock
+        self.catalog = catalog
+        self._store = store
+        self._scheduler = scheduler
+        self._metrics = metrics
+        self._conformance = Conformance(clock, metrics)
+
+    # -- events -------------------------------------------------------------------------
+
+    async def ingest(self, arrivals: Sequence[Arrival], now: float) -> list[Ingested]:
+        """Store events, all or nothing, and send what they created."""
+        fresh = [NewEvent(a.event, ids.event_id(now), a.key, a.key_item) for a in arrivals]
+        results = await self._store.ingest(fresh, now)
+        self._created(results)
+        for arrival, result in zip(arrivals, results, strict=True):
+            if arrival.findings and not result.replayed:
+                self._conformance.record(arrival.event.event, arrival.findings)
+        return results
+
+    async def list_events(
+        self, limit: int, before: int | None, event_type: str | None, since: float | None
+    ) -> views.Page[views.Event]:
+        """Events newest first."""
+        return await self._store.list_events(limit, before, event_type, since)
+
+    async def get_event(self, event_id: str) -> views.Event:
+        """One event with its deliveries."""
+        return await self._store.get_event(event_id)
+
+    def event_types(self) -> list[EventType]:
+        """The catalog, each type with what accepted events departed from it in."""
+        return [self._with_findings(kind) for kind in self.catalog.types()]
+
+    def event_type(self, name: str) -> EventType:
+        """One type of the catalog (404 when unknown)."""
+        kind = self.catalog.get(name)
+        if kind is None:
+            raise not_found(f"event type {name[:80]!r}")
+        return self._with_findings(kind)
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def create_endpoint(self, fields: dict[str, Any], origin: str) -> views.Endpoint:
+        """A new endpoint with these fields (an id is given here)."""
+        fields = {**fields, "id": ids.endpoint_id()}
+        return await self._store.create_endpoint(fields, self.clock.now(), origin=origin)
+
+    async def list_endpoints(self, limit: int, after: int | None) -> views.Page[views.Endpoint]:
+        """Endpoints in creation order, as they stand now."""
+        return await self._store.list_endpoints(limit, after, self.clock.now())
+
+    async def get_endpoint(self, endpoint_id: str) -> views.Endpoint:
+        """One endpoint as it stands now."""
+        return await self._store.get_endpoint(endpoint_id, self.clock.now())
+
+    async def update_endpoint(
+        self, endpoint_id: str, changes: dict[str, Any], origin: str
+    ) -> views.Endpoint:
+        """Change an endpoint; a disable stores its alert with it."""
+        endpoint, alerts = await self._store.update_endpoint(
+            endpoint_id, changes, self.clock.now(), origin=origin, alert=alert_events
+        )
+        if changes.keys() & RECEIVING:
+            self._scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
+        if alerts:
+            self._scheduler.alerts_stored(alerts, [(endpoint.id, DISABLED_BY_HAND)])
+        return endpoint
+
+    async def delete_endpoint(self, endpoint_id: str, origin: str) -> None:
+        """Delete an endpoint; its pending deliveries are cancelled."""
+        await self._store.delete_endpoint(endpoint_id, self.clock.now(), origin=origin)
+        self._scheduler.endpoint_changed(endpoint_id, receiving=False)
+
+    async def rotate_secret(
+        self,
+        endpoint_id: str,
+        secret: str,
+        overlap: float,
+        origin: str,
+        activate_at: float | None = None,
+    ) -> views.Endpoint:
+        """A new secret, at once or staged for `activate_at`."""
+        endpoint = await self._store.rotate_secret(
+            endpoint_id, secret, overlap, self.clock.now(), origin=origin, activate_at=activate_at
+        )
+        self._scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
+        return endpoint
+
+    async def send_test(self, endpoint_id: str) -> Ingested:
+        """A `hookd.teste` event to this endpoint alone."""
+        now = self.clock.now()
+        data = {"endpointId": endpoint_id, "mensagem": "Teste de webhook do hookd"}
+        event = envelope.internal_event(TEST_EVENT, data, envelope.format_timestamp(now))
+        result = await self._store.send_test_event(endpoint_id, event, ids.event_id(now), now)
+        self._created([result])
+        return result
+
+    async def replay(self, endpoint_id: str, status: str, since: float) -> int:
+        """Re-queue an endpoint's deliveries with `status` created since `since`."""
+        count = await self._store.replay_endpoint(endpoint_id, status, since, self.clock.now())
+        self._scheduler.rescan(endpoint_id)
+        return count
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    async def list_deliveries(
+        self, limit: int, before: int | None, filters: dict[str, str]
+    ) -> views.Page[views.Delivery]:
+        """Deliveries newest first."""
+        return await self._store.list_deliveries(limit, before, filters)
+
+    async def get_delivery(self, delivery_id: int) -> views.Delivery:
+        """One delivery with every attempt."""
+        return await self._store.get_delivery(delivery_id)
+
+    async def retry_delivery(self, delivery_id: int) -> views.Delivery:
+        """Attempt a delivery now; a finished one starts a new round."""
+        now = self.clock.now()
+        delivery = await self._store.retry_delivery(delivery_id, now)
+        self._scheduler.deliveries_created([NewDelivery(delivery.id, delivery.endpoint_id, now)])
+        return delivery
+
+    # -- figures ------------------------------------------------------------------------
+
+    async def stats(self) -> views.Stats:
+        """Every endpoint's health, backlog and windowed statistics."""
+        now = self.clock.now()
+        return views.Stats(views.iso(now), await self._store.endpoint_stats(None, now))
+
+    async def endpoint_stats(self, endpoint_id: str) -> views.EndpointStats:
+        """One endpoint's (404 when unknown)."""
+        [stats] = await self._store.endpoint_stats(endpoint_id, self.clock.now())
+        return stats
+
+    async def list_audit(
+        self, limit: int, before: int | None, filters: dict[str, Any]
+    ) -> views.Page[views.AuditEntry]:
+        """Endpoint changes newest first."""
+        return await self._store.list_audit(limit, before, filters)
+
+    async def status(self) -> views.Status:
+        """Counts, and the age of the oldest pending delivery."""
+        return await self._store.status(__version__, self.clock.now())
+
+    async def metrics_text(self) -> bytes:
+        """`GET /metrics`: the backlog read now, every family rendered."""
+        backlog = await self._store.backlog()
+        self._metrics.set_backlog(backlog.pending, backlog.file_bytes, self.clock.now())
+        return self._metrics.render()
+
+    # -- effects ------------------------------------------------------------------------
+
+    def _created(self, results: Sequence[Ingested]) -> None:
+        self._scheduler.deliveries_created([d for result in results for d in result.created])
+        counter = self._metrics.events_ingested
+        for result in results:
+            if not result.replayed:
+                counter.inc((result.accepted.event,))
+
+    def _with_findings(self, kind: EventType) -> EventType:
+        found = self._conformance.of_type(kind.name)
+        return msgspec.structs.replace(kind, nonconforming=found) if found else kind
