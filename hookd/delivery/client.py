@@ -1,6 +1,6 @@
 """One delivery attempt: a signed POST over a guarded keep-alive connection of its endpoint.
 
-Rules (DESIGN §1, outbound safety):
+Rules (docs/ARCHITECTURE.md, "The path of an event"; outbound safety):
 - `send(job)` returns an `AttemptResult` value whatever happens: nothing a URL or a
   receiver holds can raise out of it. Expected failures are classified by `error_kind`:
   timeout, dns, connect, tls, blocked, protocol, network, and local: hookd itself out

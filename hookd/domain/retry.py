@@ -1,6 +1,6 @@
 """What happens after an attempt: delivered, retry later, or give up.
 
-Rules (the spec's "Retentativas", DESIGN §1):
+Rules (the spec's "Retentativas"; docs/ARCHITECTURE.md):
 - The schedule is a list of delays, one per attempt: `schedule[0]` is the wait before
   attempt 1 (0: at once), `schedule[n]` the wait after attempt n failed before attempt
   n + 1. The default `[0, 60, 300, 900, 3600]` gives five attempts; after the last one

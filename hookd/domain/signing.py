@@ -1,6 +1,6 @@
 """Signatures on delivered bodies, and their verification.
 
-Rules (DESIGN §1):
+Rules (the README's "What a receiver gets"; docs/ARCHITECTURE.md):
 - `X-Webhook-Signature: sha256=<hex>` is HMAC-SHA256 of the exact body bytes, keyed
   with the endpoint secret's UTF-8 bytes: the spec's scheme, checked by its receivers.
 - When the secret is a Standard Webhooks secret (`whsec_<base64>`), the `webhook-id`,

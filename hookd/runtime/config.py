@@ -1,6 +1,6 @@
 """hookd's configuration: a TOML file decoded into frozen msgspec Structs.
 
-Rules (DESIGN §2):
+Rules (the README's "Configuration"; docs/ARCHITECTURE.md):
 - Every key has a production default; the file overrides what it names. Unknown keys,
   wrong types and bad values are refused with a `ConfigError` naming the key
   (`delivery.concurrency: ...`); the CLI turns that into exit status 2.
