@@ -5,7 +5,7 @@ Rules (docs/ARCHITECTURE.md; the contract is the README's API section):
   which does each operation's write and then its effects.
 - Bodies are JSON (`application/json`; the batch route also takes NDJSON). Anything
   else is a 415, an empty or malformed body a 400, a well-formed but invalid one a 422
-  naming the field. Unknown routes are 404, wrong methods 405 with `Allow`.
+  naming the field. Routing, the token and the 503 of failed storage are `api.routes`'.
 - `POST /v1/events` answers 202 only after the event and its deliveries are committed.
   A repeated event id or `Idempotency-Key` answers as the first time and creates nothing.
 - On the TCP listener, when `server.api_token` is set, every route but `/healthz` needs
@@ -39,14 +39,23 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from typing import Any
 
 import msgspec
 
 from hookd import __version__
+from hookd.api.schemas import (
+    _KEY,
+    DELIVERY_STATUSES,
+    JSON_TYPES,
+    MAX_PAGE,
+    NDJSON_TYPES,
+    EndpointCreate,
+    EndpointPatch,
+    Replay,
+    SecretRotation,
+)
 from hookd.api.server import Request, Response, json_response
-from hookd.db.errors import ReadError, StorageError
 from hookd.domain import endpoints as endpoint_rules
 from hookd.domain import envelope, views
 from hookd.domain.catalog import Finding
@@ -60,45 +69,6 @@ log = logging.getLogger("hookd.api")
 
 RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 
-JSON_TYPES = frozenset({"application/json"})
-NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
-MAX_PAGE = 1000
-DELIVERY_STATUSES = frozenset(views.DELIVERY_STATUSES)
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-
-
-class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    url: str
-    events: list[str]
-    description: str = ""
-    enabled: bool = True
-    secret: str | None = None
-
-
-class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    url: str | msgspec.UnsetType = msgspec.UNSET
-    events: list[str] | msgspec.UnsetType = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
-    enabled: bool | msgspec.UnsetType = msgspec.UNSET
-    secret: str | msgspec.UnsetType = msgspec.UNSET
-
-
-Overlap = Annotated[float, msgspec.Meta(ge=0, le=endpoint_rules.MAX_SECRET_OVERLAP)]
-
-
-class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    secret: str | None = None  # default: a generated whsec_ secret
-    # Seconds the previous secret keeps signing (default: delivery.secret_overlap).
-    overlap_s: Overlap | None = None
-    # RFC 3339: stage the new secret to take over then (default, or a time not in the
-    # future: at once).
-    activate_at: str | None = None
-
-
-class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    status: Literal["failed", "succeeded", "cancelled"] = "failed"
-    since: str | None = None
-
 
 class Api:
     """Routes requests to handlers; one per daemon."""
@@ -111,28 +81,15 @@ class Api:
         self._openapi = openapi
         self._secret_overlap = secret_overlap
 
-    async def handle(self, request: Request) -> Response:
-        """Answer one request."""
+    def authenticate(self, request: Request) -> None:
+        """Refuse (401) a TCP request without the token, when one is set; a request that
+        had it marks its connection trusted."""
         if request.origin == "tcp" and self._token:
             if request.path != "/healthz":
                 self._authorize(request)
                 request.authenticated = True  # the connection is trusted from now on
         else:
             request.authenticated = True
-        handler, params = _route(request.method, request.path)
-        try:
-            return await handler(self, request, params)
-        except StorageError as exc:
-            log.error(
-                "action=storage.failed method=%s path=%s error=%s",
-                request.method,
-                request.path,
-                exc,
-            )
-            what = "read" if isinstance(exc, ReadError) else "written"
-            raise ApiError(
-                503, "storage_unavailable", f"the database cannot be {what}; see the log"
-            ) from None
 
     def _authorize(self, request: Request) -> None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -324,77 +281,6 @@ class Api:
 
     async def openapi(self, _: Request, __: dict[str, str]) -> Response:
         return Response(status=200, body=self._openapi)
-
-
-# -- routing ---------------------------------------------------------------------------
-
-_ROUTES: list[tuple[str, str, RouteHandler]] = [
-    ("POST", "/v1/events", Api.ingest),
-    ("GET", "/v1/events", Api.list_events),
-    ("POST", "/v1/events/batch", Api.ingest_batch),
-    ("GET", "/v1/events/{id}", Api.get_event),
-    ("POST", "/v1/endpoints", Api.create_endpoint),
-    ("GET", "/v1/endpoints", Api.list_endpoints),
-    ("GET", "/v1/endpoints/{id}", Api.get_endpoint),
-    ("PATCH", "/v1/endpoints/{id}", Api.update_endpoint),
-    ("DELETE", "/v1/endpoints/{id}", Api.delete_endpoint),
-    ("POST", "/v1/endpoints/{id}/rotate-secret", Api.rotate_secret),
-    ("POST", "/v1/endpoints/{id}/test", Api.send_test),
-    ("POST", "/v1/endpoints/{id}/replay", Api.replay_endpoint),
-    ("GET", "/v1/endpoints/{id}/stats", Api.endpoint_stats),
-    ("GET", "/v1/stats", Api.stats),
-    ("GET", "/v1/deliveries", Api.list_deliveries),
-    ("GET", "/v1/deliveries/{id}", Api.get_delivery),
-    ("POST", "/v1/deliveries/{id}/retry", Api.retry_delivery),
-    ("GET", "/v1/audit", Api.list_audit),
-    ("GET", "/v1/status", Api.status),
-    ("GET", "/healthz", Api.health),
-    ("GET", "/metrics", Api.metrics_text),
-    ("GET", "/v1/event-types", Api.event_types),
-    ("GET", "/v1/event-types/{name}", Api.event_type),
-    ("GET", "/v1/openapi.json", Api.openapi),
-]
-
-
-def routes() -> list[tuple[str, str]]:
-    """Every (method, path template) the API answers, in the routing table's order."""
-    return [(method, path) for method, path, _ in _ROUTES]
-
-
-def _compile(template: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "/?")
-
-
-_TABLE = [(method, _compile(path), handler) for method, path, handler in _ROUTES]
-
-
-def _route(method: str, path: str) -> tuple[RouteHandler, dict[str, str]]:
-    """The handler of `method` on `path`. A path that a template without parameters
-    matches (`/v1/events/batch`) is that template's alone, not `/v1/events/{id}`'s.
-    """
-    allowed: list[str] = []
-    found: tuple[RouteHandler, dict[str, str]] | None = None
-    fewest = None  # the number of parameters of the most literal template matched
-    for route_method, pattern, handler in _TABLE:
-        match = pattern.fullmatch(path)
-        if match is None:
-            continue
-        params = match.groupdict()
-        if fewest is None or len(params) < fewest:
-            fewest, allowed, found = len(params), [], None
-        if len(params) > fewest:
-            continue
-        if route_method == method:
-            found = handler, {k: unquote(v) for k, v in params.items()}
-        allowed.append(route_method)
-    if found is not None:
-        return found
-    if allowed:
-        allow = ", ".join(sorted(set(allowed)))
-        raise ApiError(
-            405, "method_not_allowed", f"{method} is not allowed here; use {allow}", allow
-        )
-    raise ApiError(404, "not_found", f"no route {path[:200]!r}")
 
 
 # -- request helpers -------------------------------------------------------------------

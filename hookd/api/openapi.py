@@ -1,11 +1,12 @@
 """The OpenAPI 3.1 document of hookd's API, served at `GET /v1/openapi.json`.
 
 Rules:
-- Every route of `api.routes()` has an entry in OPERATIONS and every entry is a route
-  (`document()` refuses to build otherwise, and a test compares the two), so a route
-  added without its description fails the tests instead of going undocumented.
+- The document is rendered from the route table's descriptions (`api.routes.OPERATIONS`,
+  handed in): each route carries its description, so none can go undocumented. This
+  module imports the descriptions' types (`api.schemas`), never the handlers.
 - Request bodies and answers are the Structs the server decodes and encodes with (the
-  request Structs in `api`, `models`, `errors.ErrorBody`, the catalog's `data` Structs),
+  request Structs in `api.schemas`, `domain.views`, `errors.ErrorBody`, the catalog's
+  `data` Structs),
   described by `msgspec.json.schema_components`: the contract is the code.
 - What the code checks by hand beyond a Struct's types (event names, ids, RFC 3339
   times, URLs, subscription patterns, integers JavaScript can hold) is added to the
@@ -22,206 +23,33 @@ Rules:
   auth is described when `server.api_token` is set (it applies on TCP; the Unix socket
   needs none). Non-JSON answers are described with their content type.
 - What hookd sends to endpoints is described too, as the document's `webhooks.delivery`:
-  the body and every header, signatures included (`core.signing`).
+  the body and every header, signatures included (`domain.signing`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
 from hookd import __version__
-from hookd.api import handlers as api
+from hookd.api.schemas import (
+    _NAME,
+    BATCH,
+    INGEST,
+    Op,
+)
 from hookd.domain import catalog as catalog_module
 from hookd.domain import endpoints as endpoint_rules
-from hookd.domain import envelope, signing, views
+from hookd.domain import envelope, signing
 from hookd.domain.catalog import Catalog
 from hookd.domain.errors import ErrorBody
 from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE
 
 REF = "#/components/schemas/{name}"
 
-
-class Param(NamedTuple):
-    """A query parameter."""
-
-    name: str
-    schema: dict[str, Any]
-    description: str
-
-
-class Op(NamedTuple):
-    """What one route takes and answers."""
-
-    summary: str
-    status: int  # the success status
-    answer: Any  # the answer's type; None: no body; str: text
-    body: Any = None  # the JSON request body's type, or INGEST / BATCH
-    body_optional: bool = False
-    query: tuple[Param, ...] = ()
-    errors: tuple[int, ...] = ()  # beyond those every such route has (see _errors)
-    store: bool = True  # reads or writes the database (can answer 503)
-    # Operations the answer leads to: (method, path, JSON pointer of the `id` in it).
-    links: tuple[tuple[str, str, str], ...] = ()
-
-
-INGEST = "ingest"
-BATCH = "batch"
-
-_NAME = {
-    "type": "string",
-    "pattern": f"^{envelope.EVENT_NAME.pattern}$",
-    "maxLength": envelope.MAX_EVENT_NAME,
-}
-_LIMIT = Param(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": api.MAX_PAGE, "default": 50},
-    "page size at most: a page also stops at about 8 MiB (one item at least)",
-)
-_CURSOR = Param(
-    "cursor",
-    {"type": "string", "pattern": "^[0-9]{0,18}$"},
-    "the `next_cursor` of the previous page",
-)
-_SINCE = Param(
-    "since", {"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}]}, "RFC 3339 time"
-)
-
-OPERATIONS: dict[tuple[str, str], Op] = {
-    ("POST", "/v1/events"): Op(
-        "Ingest one event; 202 once it and its deliveries are on disk",
-        202,
-        views.Accepted,
-        INGEST,
-        links=(("GET", "/v1/events/{id}", "/id"),),
-    ),
-    ("GET", "/v1/events"): Op(
-        "Events, newest first",
-        200,
-        views.Page[views.Event],
-        query=(
-            _LIMIT,
-            _CURSOR,
-            Param("type", {"anyOf": [_NAME, {"const": ""}]}, "only this event type"),
-            _SINCE,
-        ),
-    ),
-    ("POST", "/v1/events/batch"): Op(
-        "Ingest up to 1000 events, all or nothing",
-        202,
-        views.BatchAccepted,
-        BATCH,
-    ),
-    ("GET", "/v1/events/{id}"): Op(
-        "One event with its deliveries", 200, views.Event, errors=(404,)
-    ),
-    ("POST", "/v1/endpoints"): Op(
-        "Subscribe a URL to events; the answer shows its secret, this once",
-        201,
-        views.Endpoint,
-        api.EndpointCreate,
-        links=tuple(
-            (method, path, "/id")
-            for method, path in (
-                ("GET", "/v1/endpoints/{id}"),
-                ("PATCH", "/v1/endpoints/{id}"),
-                ("DELETE", "/v1/endpoints/{id}"),
-                ("POST", "/v1/endpoints/{id}/rotate-secret"),
-                ("POST", "/v1/endpoints/{id}/test"),
-                ("POST", "/v1/endpoints/{id}/replay"),
-                ("GET", "/v1/endpoints/{id}/stats"),
-            )
-        ),
-    ),
-    ("GET", "/v1/endpoints"): Op(
-        "Endpoints in creation order", 200, views.Page[views.Endpoint], query=(_LIMIT, _CURSOR)
-    ),
-    ("GET", "/v1/endpoints/{id}"): Op("One endpoint", 200, views.Endpoint, errors=(404,)),
-    ("PATCH", "/v1/endpoints/{id}"): Op(
-        "Change an endpoint; a `secret` given here replaces the old one at once",
-        200,
-        views.Endpoint,
-        api.EndpointPatch,
-        errors=(404, 409),
-    ),
-    ("DELETE", "/v1/endpoints/{id}"): Op(
-        "Delete an endpoint; its pending deliveries are cancelled", 204, None, errors=(404, 409)
-    ),
-    ("POST", "/v1/endpoints/{id}/rotate-secret"): Op(
-        "A new secret (shown in the answer): current at once, or staged until a future "
-        "`activate_at` (`next_secret_at`), signing `X-Webhook-Signature-Next` meanwhile. "
-        "From then the previous one keeps signing (`X-Webhook-Signature-Previous`, "
-        "`webhook-signature`) for `overlap_s` (default `delivery.secret_overlap`)",
-        200,
-        views.Endpoint,
-        api.SecretRotation,
-        body_optional=True,
-        errors=(404, 409),
-    ),
-    ("POST", "/v1/endpoints/{id}/test"): Op(
-        "Send a hookd.teste event to this endpoint alone",
-        202,
-        views.Accepted,
-        errors=(404, 409),
-        links=(("GET", "/v1/events/{id}", "/id"),),
-    ),
-    ("POST", "/v1/endpoints/{id}/replay"): Op(
-        "Queue an endpoint's deliveries with a status again",
-        202,
-        views.Replayed,
-        api.Replay,
-        body_optional=True,
-        errors=(404, 409),
-    ),
-    ("GET", "/v1/endpoints/{id}/stats"): Op(
-        "One endpoint's health and statistics", 200, views.EndpointStats, errors=(404,)
-    ),
-    ("GET", "/v1/stats"): Op("Every endpoint's health and statistics", 200, views.Stats),
-    ("GET", "/v1/deliveries"): Op(
-        "Deliveries, newest first",
-        200,
-        views.Page[views.Delivery],
-        query=(
-            _LIMIT,
-            _CURSOR,
-            Param("status", {"enum": ["", *views.DELIVERY_STATUSES]}, "only this status"),
-            Param("endpoint", {"type": "string"}, "only this endpoint's"),
-            Param("event", {"type": "string"}, "only this event's"),
-        ),
-    ),
-    ("GET", "/v1/deliveries/{id}"): Op(
-        "One delivery with every attempt", 200, views.Delivery, errors=(404,)
-    ),
-    ("POST", "/v1/deliveries/{id}/retry"): Op(
-        "Attempt now; a finished delivery starts a new round",
-        202,
-        views.Delivery,
-        errors=(404, 409),
-    ),
-    ("GET", "/v1/audit"): Op(
-        "Endpoint changes, newest first: when, who asked, what, which fields (never values)",
-        200,
-        views.Page[views.AuditEntry],
-        query=(
-            _LIMIT,
-            _CURSOR,
-            Param("endpoint", {"type": "string"}, "only this endpoint's"),
-            _SINCE,
-        ),
-    ),
-    ("GET", "/v1/status"): Op("Version, endpoint counts, deliveries by status", 200, views.Status),
-    ("GET", "/healthz"): Op("Liveness", 200, views.Health, store=False),
-    ("GET", "/metrics"): Op("Prometheus text format 0.0.4", 200, str),
-    ("GET", "/v1/event-types"): Op(
-        "The event catalog: each type's schema and example", 200, views.EventTypes, store=False
-    ),
-    ("GET", "/v1/event-types/{name}"): Op(
-        "One event type", 200, catalog_module.EventType, errors=(404,), store=False
-    ),
-    ("GET", "/v1/openapi.json"): Op("This document", 200, dict, store=False),
-}
 
 _STATUS_TEXT = {
     200: "OK",
@@ -239,14 +67,14 @@ _STATUS_TEXT = {
 }
 
 
-def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
-    """The OpenAPI document for a daemon with `catalog`, and a token when `with_token`."""
-    routes = set(api.routes())
-    if routes != set(OPERATIONS):
-        raise ValueError(f"routes and OPERATIONS differ: {sorted(routes ^ set(OPERATIONS))}")
+def document(
+    operations: Mapping[tuple[str, str], Op], catalog: Catalog, with_token: bool = False
+) -> dict[str, Any]:
+    """The OpenAPI document of the routes `operations` describes (`api.routes.OPERATIONS`)
+    for a daemon with `catalog`, and a token when `with_token`."""
     types: list[Any] = [ErrorBody, envelope.IngestRequest]
-    types += [op.answer for op in OPERATIONS.values() if op.answer not in (None, str, dict)]
-    types += [op.body for op in OPERATIONS.values() if isinstance(op.body, type)]
+    types += [op.answer for op in operations.values() if op.answer not in (None, str, dict)]
+    types += [op.body for op in operations.values() if isinstance(op.body, type)]
     checked = list(catalog.checked())
     structs = {
         kind.name: catalog_module.spec_struct(kind.name)
@@ -263,7 +91,7 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
             _open_to_json(components, name)
     components["IngestEvent"] = _ingest_schema(components, catalog, checked, structs)
     paths: dict[str, dict[str, Any]] = {}
-    for (method, path), op in OPERATIONS.items():
+    for (method, path), op in operations.items():
         paths.setdefault(path, {})[method.lower()] = _operation(
             method, path, op, catalog, with_token
         )
@@ -289,9 +117,11 @@ def document(catalog: Catalog, with_token: bool = False) -> dict[str, Any]:
     return doc
 
 
-def document_bytes(catalog: Catalog, with_token: bool = False) -> bytes:
+def document_bytes(
+    operations: Mapping[tuple[str, str], Op], catalog: Catalog, with_token: bool = False
+) -> bytes:
     """`document(...)` as JSON, as the route serves it."""
-    return msgspec.json.encode(document(catalog, with_token))
+    return msgspec.json.encode(document(operations, catalog, with_token))
 
 
 def _ref(kind: Any) -> dict[str, Any]:

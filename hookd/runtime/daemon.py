@@ -29,7 +29,7 @@ import msgspec
 import trio
 
 from hookd import __version__
-from hookd.api import openapi
+from hookd.api import openapi, routes
 from hookd.api.handlers import Api
 from hookd.api.server import Limits, Server
 from hookd.db.errors import StorageError
@@ -93,13 +93,16 @@ class Daemon:
             api = Api(
                 service,
                 config.server.api_token,
-                openapi=openapi.document_bytes(catalog, with_token=bool(config.server.api_token)),
+                openapi=openapi.document_bytes(
+                    routes.OPERATIONS, catalog, with_token=bool(config.server.api_token)
+                ),
                 secret_overlap=config.delivery.secret_overlap,
             )
             retention = self.retention = Retention(store, clock, config.storage.retention)
             listeners, bound = await _listeners(config)
             tcp = any(origin == "tcp" for _, origin in listeners)
-            server = Server(api.handle, _limits(config, nofile, tcp), f"hookd/{__version__}")
+            handle = routes.Router(api).handle
+            server = Server(handle, _limits(config, nofile, tcp), f"hookd/{__version__}")
             async with trio.open_nursery() as nursery:
                 await nursery.start(scheduler.run)
                 async with trio.open_nursery() as connections:
