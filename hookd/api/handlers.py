@@ -44,6 +44,7 @@ from typing import Any
 import msgspec
 
 from hookd import __version__
+from hookd.api.errors import ApiError
 from hookd.api.schemas import (
     _KEY,
     DELIVERY_STATUSES,
@@ -59,7 +60,7 @@ from hookd.api.server import Request, Response, json_response
 from hookd.domain import endpoints as endpoint_rules
 from hookd.domain import envelope, views
 from hookd.domain.catalog import Finding
-from hookd.domain.errors import ApiError, bad_request, invalid
+from hookd.domain.errors import bad_request, invalid
 from hookd.runtime import ids
 from hookd.runtime.conformance import LONE_SURROGATE
 from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE

@@ -5,7 +5,7 @@ Rules:
   handed in): each route carries its description, so none can go undocumented. This
   module imports the descriptions' types (`api.schemas`), never the handlers.
 - Request bodies and answers are the Structs the server decodes and encodes with (the
-  request Structs in `api.schemas`, `domain.views`, `errors.ErrorBody`, the catalog's
+  request Structs in `api.schemas`, `domain.views`, `api.errors.ErrorBody`, the catalog's
   `data` Structs),
   described by `msgspec.json.schema_components`: the contract is the code.
 - What the code checks by hand beyond a Struct's types (event names, ids, RFC 3339
@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from hookd import __version__
+from hookd.api.errors import ErrorBody
 from hookd.api.schemas import (
     _NAME,
     BATCH,
@@ -45,7 +46,6 @@ from hookd.domain import catalog as catalog_module
 from hookd.domain import endpoints as endpoint_rules
 from hookd.domain import envelope, signing
 from hookd.domain.catalog import Catalog
-from hookd.domain.errors import ErrorBody
 from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE
 
 REF = "#/components/schemas/{name}"

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 from urllib.parse import unquote
 
+from hookd.api.errors import ApiError, from_refusal
 from hookd.api.handlers import Api
 from hookd.api.schemas import (
     _CURSOR,
@@ -39,7 +40,7 @@ from hookd.api.server import Request, Response
 from hookd.db.errors import ReadError, StorageError
 from hookd.domain import views
 from hookd.domain.catalog import EventType
-from hookd.domain.errors import ApiError
+from hookd.domain.errors import Refused
 
 log = logging.getLogger("hookd.api")
 
@@ -309,6 +310,8 @@ class Router:
         handler, params = route(request.method, request.path)
         try:
             return await handler(self._api, request, params)
+        except Refused as exc:
+            raise from_refusal(exc) from None
         except StorageError as exc:
             log.error(
                 "action=storage.failed method=%s path=%s error=%s",

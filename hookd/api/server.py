@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import trio
 
-from hookd.domain.errors import ApiError, ErrorBody, ErrorDetail
+from hookd.api.errors import ApiError, ErrorBody, ErrorDetail
 from hookd.protocol import http1
 
 log = logging.getLogger("hookd.http")

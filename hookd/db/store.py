@@ -8,7 +8,7 @@ Rules:
   savepoint inside one transaction, commits once, and only then wakes the callers
   (group commit). With `durability = "full"` the commit is fsynced before anyone is
   acknowledged. Reads run on a small pool of read-only connections in worker threads.
-- Each write is a plain function of the connection. It may refuse with an `ApiError`
+- Each write is a plain function of the connection. It may refuse (`domain.errors`)
   (a missing endpoint, say) only before it has written anything; the refusal goes to its
   caller and the others in the group commit. Any other failure rolls the group back and
   its writes are run again one per transaction, so only the failing one fails.
@@ -52,7 +52,7 @@ from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
 from hookd.domain.durations import format_duration
 from hookd.domain.endpoints import Secrets
 from hookd.domain.envelope import PreparedEvent
-from hookd.domain.errors import ApiError, conflict, not_found
+from hookd.domain.errors import Refused, conflict, not_found
 from hookd.domain.routing import Router, Subscription
 
 T = TypeVar("T")
@@ -283,14 +283,14 @@ class Store:
                     op.error = _translate(alone)
 
     def _transaction(self, conn: apsw.Connection, group: list[_Write]) -> None:
-        """Run `group` in one transaction; refusals (ApiError) are the op's own result."""
+        """Run `group` in one transaction; refusals (Refused) are the op's own result."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in group:
                 op.error = None
                 try:
                     op.result = op.fn(conn)
-                except ApiError as exc:  # raised before the op wrote anything
+                except Refused as exc:  # raised before the op wrote anything
                     op.error = exc
             conn.execute("COMMIT")
         except BaseException:

@@ -42,7 +42,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 
 from hookd.domain.envelope import EVENT_NAME, MAX_EVENT_NAME, RESERVED_PREFIX, is_rfc3339
-from hookd.domain.errors import ApiError, invalid
+from hookd.domain.errors import Refused, invalid
 
 ValidateMode = Literal["report", "known", "strict", "off"]
 
@@ -698,7 +698,7 @@ def _struct_report(kind: type[msgspec.Struct], entity: str, check: Check) -> Rep
             )
         try:
             check(data, where)
-        except ApiError:
+        except Refused:
             return [finding for field in fields if (finding := _field_finding(data, field, enums))]
         return _NOTHING
 

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from hookd.domain.errors import ApiError, bad_request, invalid
+from hookd.domain.errors import bad_request, invalid, too_large
 
 MAX_EVENT_NAME = 128
 MAX_BATCH = 1000
@@ -385,9 +385,7 @@ def decode_batch(raw: bytes, ndjson: bool) -> Decoded:
 
 def _check_batch_size(count: int) -> None:
     if count > MAX_BATCH:
-        raise ApiError(
-            413, "batch_too_large", f"a batch holds at most {MAX_BATCH} events, got {count}"
-        )
+        raise too_large(f"a batch holds at most {MAX_BATCH} events, got {count}", "batch_too_large")
 
 
 def format_timestamp(unix_seconds: float) -> str:

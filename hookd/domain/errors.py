@@ -1,51 +1,66 @@
-"""The API's error type.
+"""What a refusal is, without HTTP: the kind of rule a request broke, a code, a message.
 
-Rules:
-- Every refusal the API makes is an `ApiError`: an HTTP status, a stable machine `code`
-  and a human `message` naming what is wrong. The server renders it as
-  `{"error": {"code": ..., "message": ...}}`.
-- Anything else that escapes a handler is a bug and becomes a logged 500.
+Rules (docs/ARCHITECTURE.md, "Layers"):
+- Domain rules and storage refuse by raising a `Refused` of the kind that fits:
+  `Malformed` (not what it must be at all: bad JSON, a bad query parameter or header),
+  `Invalid` (well-formed, but its content is not acceptable), `NotFound`, `Conflict`
+  (the resource's state forbids it), `TooLarge`. Each carries a stable machine `code`
+  and a human `message` naming what is wrong.
+- Which HTTP status each kind is, is the API's business, in one table (`api.errors`).
 """
 
 from __future__ import annotations
 
-import msgspec
 
+class Refused(Exception):
+    """A request refused: `code` for programs, `message` for people."""
 
-class ApiError(Exception):
-    """A request refused with a 4xx (or 503) status and a JSON error body."""
-
-    def __init__(self, status: int, code: str, message: str, allow: str = "") -> None:
+    def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
-        self.allow = allow  # the Allow header of a 405
 
 
-class ErrorDetail(msgspec.Struct):
-    code: str  # stable, for programs: "invalid_event", "not_found", ...
-    message: str  # for people: what is wrong, naming the field
+class Malformed(Refused):
+    """Not what it must be at all: bad JSON, a bad query parameter or header."""
 
 
-class ErrorBody(msgspec.Struct):
-    """The JSON body of every refusal."""
-
-    error: ErrorDetail
+class Invalid(Refused):
+    """Well-formed, but its content is not acceptable; the message names the field."""
 
 
-def bad_request(message: str, code: str = "bad_request") -> ApiError:
-    return ApiError(400, code, message)
+class NotFound(Refused):
+    """No such resource."""
 
 
-def invalid(message: str, code: str = "invalid") -> ApiError:
-    """A well-formed request whose content is not acceptable (422)."""
-    return ApiError(422, code, message)
+class Conflict(Refused):
+    """The resource's state forbids it (declared in the config, disabled, a duplicate)."""
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
+class TooLarge(Refused):
+    """More than a limit allows."""
 
 
-def conflict(message: str) -> ApiError:
-    return ApiError(409, "conflict", message)
+def bad_request(message: str, code: str = "bad_request") -> Malformed:
+    """A malformed request."""
+    return Malformed(message, code)
+
+
+def invalid(message: str, code: str = "invalid") -> Invalid:
+    """A well-formed request whose content is not acceptable."""
+    return Invalid(message, code)
+
+
+def not_found(what: str) -> NotFound:
+    """`what` does not exist."""
+    return NotFound(f"{what} not found", "not_found")
+
+
+def conflict(message: str) -> Conflict:
+    """The resource's state forbids the request."""
+    return Conflict(message, "conflict")
+
+
+def too_large(message: str, code: str) -> TooLarge:
+    """More than a limit allows."""
+    return TooLarge(message, code)

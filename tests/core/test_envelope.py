@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hookd.api.errors import ApiError, from_refusal
 from hookd.domain.envelope import (
     MAX_BATCH,
     IngestRequest,
@@ -26,7 +27,7 @@ from hookd.domain.envelope import (
     js_number,
     prepare,
 )
-from hookd.domain.errors import ApiError
+from hookd.domain.errors import Refused
 
 RECEIVED = "2024-01-01T10:00:00Z"
 DEEP = 100_000
@@ -38,9 +39,10 @@ def body_of(raw: bytes, received_at: str = RECEIVED) -> bytes:
 
 
 def refusal(call: Callable[..., Any], *args: Any) -> ApiError:
-    with pytest.raises(ApiError) as info:
+    """The refusal `call(*args)` raises, as the API answers it (status, code, message)."""
+    with pytest.raises(Refused) as info:
         call(*args)
-    return info.value
+    return from_refusal(info.value)
 
 
 def event_with(data: bytes) -> bytes:
@@ -486,8 +488,8 @@ def test_node_integers_beyond_doubles_are_refused_or_survive(literal: bytes) -> 
     """Such an integer cannot be delivered as sent: refuse it (422) or keep Node's reading."""
     try:
         body = body_of(event_with(b'{"n":' + literal + b"}"))
-    except ApiError as error:
-        refused: int | None = error.status
+    except Refused as error:
+        refused: int | None = from_refusal(error).status
     else:
         refused = None
     if refused is not None:
