@@ -48,7 +48,7 @@ run: venv
 
 lint: venv
 	$(BIN)/ruff check hookd tests bench
-	$(BIN)/mypy hookd
+	$(BIN)/mypy hookd tests bench
 	$(BIN)/lint-imports
 
 test: venv lint

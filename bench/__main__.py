@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -32,6 +33,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from bench import backlog, common, delivery, ingest_socket, purge, scrape
+
+# By name too: in Bench's body the method `delivery` hides the module from annotations.
+from bench.delivery import AnyReceiver, Receiver
 
 SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics", "purge")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
@@ -127,19 +131,19 @@ class Bench:
         self.rows: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {}
         self.tmp = tempfile.mkdtemp(prefix="hkbench", dir="/tmp")
-        self._receiver: delivery.AnyReceiver | None = None
-        self._h11: delivery.Receiver | None = None
+        self._receiver: AnyReceiver | None = None
+        self._h11: Receiver | None = None
 
     # ------------------------------------------------------------------ plumbing
 
-    def receiver(self) -> delivery.AnyReceiver:
+    def receiver(self) -> AnyReceiver:
         """The fast receiver for throughput: nginx if installed, else the h11 one."""
         if self._receiver is None:
             self._receiver = delivery.start_receiver(self.args.receiver, self.args.nginx)
             say(f"receiver: {self._receiver.kind} on port {self._receiver.port}")
         return self._receiver
 
-    def h11_receiver(self) -> delivery.Receiver:
+    def h11_receiver(self) -> Receiver:
         """The h11 receiver (records every arrival, can answer 500)."""
         if isinstance(self._receiver, delivery.Receiver):
             return self._receiver
@@ -212,7 +216,8 @@ class Bench:
                 runs[kind] = self.part(
                     f"ingest {clients} {kind}",
                     s.ingest_s + s.warmup_s + 120,
-                    lambda kind=kind, clients=clients: ingest_socket.measure(
+                    functools.partial(
+                        ingest_socket.measure,
                         ceiling=kind.removeprefix("ceiling_") if kind != "hookd" else False,
                         clients=clients,
                         duration=s.ingest_s,
@@ -256,7 +261,8 @@ class Bench:
             runs[kind] = self.part(
                 f"batch {kind}",
                 s.batch_s + s.warmup_s + 120,
-                lambda kind=kind: ingest_socket.measure(
+                functools.partial(
+                    ingest_socket.measure,
                     ceiling=kind == "ceiling",
                     clients=BATCH_CLIENTS,
                     duration=s.batch_s,
@@ -297,8 +303,13 @@ class Bench:
                 ceilings[c][kind] = self.part(
                     f"delivery ceiling {kind} C={c}",
                     s.ceiling_s + 90,
-                    lambda kind=kind, c=c: delivery.run_client_ceiling(
-                        kind, receiver, c, s.ceiling_posts, s.ceiling_s
+                    functools.partial(
+                        delivery.run_client_ceiling,
+                        kind,
+                        receiver,
+                        c,
+                        s.ceiling_posts,
+                        s.ceiling_s,
                     ),
                 )
             say(
@@ -313,9 +324,7 @@ class Bench:
                 runs[e, c] = self.part(
                     f"delivery E={e} C={c}",
                     60 + s.delivery_events * e / 500,
-                    lambda e=e, c=c, workdir=workdir: delivery.run_one(
-                        args, receiver, workdir, e, c
-                    ),
+                    functools.partial(delivery.run_one, args, receiver, workdir, e, c),
                 )
                 shutil.rmtree(workdir, ignore_errors=True)
         self.results["delivery"] = {
@@ -379,7 +388,7 @@ class Bench:
             ok,
         )
 
-    def _e2e(self, receiver: delivery.Receiver) -> dict[str, Any]:
+    def _e2e(self, receiver: Receiver) -> dict[str, Any]:
         s = self.sizes
         workdir = self.workdir("e2e")
         sock_path = os.path.join(workdir, "s.sock")
@@ -495,7 +504,7 @@ class Bench:
             measured += f"; {result['failed']} failed, {result['attempts']} attempts"
         self.add(name, measured, target, ok)
 
-    def _retry(self, receiver: delivery.AnyReceiver) -> dict[str, Any]:
+    def _retry(self, receiver: AnyReceiver) -> dict[str, Any]:
         s = self.sizes
         workdir = self.workdir("retry")
         sock_path = os.path.join(workdir, "s.sock")

@@ -97,12 +97,12 @@ def fill(db_path: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
         first_seq = 1 + (db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0)
         body_bytes = 0
         for part in chunks(args.events, CHUNK):
-            rows = []
+            event_rows: list[tuple[int, str, str, str, float, bytes, int]] = []
             for n in part:
                 body = EVENT_BODY.format(n=n).encode()
                 body_bytes += len(body)
                 received = now - 3600 + n * 3600 / args.events
-                rows.append(
+                event_rows.append(
                     (
                         first_seq + n,
                         f"evt_bench{n:021d}",
@@ -117,24 +117,24 @@ def fill(db_path: str, args: argparse.Namespace, url: str) -> dict[str, Any]:
             db.executemany(
                 "INSERT INTO events (seq, id, type, timestamp, received_at, body,"
                 " delivery_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                event_rows,
             )
             db.execute("COMMIT")
         events_s = time.monotonic() - began
 
         for part in chunks(args.deliveries, CHUNK):
-            rows = []
+            delivery_rows: list[tuple[int, str, float, float, float]] = []
             for n in part:
                 event = n // per_event
                 created = now - 3600 + event * 3600 / args.events
                 due = now + 3600 + rng.random() * 23 * 3600
                 endpoint = endpoint_ids[(event + n % per_event) % args.endpoints]
-                rows.append((first_seq + event, endpoint, due, created, created))
+                delivery_rows.append((first_seq + event, endpoint, due, created, created))
             db.execute("BEGIN")
             db.executemany(
                 "INSERT INTO deliveries (event_seq, endpoint_id, status, next_attempt_at,"
                 " created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
-                rows,
+                delivery_rows,
             )
             db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -178,7 +178,7 @@ class Receiver:
     kind = "h11"
 
     def __init__(self) -> None:
-        self.proc = common.spawn(
+        self.proc: subprocess.Popen[str] = common.spawn(
             [sys.executable, os.path.abspath(__file__), "--serve-receiver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -629,7 +629,7 @@ def per_endpoint_limit(value: int = 0) -> int:
 
 
 def run_one(
-    args: argparse.Namespace, receiver: Receiver, workdir: str, endpoints: int, concurrency: int
+    args: argparse.Namespace, receiver: AnyReceiver, workdir: str, endpoints: int, concurrency: int
 ) -> dict[str, Any]:
     """`args.events` events to `endpoints` endpoints at `delivery.concurrency` =
     `concurrency`; the figures as a dict (`ok` when every delivery arrived once)."""

@@ -183,7 +183,7 @@ class Load:
     """`paced_load` in a child process."""
 
     def __init__(self, path: str, rate: float, connections: int) -> None:
-        ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+        ctx = mp.get_context("fork") if sys.platform == "linux" else mp.get_context("spawn")
         self.stop_event = ctx.Event()
         started = ctx.Event()
         self.results = ctx.Queue()

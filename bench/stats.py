@@ -40,7 +40,7 @@ def add_history(db_path: str, attempts: int, endpoint_ids: list[str]) -> None:
     try:
         db.execute("PRAGMA synchronous = OFF")
         for part in backlog.chunks(attempts, backlog.CHUNK):
-            rows = [
+            attempt_rows = [
                 (n + 1, 1, now - 86400 + n * 86400 / attempts, rng.uniform(2, 80), 200)
                 for n in part
             ]
@@ -48,7 +48,7 @@ def add_history(db_path: str, attempts: int, endpoint_ids: list[str]) -> None:
             db.executemany(
                 "INSERT INTO attempts (delivery_id, number, started_at, duration_ms,"
                 " status_code) VALUES (?, ?, ?, ?, ?)",
-                rows,
+                attempt_rows,
             )
             db.execute("COMMIT")
         columns = ", ".join(f"b{i}" for i in range(BUCKETS))

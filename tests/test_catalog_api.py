@@ -59,7 +59,9 @@ async def test_a_broken_batch_item_is_named_and_the_batch_refused_whole(
     hookd_factory: Start,
 ) -> None:
     hookd = await hookd_factory(KNOWN)
-    items = [{"event": name, "data": data} for name, data in SPEC_EXAMPLES[:3]]
+    items: list[dict[str, Any]] = [
+        {"event": name, "data": data} for name, data in SPEC_EXAMPLES[:3]
+    ]
     items[2]["data"] = {**items[2]["data"], "excluidoEm": 5}
     response = await post(hookd, items, "/v1/events/batch")
     assert response.status_code == 422

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -20,11 +21,12 @@ Factory = Callable[..., Awaitable[Running]]
 GENERATED_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{43}=")
 
 
-async def add(hookd: Running, *extra: str) -> dict:
+async def add(hookd: Running, *extra: str) -> dict[str, Any]:
     """Add an endpoint with `--json`; the API's answer."""
     ran = await cli(hookd.socket, "endpoints", "add", REFUSING_URL, *extra, "--json")
     assert ran.code == 0, ran.err
-    return ran.json()
+    added: dict[str, Any] = ran.json()
+    return added
 
 
 async def test_add_shows_the_generated_secret_once(hookd: Running) -> None:

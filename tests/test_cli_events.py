@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,11 @@ from tests.test_api_events import create_endpoint
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 
 
-async def get_event(hookd: Running, event_id: str) -> dict:
+async def get_event(hookd: Running, event_id: str) -> dict[str, Any]:
     response = await hookd.client.get(f"/v1/events/{event_id}")
     assert response.status_code == 200, response.text
-    return response.json()
+    event: dict[str, Any] = response.json()
+    return event
 
 
 async def test_send_inline_data_keeps_its_order_and_numbers(hookd: Running) -> None:

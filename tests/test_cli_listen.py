@@ -224,7 +224,7 @@ async def test_delay_wrong_path_and_method() -> None:
         ({"fail_rate": 0.5, "status": 503}, [503, 503, 200, 503]),  # seed 7: .32 .15 .65 .07
     ],
 )
-def test_answer_status(options: dict, expected: list[int]) -> None:
+def test_answer_status(options: dict[str, Any], expected: list[int]) -> None:
     screen = Screen(io.StringIO(), io.StringIO(), colour=False, now=0.0)
     receiver = Receiver(Options(**options), screen, random.Random(7))
     assert [receiver.answer_status() for _ in expected] == expected
@@ -254,7 +254,9 @@ def test_answer_status(options: dict, expected: list[int]) -> None:
         ),
     ],
 )
-def test_check_signatures(secret: str | None, headers: dict, verdicts: tuple) -> None:
+def test_check_signatures(
+    secret: str | None, headers: dict[str, str], verdicts: tuple[str, str]
+) -> None:
     assert check_signatures(secret, headers, SPEC_BODY) == verdicts
 
 

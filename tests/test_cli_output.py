@@ -65,7 +65,10 @@ def test_colour_wanted(stream: io.StringIO, environ: dict[str, str], wanted: boo
 
 def test_table_aligns_on_the_text_not_the_colour_codes() -> None:
     plain, coloured = io.StringIO(), io.StringIO()
-    rows = [["1", Styled("succeeded", "green"), "a"], ["22", Styled("failed", "red"), "bb"]]
+    rows: list[list[str | Styled]] = [
+        ["1", Styled("succeeded", "green"), "a"],
+        ["22", Styled("failed", "red"), "bb"],
+    ]
     for out, colour in ((plain, False), (coloured, True)):
         Screen(out, io.StringIO(), colour, NOW).table(["id", "status", "x"], rows)
     assert plain.getvalue() == ("ID  STATUS     X\n1   succeeded  a\n22  failed     bb\n")

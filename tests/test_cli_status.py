@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -165,7 +166,7 @@ async def test_tcp_with_the_token(hookd_factory: Factory, monkeypatch: pytest.Mo
 async def test_the_installed_command(hookd: Running) -> None:
     """The console script's exit statuses, as a shell sees them."""
 
-    async def run(*argv: str) -> trio.Process:
+    async def run(*argv: str) -> subprocess.CompletedProcess[bytes]:
         return await trio.run_process(
             [sys.executable, "-m", "hookd", *argv],
             capture_stdout=True,

@@ -24,7 +24,7 @@ def test_defaults() -> None:
     assert config.server.max_body_bytes == 1_048_576
     assert config.storage.path == "/var/lib/hookd/hookd.db"
     assert config.storage.durability == "full"
-    assert config.storage.retention == 30 * 86400
+    assert config.storage.retention == 30 * 86400.0
     assert config.delivery.timeout == 5.0
     assert config.delivery.retry_schedule == [0.0, 60.0, 300.0, 900.0, 3600.0]
     assert config.delivery.concurrency == 64
@@ -51,7 +51,7 @@ shutdown_grace = "1m"
     )
     assert config.server.request_timeout == 0.5
     assert config.server.idle_timeout == 90.0
-    assert config.storage.retention == 7 * 86400
+    assert config.storage.retention == 7 * 86400.0
     assert config.delivery.timeout == 2.5
     assert config.delivery.retry_schedule == [0.0, 30.0, 120.0, 5400.0]
     assert config.delivery.shutdown_grace == 60.0

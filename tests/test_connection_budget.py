@@ -144,7 +144,7 @@ def _max_open_files(pid: int) -> int:
     raise AssertionError("no 'Max open files' line")
 
 
-def _wait_for_socket(path: Path, process: subprocess.Popen[bytes]) -> None:
+def _wait_for_socket(path: Path, process: subprocess.Popen[bytes] | trio.Process) -> None:
     for _ in range(200):
         if path.exists():
             return

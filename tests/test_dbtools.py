@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -24,7 +25,7 @@ from tests.test_api_events import create_endpoint, db_path
 Factory = Callable[..., Awaitable[Running]]
 
 
-def _rows(path: Path, query: str) -> list[tuple[object, ...]]:
+def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         return list(conn.execute(query))

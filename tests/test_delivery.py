@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -14,18 +15,22 @@ from tests.receiver import Answer, Received, serve_receiver
 Start = Callable[..., Awaitable[Running]]
 
 
-async def subscribe(hookd: Running, url: str, events: list[str], **extra: object) -> dict:
+async def subscribe(hookd: Running, url: str, events: list[str], **extra: object) -> dict[str, Any]:
     response = await hookd.client.post(
         "/v1/endpoints", json={"url": url, "events": events, **extra}
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
 
 
-async def ingest(hookd: Running, event: str, data: dict, **extra: object) -> dict:
+async def ingest(
+    hookd: Running, event: str, data: dict[str, Any], **extra: object
+) -> dict[str, Any]:
     response = await hookd.client.post("/v1/events", json={"event": event, "data": data, **extra})
     assert response.status_code == 202, response.text
-    return response.json()
+    accepted: dict[str, Any] = response.json()
+    return accepted
 
 
 async def one_delivery(hookd: Running, url: str) -> int:
@@ -36,16 +41,18 @@ async def one_delivery(hookd: Running, url: str) -> int:
     return int(delivery["id"])
 
 
-async def wait_delivery(hookd: Running, delivery_id: int, done: Callable[[dict], bool]) -> dict:
+async def wait_delivery(
+    hookd: Running, delivery_id: int, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     """The delivery, once `done(delivery)` holds."""
     while True:
-        delivery = (await hookd.client.get(f"/v1/deliveries/{delivery_id}")).json()
+        delivery: dict[str, Any] = (await hookd.client.get(f"/v1/deliveries/{delivery_id}")).json()
         if done(delivery):
             return delivery
         await trio.sleep(0.01)
 
 
-async def wait_status(hookd: Running, delivery_id: int, status: str) -> dict:
+async def wait_status(hookd: Running, delivery_id: int, status: str) -> dict[str, Any]:
     return await wait_delivery(hookd, delivery_id, lambda d: d["status"] == status)
 
 
@@ -111,11 +118,11 @@ async def test_redirect_is_a_failed_attempt_and_not_followed(hookd_factory: Star
     assert delivery["attempt_log"][0]["status_code"] == 302
 
 
-async def wait_attempts(hookd: Running, delivery_id: int, count: int) -> dict:
+async def wait_attempts(hookd: Running, delivery_id: int, count: int) -> dict[str, Any]:
     return await wait_delivery(hookd, delivery_id, lambda d: len(d["attempt_log"]) >= count)
 
 
-async def wait_status_code(hookd: Running, delivery_id: int, code: int) -> dict:
+async def wait_status_code(hookd: Running, delivery_id: int, code: int) -> dict[str, Any]:
     return await wait_delivery(hookd, delivery_id, lambda d: d["last_status_code"] == code)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 import trio
@@ -17,6 +18,8 @@ from hookd.db.store import NewEvent, Store
 from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, prepare
 from hookd.domain.retry import AttemptResult
+from hookd.domain.stats import WindowSummary
+from hookd.domain.views import EndpointStats
 from hookd.runtime import ids
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
@@ -72,9 +75,19 @@ def _record(
     )
 
 
-async def _stats(store: Store, now: float) -> dict:
+class _Stats(TypedDict):
+    """The endpoint's two windows by name, and its whole row."""
+
+    last_hour: WindowSummary
+    last_24h: WindowSummary
+    row: EndpointStats
+
+
+async def _stats(store: Store, now: float) -> _Stats:
     [stats] = await store.endpoint_stats(ENDPOINT, now)
-    return {name: window for name, window in stats.windows.items()} | {"row": stats}
+    return _Stats(
+        last_hour=stats.windows["last_hour"], last_24h=stats.windows["last_24h"], row=stats
+    )
 
 
 async def test_windows_roll_a_minute_and_an_hour_at_a_time(store: Store) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema_rs
 import pytest
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from hookd.api import openapi, routes
 from hookd.domain import endpoints as endpoint_rules
-from hookd.domain.catalog import Catalog, CustomType
+from hookd.domain.catalog import Catalog, CustomType, ValidateMode
 from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE
 from tests.conftest import Running
 
@@ -36,7 +37,7 @@ RUNNER = Path(__file__).parent / "contract" / "run.py"
 DEFAULT_SEED = "20261129"
 
 
-def operations(document: dict) -> set[tuple[str, str]]:
+def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(method.upper(), path) for path, item in document["paths"].items() for method in item}
 
 
@@ -78,10 +79,9 @@ def test_every_operation_documents_its_answers_and_errors() -> None:
 def test_the_ingest_schema_follows_the_catalog_and_its_mode() -> None:
     own = CustomType(name="pedido.criado", required=["pedidoId"])
 
-    def branches(mode: str) -> list[str]:
-        schema = openapi.document(routes.OPERATIONS, Catalog([own], mode))["components"]["schemas"][
-            "IngestEvent"
-        ]
+    def branches(mode: ValidateMode) -> list[str]:
+        document = openapi.document(routes.OPERATIONS, Catalog([own], mode))
+        schema = document["components"]["schemas"]["IngestEvent"]
         return [branch["title"] for branch in schema.get("anyOf", [])]
 
     spec = [kind.name for kind in Catalog().types() if kind.source == "spec"]

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -22,12 +23,14 @@ from tests.test_delivery import ingest, subscribe
 Start = Callable[..., Awaitable[Running]]
 
 
-async def delivery_of(hookd: Running, event_id: str) -> dict:
+async def delivery_of(hookd: Running, event_id: str) -> dict[str, Any]:
     [delivery] = (await hookd.client.get(f"/v1/events/{event_id}")).json()["deliveries"]
-    return (await hookd.client.get(f"/v1/deliveries/{delivery['id']}")).json()
+    response = await hookd.client.get(f"/v1/deliveries/{delivery['id']}")
+    shown: dict[str, Any] = response.json()
+    return shown
 
 
-async def first_attempt_recorded(hookd: Running, event_id: str) -> dict:
+async def first_attempt_recorded(hookd: Running, event_id: str) -> dict[str, Any]:
     """The delivery of `event_id`, once an attempt of it is recorded."""
     with trio.fail_after(5):
         while True:

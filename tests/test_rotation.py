@@ -60,10 +60,11 @@ def accepts(secret: str, request: Received) -> bool:
     return expected in headers["webhook-signature"].split(" ")
 
 
-async def rotate(hookd: Running, endpoint_id: str, **body: object) -> dict:
+async def rotate(hookd: Running, endpoint_id: str, **body: object) -> dict[str, Any]:
     response = await hookd.client.post(f"/v1/endpoints/{endpoint_id}/rotate-secret", json=body)
     assert response.status_code == 200, response.text
-    return response.json()
+    rotated: dict[str, Any] = response.json()
+    return rotated
 
 
 async def test_old_and_new_secrets_verify_during_the_overlap_then_only_the_new(
@@ -244,7 +245,7 @@ def frozen_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock()
 
 
-async def recorded(hookd: Running, attempts: int) -> list[dict]:
+async def recorded(hookd: Running, attempts: int) -> list[dict[str, Any]]:
     """All deliveries, once `attempts` attempts are on record (at most 20 real seconds;
     the frozen clock does not move while this waits)."""
     deadline = time.monotonic() + 20

@@ -13,13 +13,14 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from tests.conftest import Running
-from tests.receiver import Answer, Received, serve_receiver
+from tests.receiver import Answer, Policy, Received, serve_receiver
 from tests.test_delivery import ingest, subscribe
 
 Start = Callable[..., Awaitable[Running]]
@@ -30,12 +31,14 @@ async def start(hookd_factory: Start, extra: str = "") -> Running:
     return await hookd_factory(FAST + extra, client_timeout=None)
 
 
-async def settled(hookd: Running, status: str) -> dict:
+async def settled(hookd: Running, status: str) -> dict[str, Any]:
     """The only delivery, once it has reached `status`."""
     while True:
         [delivery] = (await hookd.client.get("/v1/deliveries")).json()["items"]
         if delivery["status"] == status:
-            return (await hookd.client.get(f"/v1/deliveries/{delivery['id']}")).json()
+            response = await hookd.client.get(f"/v1/deliveries/{delivery['id']}")
+            shown: dict[str, Any] = response.json()
+            return shown
         await trio.sleep(1)
 
 
@@ -50,7 +53,7 @@ def gaps(received: list[Received]) -> list[float]:
     return [round(b.at - a.at, 1) for a, b in itertools.pairwise(received)]
 
 
-def answers(*statuses: int, headers: list[tuple[str, str]] | None = None) -> Callable:
+def answers(*statuses: int, headers: list[tuple[str, str]] | None = None) -> Policy:
     sequence: Iterator[int] = iter(statuses)
 
     def answer(_: Received) -> Answer:

@@ -145,7 +145,7 @@ class Peer:
         self.server.requests.append(seen)
         return seen
 
-    async def respond_head(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def respond_head(self, status: int, headers: list[tuple[str, str]]) -> None:
         await self.stream.send_all(self.h11.send(h11.Response(status_code=status, headers=headers)))
 
     async def respond(
@@ -474,7 +474,9 @@ async def test_repeats_of_one_content_length_are_that_length() -> None:
                 if not (data := await peer.stream.receive_some(65536)):
                     return
                 buffer += data
-            length = int(re.search(rb"(?i)content-length: (\d+)", buffer[:end]).group(1))
+            found = re.search(rb"(?i)content-length: (\d+)", buffer[:end])
+            assert found is not None
+            length = int(found.group(1))
             while len(buffer) < end + 4 + length:
                 buffer += await peer.stream.receive_some(65536)
             buffer = buffer[end + 4 + length :]

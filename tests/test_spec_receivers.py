@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import ndiff
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -160,13 +161,12 @@ async def send_all(hookd: Running, samples: list[Sample], endpoints: int = 1) ->
     return accepted
 
 
-async def settled_deliveries(hookd: Running, count: int) -> list[dict]:
+async def settled_deliveries(hookd: Running, count: int) -> list[dict[str, Any]]:
     """All deliveries, once `count` exist and none is pending any more (at most 20 s)."""
     with trio.fail_after(20):
         while True:
-            items = (await hookd.client.get("/v1/deliveries", params={"limit": 1000})).json()[
-                "items"
-            ]
+            response = await hookd.client.get("/v1/deliveries", params={"limit": 1000})
+            items: list[dict[str, Any]] = response.json()["items"]
             if len(items) >= count and all(d["status"] != "pending" for d in items):
                 return items
             await trio.sleep(0.05)
@@ -269,7 +269,7 @@ def readme_receiver(
 
 def readme_block(language: str) -> str:
     """The README's receiver example in `language`: the block naming the three headers."""
-    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.DOTALL)
+    blocks: list[str] = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.DOTALL)
     [block] = [b for b in blocks if "x-webhook-signature-next" in b.lower()]
     return block
 
