@@ -121,7 +121,9 @@ async def test_a_second_daemon_refused_the_socket_leaves_the_first_one_reachable
     async with trio.open_nursery() as nursery:
         first = DaemonProcess(short_dir)
         client = await first.start(nursery)
-        second = DaemonProcess(short_dir)
+        (short_dir / "second").mkdir()  # a database of its own (else its lock refuses it
+        # first), the same socket
+        second = DaemonProcess(short_dir / "second", f'[server]\nsocket = "{first.socket}"')
         command = [sys.executable, "-m", "hookd", "serve", "--config", str(second.config)]
         result = await trio.run_process(command, check=False, capture_stderr=True)
         assert result.returncode == 1
