@@ -44,14 +44,14 @@ import msgspec
 
 from hookd import __version__
 from hookd.api.server import Request, Response, json_response
-from hookd.db.store import (
+from hookd.db.backend import Backend as Store
+from hookd.db.types import (
     DISABLED_BY_HAND,
     Ingested,
     NewDelivery,
     NewEvent,
     ReadError,
     StorageError,
-    Store,
 )
 from hookd.delivery.alerts import alert_events
 from hookd.delivery.scheduler import Scheduler

@@ -100,7 +100,7 @@ def _main(argv: list[str] | None) -> int:
 def _serve(context: Context) -> int:
     import trio
 
-    from hookd.db.store import StorageError
+    from hookd.db.types import StorageError
     from hookd.runtime.daemon import Daemon
     from hookd.runtime.listeners import ListenError
 

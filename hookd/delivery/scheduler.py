@@ -55,13 +55,8 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
-from hookd.db.store import (
-    Ingested,
-    NewDelivery,
-    Recorded,
-    StorageError,
-    Store,
-)
+from hookd.db.backend import Backend
+from hookd.db.types import Ingested, NewDelivery, Recorded, StorageError
 from hookd.delivery.alerts import Alerts, alert_events
 from hookd.delivery.client import Progress, Sender
 from hookd.domain import retry
@@ -116,7 +111,7 @@ class Scheduler:
 
     def __init__(
         self,
-        store: Store,
+        store: Backend,
         sender: Sender,
         clock: Clock,
         *,

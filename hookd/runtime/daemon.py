@@ -32,7 +32,8 @@ from hookd import __version__
 from hookd.api import openapi
 from hookd.api.handlers import Api
 from hookd.api.server import Limits, Server
-from hookd.db.store import StorageError, Store
+from hookd.db.sqlite import SqliteBackend as Store
+from hookd.db.types import StorageError
 from hookd.delivery.alerts import Alerts
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler

@@ -34,7 +34,8 @@ from typing import TypeVar
 
 import trio
 
-from hookd.db.store import StorageError, Store
+from hookd.db.backend import Backend
+from hookd.db.types import StorageError
 from hookd.runtime.clock import Clock
 
 log = logging.getLogger("hookd.runtime.retention")
@@ -65,7 +66,7 @@ class Totals:
 class Retention:
     """Deletes old finished records from `store`; `run` is the daemon's background task."""
 
-    def __init__(self, store: Store, clock: Clock, keep: float) -> None:
+    def __init__(self, store: Backend, clock: Clock, keep: float) -> None:
         self.store = store
         self.clock = clock
         self.keep = keep
