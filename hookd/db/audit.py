@@ -14,7 +14,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from hookd.db.rows import Row, page
+from hookd.db.rows import Row, newest_first
 from hookd.domain import audit, views
 
 INSERT_AUDIT = """
@@ -54,9 +54,7 @@ def list_audit(
     conn: apsw.Connection, limit: int, before: int | None, filters: dict[str, Any]
 ) -> views.Page[views.AuditEntry]:
     """Endpoint changes newest first, filtered by `endpoint` and/or `since` (a time)."""
-    params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
-    rows = conn.execute(list_audit_query(sorted(filters)), params)
-    return page(rows, limit, _entry, lambda row: row[0])
+    return newest_first(conn, list_audit_query(sorted(filters)), filters, limit, before, _entry)
 
 
 def _entry(row: Row) -> views.AuditEntry:

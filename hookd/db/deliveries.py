@@ -20,7 +20,7 @@ import apsw
 import msgspec
 
 from hookd.db import endpoints, stats
-from hookd.db.rows import Row, first, page
+from hookd.db.rows import Row, first, newest_first
 from hookd.domain import views
 from hookd.domain.attempts import INTERRUPTED, AttemptRecord, Job
 from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
@@ -207,9 +207,8 @@ def list_page(
     conn: apsw.Connection, limit: int, before: int | None, filters: dict[str, str]
 ) -> views.Page[views.Delivery]:
     """Deliveries newest first, filtered by status, endpoint and/or event id."""
-    params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
-    rows = conn.execute(list_deliveries_query(sorted(filters)), params)
-    return page(rows, limit, _delivery, lambda row: row[0])
+    query = list_deliveries_query(sorted(filters))
+    return newest_first(conn, query, dict(filters), limit, before, _delivery)
 
 
 def get(conn: apsw.Connection, delivery_id: int) -> views.Delivery:

@@ -20,7 +20,7 @@ import apsw
 import msgspec
 
 from hookd.db import deliveries, endpoints
-from hookd.db.rows import Row, first, page
+from hookd.db.rows import Row, first, newest_first
 from hookd.db.types import Ingested, NewDelivery, NewEvent, StorageError
 from hookd.domain import views
 from hookd.domain.envelope import PreparedEvent
@@ -144,11 +144,8 @@ def list_page(
     since: float | None,
 ) -> views.Page[views.Event]:
     """Events newest first; `before` is the cursor of the previous page."""
-    rows = conn.execute(
-        LIST_EVENTS,
-        {"before": before or 2**62, "type": event_type, "since": since, "limit": limit},
-    )
-    return page(rows, limit, _event, lambda row: row[0])
+    params = {"type": event_type, "since": since}
+    return newest_first(conn, LIST_EVENTS, params, limit, before, _event)
 
 
 def _accepted(conn: apsw.Connection, query: str, params: Row) -> views.Accepted | None:

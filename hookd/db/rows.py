@@ -42,3 +42,17 @@ def page(
         if len(items) == limit or size >= PAGE_BYTES:
             return views.Page(items, str(cursor(row)))
     return views.Page(items, None)
+
+
+def newest_first(
+    conn: apsw.Connection,
+    query: str,
+    params: dict[str, Any],
+    limit: int,
+    before: int | None,
+    item: Callable[[Row], T],
+) -> views.Page[T]:
+    """A page of `query`, which lists rows by id newest first below `:before` (the cursor
+    of the previous page, or none) up to `:limit`; its first column is the id."""
+    rows = conn.execute(query, {**params, "before": before or 2**62, "limit": limit})
+    return page(rows, limit, item, lambda row: row[0])
