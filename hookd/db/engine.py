@@ -3,9 +3,9 @@ translation of apsw's errors. It knows no table: the writes and reads it runs ar
 functions of a connection, brought by the query modules through `sqlite.SqliteBackend`.
 
 Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
-- Only the db package imports apsw. apsw errors are translated here: a full disk or an
-  unusable file becomes `StorageError` (the API answers 503), never a crash; a failed
-  read is `ReadError`.
+- apsw errors are translated here: a full disk or an unusable file becomes
+  `StorageError` (the API answers 503), never a crash; a failed read is `ReadError`.
+  Beside the db package, only `hookd db backup` and `db check` (cli/dbtools.py) use apsw.
 - No apsw call runs on the trio thread. Writes go to one writer thread that owns the
   write connection: it takes every write waiting in its queue, runs each in its own
   savepoint inside one transaction, commits once, and only then wakes the callers
