@@ -374,7 +374,7 @@ def measure(
 
         nproc = max(1, min(processes, clients))
         shares = [clients // nproc + (i < clients % nproc) for i in range(nproc)]
-        ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+        ctx = mp.get_context("fork") if sys.platform == "linux" else mp.get_context("spawn")
         barrier = ctx.Barrier(nproc + 1)
         results = ctx.Queue()
         workers = [

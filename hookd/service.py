@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 import msgspec
 
 from hookd import __version__
-from hookd.db.store import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent, Store
+from hookd.db.backend import Backend
+from hookd.db.types import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent
 from hookd.delivery.alerts import alert_events
 from hookd.delivery.scheduler import Scheduler
 from hookd.domain import envelope, views
@@ -50,7 +51,7 @@ class Service:
 
     def __init__(
         self,
-        store: Store,
+        store: Backend,
         clock: Clock,
         scheduler: Scheduler,
         *,

@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from hookd import __version__
-from hookd.db import sql
+from hookd.db import schema, stats
 from tests.conftest import API_TOKEN, Running
 from tests.receiver import serve_receiver
 from tests.test_api_endpoints import free_port
@@ -92,14 +92,14 @@ async def test_tcp_needs_the_token(hookd_factory: Factory) -> None:
 def test_queries_use_indexes(short_dir: Path) -> None:
     """The counts scan one covering index; the oldest pending is two index look-ups."""
     conn = apsw.Connection(str(short_dir / "plan.db"))
-    conn.execute(sql.MIGRATIONS[0])
+    conn.execute(schema.MIGRATIONS[0])
     conn.execute("ANALYZE")
 
     def plan(query: str) -> str:
         return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query))
 
-    assert plan(sql.DELIVERY_COUNTS) == "SCAN deliveries USING COVERING INDEX deliveries_status"
-    oldest = plan(sql.OLDEST_PENDING)
+    assert plan(stats.DELIVERY_COUNTS) == "SCAN deliveries USING COVERING INDEX deliveries_status"
+    oldest = plan(stats.OLDEST_PENDING)
     assert "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)" in oldest
     assert "SEARCH deliveries USING COVERING INDEX deliveries_status (status=?)" in oldest
     assert "SCAN" not in oldest

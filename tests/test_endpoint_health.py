@@ -14,7 +14,8 @@ from typing import TypedDict
 import pytest
 import trio
 
-from hookd.db.store import NewEvent, Store
+from hookd.db.sqlite import SqliteBackend as Store
+from hookd.db.types import NewEvent
 from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, prepare
 from hookd.domain.retry import AttemptResult

@@ -10,7 +10,7 @@ from tests.conftest import Running
 async def test_concurrent_ingests_share_commits(hookd: Running) -> None:
     store = hookd.daemon.store
     assert store is not None
-    commits_before, writes_before = store.commits, store.writes
+    commits_before, writes_before = store.engine.commits, store.engine.writes
 
     async def client(n: int) -> None:
         for k in range(10):
@@ -21,7 +21,7 @@ async def test_concurrent_ingests_share_commits(hookd: Running) -> None:
     async with trio.open_nursery() as nursery:
         for n in range(20):
             nursery.start_soon(client, n)
-    writes = store.writes - writes_before
-    commits = store.commits - commits_before
+    writes = store.engine.writes - writes_before
+    commits = store.engine.commits - commits_before
     assert writes == 200
     assert commits < writes  # several requests rode on one transaction

@@ -19,8 +19,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookd.db import sql
-from hookd.db.store import NewEvent, Store
+from hookd.db import schema
+from hookd.db.sqlite import SqliteBackend as Store
+from hookd.db.types import NewEvent
 from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
 from hookd.domain.retry import AttemptResult
@@ -36,12 +37,12 @@ def event(name: str, ident: str | None = None) -> Any:
 
 async def ids_of(store: Store, table: str, column: str = "id") -> set[int]:
     query = f"SELECT {column} FROM {table}"
-    return set(await store.read(lambda conn: [row[0] for row in conn.execute(query)]))
+    return set(await store.engine.read(lambda conn: [row[0] for row in conn.execute(query)]))
 
 
 async def finish_all(store: Store, at: float) -> None:
     """One successful attempt for every pending delivery."""
-    pending = await store.read(
+    pending = await store.engine.read(
         lambda conn: list(
             conn.execute(
                 "SELECT id, endpoint_id, attempts FROM deliveries WHERE status = 'pending'"
@@ -178,7 +179,7 @@ async def test_the_batch_answer_says_per_item_what_was_new(hookd: Running) -> No
 def test_an_existing_database_is_migrated_without_renumbering(tmp_path: Path) -> None:
     path = str(tmp_path / "hookd.db")
     conn = apsw.Connection(path)
-    for version, script in enumerate(sql.MIGRATIONS[:5], start=1):
+    for version, script in enumerate(schema.MIGRATIONS[:5], start=1):
         conn.execute(script)
         conn.pragma("user_version", version)
     conn.executemany(
@@ -212,7 +213,7 @@ def test_an_existing_database_is_migrated_without_renumbering(tmp_path: Path) ->
     async def run() -> None:
         store = await Store.open(path, "normal")
         try:
-            keys = await store.read(
+            keys = await store.engine.read(
                 lambda c: list(c.execute("SELECT seq, idempotency_key, key_item FROM events"))
             )
             assert sorted(keys) == [
@@ -226,7 +227,7 @@ def test_an_existing_database_is_migrated_without_renumbering(tmp_path: Path) ->
             assert await ids_of(store, "attempts") == {11, 12, 200}
             replay = await store.ingest([NewEvent(event("a.b"), "new", "K", 1)], NOW)
             assert (replay[0].replayed, replay[0].accepted.id) == (True, "e8")
-            await store.write(delete_newest)
+            await store.engine.write(delete_newest)
         finally:
             await store.aclose()
         store = await Store.open(path, "normal")
@@ -235,7 +236,7 @@ def test_an_existing_database_is_migrated_without_renumbering(tmp_path: Path) ->
             await store.create_endpoint(fields, NOW, origin="socket")
             [fresh] = await store.ingest([NewEvent(event("a.b"), "fresh")], NOW)
             assert fresh.created[0].id == 91
-            seq = await store.read(
+            seq = await store.engine.read(
                 lambda c: list(c.execute("SELECT seq FROM events WHERE id = 'fresh'"))
             )
             assert seq == [(41,)]

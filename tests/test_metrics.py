@@ -17,7 +17,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookd import __version__
-from hookd.db import sql
+from hookd.db import schema, stats
 from hookd.domain.retry import AttemptResult
 from hookd.runtime import metrics
 from tests.conftest import API_TOKEN, Running
@@ -304,7 +304,7 @@ async def test_scripted_scenario(hookd_factory: Factory) -> None:
     store = hookd.daemon.store
     # Alerts for the failed delivery are written after its record: let those land too.
     samples = await scrape_until(
-        hookd, lambda got: value(got, "hookd_ingest_commit_seconds_count") == store.commits
+        hookd, lambda got: value(got, "hookd_ingest_commit_seconds_count") == store.engine.commits
     )
     assert value(samples, "hookd_db_bytes") == on_disk(hookd.daemon.config.storage.path)
     assert value(samples, "hookd_build_info", version=__version__) == 1
@@ -371,7 +371,7 @@ async def test_tcp_needs_the_token(hookd_factory: Factory) -> None:
 
 def test_backlog_query_reads_only_the_pending_index(short_dir: Path) -> None:
     conn = apsw.Connection(str(short_dir / "plan.db"))
-    conn.execute(sql.MIGRATIONS[0])
+    conn.execute(schema.MIGRATIONS[0])
     rows = [
         (n, f"ep_{n % 10}", "pending" if n % 3 else "succeeded", float(n), float(n), float(n))
         for n in range(1, 3001)
@@ -383,11 +383,11 @@ def test_backlog_query_reads_only_the_pending_index(short_dir: Path) -> None:
             rows,
         )
     conn.execute("ANALYZE")
-    plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql.PENDING_BY_ENDPOINT)]
+    plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + stats.PENDING_BY_ENDPOINT)]
     assert "SCAN deliveries USING COVERING INDEX deliveries_due" in plan
     assert "SEARCH d USING INTEGER PRIMARY KEY (rowid=?)" in plan
     assert not [step for step in plan if "TEMP B-TREE" in step]
-    got = {ident: (n, oldest) for ident, n, oldest in conn.execute(sql.PENDING_BY_ENDPOINT)}
+    got = {ident: (n, oldest) for ident, n, oldest in conn.execute(stats.PENDING_BY_ENDPOINT)}
     assert got["ep_1"] == (200, 1.0)  # ids 1, 11, 21, ...: those not divisible by 3
     assert got["ep_0"] == (200, 10.0)
     conn.close()

@@ -1,6 +1,6 @@
 """Retention against a real SQLite file: exactly the finished deliveries older than the
 retention go, with their attempts and the events left with none; nothing pending is
-touched; batches of any size do the same; the file gives the space back; the queries use
+touched; batches of any size do the same; the file gives the space back; the purge use
 indexes; and the daemon runs it in the background on its clock.
 """
 
@@ -16,8 +16,10 @@ import pytest
 import trio
 import trio.testing
 
-from hookd.db import sql
-from hookd.db.store import NewEvent, Store
+from hookd.db import retention as retention_sql
+from hookd.db import schema
+from hookd.db.sqlite import SqliteBackend as Store
+from hookd.db.types import NewEvent
 from hookd.domain.attempts import AttemptRecord
 from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
 from hookd.domain.retry import AttemptResult
@@ -86,7 +88,7 @@ async def until(value: Callable[[], Awaitable[Any]], wanted: Any, every: float =
 
 
 async def rows(store: Store, query: str) -> list[tuple[Any, ...]]:
-    return await store.read(lambda conn: [tuple(row) for row in conn.execute(query)])
+    return await store.engine.read(lambda conn: [tuple(row) for row in conn.execute(query)])
 
 
 async def build(store: Store) -> None:
@@ -132,12 +134,12 @@ async def test_purges_exactly_what_is_old_and_finished(
     monkeypatch.setattr(retention, "SWEEP", sweep)
     await build(store)
     purger = Retention(store, Clock(), KEEP)
-    commits = store.commits
+    commits = store.engine.commits
 
     totals = await purger.purge(NOW)
 
     assert (totals.deliveries, totals.attempts, totals.events) == (3, 4, 3)
-    assert store.commits - commits in writes
+    assert store.engine.commits - commits in writes
     assert await rows(store, "SELECT id FROM events ORDER BY seq") == [
         ("e1",),
         ("e5",),
@@ -175,7 +177,7 @@ async def test_a_database_made_before_retention_is_upgraded_and_purged(short_dir
     conn.pragma("auto_vacuum", "incremental")
     conn.pragma("journal_mode", "wal")
     with conn:
-        conn.execute(sql.MIGRATIONS[0])
+        conn.execute(schema.MIGRATIONS[0])
         conn.pragma("user_version", 1)
         conn.execute(
             "INSERT INTO events (seq, id, type, timestamp, received_at, body, delivery_count)"
@@ -198,7 +200,7 @@ async def test_a_database_made_before_retention_is_upgraded_and_purged(short_dir
 
 def test_queries_use_indexes(short_dir: Path) -> None:
     conn = apsw.Connection(str(short_dir / "plan.db"))
-    for migration in sql.MIGRATIONS:
+    for migration in schema.MIGRATIONS:
         conn.execute(migration)
     conn.execute("ANALYZE")
 
@@ -206,21 +208,23 @@ def test_queries_use_indexes(short_dir: Path) -> None:
         explained = conn.execute("EXPLAIN QUERY PLAN " + query, _null_params(query))
         return " | ".join(row[3] for row in explained)
 
-    due = plan(sql.RETENTION_DUE)
+    due = plan(retention_sql.RETENTION_DUE)
     assert "SEARCH deliveries USING INDEX deliveries_finished (updated_at<?)" in due
     assert "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)" in due
     assert "SCAN deliveries" not in due
-    finished = plan(sql.PURGE_FINISHED)
+    finished = plan(retention_sql.PURGE_FINISHED)
     assert "SEARCH deliveries USING INDEX deliveries_finished (updated_at<?)" in finished
     assert "SCAN deliveries" not in finished
     assert "SEARCH attempts USING COVERING INDEX attempts_delivery (delivery_id=?)" in plan(
-        sql.PURGE_ATTEMPTS
+        retention_sql.PURGE_ATTEMPTS
     )
-    assert "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)" in plan(sql.PURGE_DELIVERIES)
-    emptied = plan(sql.PURGE_EMPTIED_EVENTS)
+    assert "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)" in plan(
+        retention_sql.PURGE_DELIVERIES
+    )
+    emptied = plan(retention_sql.PURGE_EMPTIED_EVENTS)
     assert "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)" in emptied
     assert "SEARCH d USING COVERING INDEX deliveries_event (event_seq=?)" in emptied
-    sweep = plan(sql.SWEEP_EVENTS)
+    sweep = plan(retention_sql.SWEEP_EVENTS)
     assert "SEARCH events USING INTEGER PRIMARY KEY (rowid>?)" in sweep
     assert "SCAN events" not in sweep
     assert "SEARCH d USING COVERING INDEX deliveries_event (event_seq=?)" in sweep
@@ -259,7 +263,7 @@ async def test_the_file_gives_the_space_back(hookd_factory: Start) -> None:
     totals = await purger.purge(purger.clock.now() + 2 * 3600)
 
     assert (totals.deliveries, totals.attempts, totals.events) == (100, 100, 3100)
-    assert await rows(store, sql.FREE_PAGES) == [(0,)]
+    assert await rows(store, retention_sql.FREE_PAGES) == [(0,)]
     assert totals.pages > 0.9 * full_pages
     assert await pages(store) < 0.1 * full_pages
     assert (await path.stat()).st_size < 0.1 * full_bytes

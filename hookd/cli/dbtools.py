@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import apsw
 
-from hookd.db import sql
+from hookd.db import schema
 
 
 class DatabaseToolError(Exception):
@@ -87,9 +87,9 @@ def check(path: str) -> list[str]:
             version = conn.pragma("user_version")
         except apsw.Error as exc:
             return [f"cannot read the database: {exc}"]
-    if version > len(sql.MIGRATIONS):
+    if version > len(schema.MIGRATIONS):
         problems.append(
-            f"schema version {version} is newer than this hookd knows ({len(sql.MIGRATIONS)})"
+            f"schema version {version} is newer than this hookd knows ({len(schema.MIGRATIONS)})"
         )
     return problems
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from hookd.db.store import Ingested, NewDelivery, NewEvent
+from hookd.db.types import Ingested, NewDelivery, NewEvent
 from hookd.domain import envelope, views
 from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
 from hookd.runtime import ids

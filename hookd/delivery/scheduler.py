@@ -55,8 +55,9 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
+from hookd.db.backend import Backend
 from hookd.db.errors import StorageError
-from hookd.db.store import Ingested, NewDelivery, Recorded, Store
+from hookd.db.types import Ingested, NewDelivery, Recorded
 from hookd.delivery.alerts import Alerts, alert_events
 from hookd.delivery.client import Progress, Sender
 from hookd.domain import retry
@@ -111,7 +112,7 @@ class Scheduler:
 
     def __init__(
         self,
-        store: Store,
+        store: Backend,
         sender: Sender,
         clock: Clock,
         *,

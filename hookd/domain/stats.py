@@ -149,7 +149,7 @@ class HealthDelta(msgspec.Struct, kw_only=True):
                 self.first_failure = at
 
     def params(self) -> dict[str, object]:
-        """The named parameters of sql.UPDATE_HEALTH."""
+        """The named parameters of `UPDATE_HEALTH` (db/stats.py)."""
         return {
             "reset": self.reset,
             "failures": self.failures,

@@ -33,7 +33,7 @@ from hookd.api import openapi, routes
 from hookd.api.handlers import Api
 from hookd.api.server import Limits, Server
 from hookd.db.errors import StorageError
-from hookd.db.store import Store
+from hookd.db.sqlite import SqliteBackend
 from hookd.delivery.alerts import Alerts
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
@@ -63,7 +63,7 @@ class Daemon:
         self._handle_signals = handle_signals
         self._notifier = systemd.Notifier.from_environment()
         self._stop = trio.Event()
-        self.store: Store | None = None
+        self.store: SqliteBackend | None = None
         self.scheduler: Scheduler | None = None
         self.retention: Retention | None = None
 
@@ -76,7 +76,9 @@ class Daemon:
         config = self.config
         clock = Clock()
         nofile = descriptors.raise_limit()
-        store = self.store = await Store.open(config.storage.path, config.storage.durability)
+        store = self.store = await SqliteBackend.open(
+            config.storage.path, config.storage.durability
+        )
         metrics = Metrics(__version__)
         store.on_commit = functools.partial(metrics.ingest_commit.observe, ())
         socket_path = config.server.socket
@@ -148,7 +150,9 @@ class Daemon:
             self._notifier.close()
             log.info("action=stopped")
 
-    async def _report_status(self, store: Store, scheduler: Scheduler, clock: Clock) -> None:
+    async def _report_status(
+        self, store: SqliteBackend, scheduler: Scheduler, clock: Clock
+    ) -> None:
         """Tell systemd the live figures (`systemctl status hookd` shows them)."""
         while True:
             try:
@@ -234,7 +238,7 @@ def _sender(config: Config, clock: Clock) -> Sender:
 
 
 def _scheduler(
-    config: Config, store: Store, sender: Sender, clock: Clock, metrics: Metrics
+    config: Config, store: SqliteBackend, sender: Sender, clock: Clock, metrics: Metrics
 ) -> Scheduler:
     delivery = config.delivery
     return Scheduler(

@@ -34,8 +34,8 @@ from typing import TypeVar
 
 import trio
 
+from hookd.db.backend import Backend
 from hookd.db.errors import StorageError
-from hookd.db.store import Store
 from hookd.runtime.clock import Clock
 
 log = logging.getLogger("hookd.retention")
@@ -66,7 +66,7 @@ class Totals:
 class Retention:
     """Deletes old finished records from `store`; `run` is the daemon's background task."""
 
-    def __init__(self, store: Store, clock: Clock, keep: float) -> None:
+    def __init__(self, store: Backend, clock: Clock, keep: float) -> None:
         self.store = store
         self.clock = clock
         self.keep = keep

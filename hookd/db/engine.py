@@ -1,0 +1,313 @@
+"""The SQLite engine: one writer thread with group commit, a pool of readers, and the
+translation of apsw's errors. It knows no table: the writes and reads it runs are plain
+functions of a connection, brought by the query modules through `sqlite.SqliteBackend`.
+
+Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
+- apsw errors are translated here: a full disk or an unusable file becomes
+  `StorageError` (the API answers 503), never a crash; a failed read is `ReadError`.
+  Beside the db package, only `hookd db backup` and `db check` (cli/dbtools.py) use apsw.
+- No apsw call runs on the trio thread. Writes go to one writer thread that owns the
+  write connection: it takes every write waiting in its queue, runs each in its own
+  savepoint inside one transaction, commits once, and only then wakes the callers
+  (group commit). With `durability = "full"` the commit is fsynced before anyone is
+  acknowledged. Reads run on a small pool of read-only connections in worker threads.
+- Each write is a plain function of the connection. It may refuse (`domain.errors`)
+  (a missing endpoint, say) only before it has written anything; the refusal goes to its
+  caller and the others in the group commit. Any other failure rolls the group back
+  (`on_rollback` is told, on the writer thread, so caches of the rows can be dropped) and
+  its writes are run again one per transaction, so only the failing one fails.
+- The engine never reads the clock, but to time its own group commits for `on_commit`
+  when it is set (`GET /metrics`).
+- One engine per database: an open one holds an exclusive lock (flock) on `<db>.lock`,
+  which names its pid, until it is closed; a second one is refused with that pid. A
+  separate file, because SQLite's own POSIX locks on the database would be released by
+  any close of it in this process. `hookd db backup` and `db check` take no such lock.
+- The engine opens a database only after `PRAGMA quick_check` finds it sound (before
+  `prepare`, the migrations, runs); a damaged one is `StorageError`, pointing to
+  `hookd db check` and the README's restore steps. Its files (database, WAL, shared
+  memory, lock) are the owner's alone (0600): the database holds endpoint secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import apsw
+import trio
+
+from hookd.db.errors import ReadError, StorageError
+from hookd.domain.errors import Refused, conflict
+
+T = TypeVar("T")
+
+READERS = 4
+MAX_GROUP = 512  # writes committed together at most
+OWNER_ONLY = 0o600
+RESTORE_POINTER = (
+    "run `hookd db check` for the details, and restore the latest backup "
+    '(README, "Backup and restore")'
+)
+
+
+class _Write:
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[apsw.Connection], Any]) -> None:
+        self.fn = fn
+        self.done = trio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class Engine:
+    """An open SQLite database. Open with `await Engine.open(...)`, close with `aclose()`."""
+
+    def __init__(
+        self, path: str, durability: str, prepare: Callable[[apsw.Connection], None]
+    ) -> None:
+        self.path = path
+        self._durability = durability
+        self._prepare = prepare
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._writer: apsw.Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._readers: list[apsw.Connection] = []
+        self._reader_limit = trio.CapacityLimiter(READERS)
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._lock: int | None = None  # the descriptor of `<path>.lock`, flocked
+        self.commits = 0  # transactions committed by the writer
+        self.writes = 0  # writes they carried
+        # Told how long each group commit took, on the writer thread alone.
+        self.on_commit: Callable[[float], None] | None = None
+        # Told when a transaction was rolled back, on the writer thread alone.
+        self.on_rollback: Callable[[], None] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, path: str, durability: str, prepare: Callable[[apsw.Connection], None]
+    ) -> Engine:
+        """Open the database at `path` (creating it when needed), then run `prepare` (the
+        migrations) on the write connection before the readers open."""
+        engine = cls(path, durability, prepare)
+        await trio.to_thread.run_sync(engine._connect)
+        engine._token = trio.lowlevel.current_trio_token()
+        engine._thread = threading.Thread(target=engine._write_loop, name="hookd-writer")
+        engine._thread.start()
+        return engine
+
+    def _connect(self) -> None:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._lock = _lock(self.path)
+        except OSError as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        try:
+            self._open_connections()
+        except BaseException:
+            _close_all([*self._readers, *([self._writer] if self._writer else [])])
+            self._readers, self._writer = [], None
+            self._unlock()
+            raise
+
+    def _open_connections(self) -> None:
+        try:
+            _owner_only(self.path)
+            self._writer = writer = apsw.Connection(self.path)
+            writer.setbusytimeout(5000)
+            _check_sound(writer, self.path)
+            writer.pragma("page_size", 8192)  # only takes on a new file, like auto_vacuum
+            writer.pragma("auto_vacuum", "incremental")
+            writer.pragma("journal_mode", "wal")
+            writer.pragma("synchronous", "full" if self._durability == "full" else "normal")
+            writer.pragma("foreign_keys", False)
+            self._prepare(writer)
+            for _ in range(READERS):
+                reader = apsw.Connection(self.path)
+                reader.setbusytimeout(5000)
+                reader.pragma("query_only", True)
+                self._readers.append(reader)
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            raise StorageError(_damaged(self.path, str(exc))) from exc
+        except (apsw.Error, OSError) as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
+
+    async def aclose(self) -> None:
+        """Finish the queued writes, stop the writer and close every connection."""
+        if self._thread is not None:
+            self._queue.put(None)
+            await trio.to_thread.run_sync(self._thread.join)
+            self._thread = None
+        connections = [*self._readers, *([self._writer] if self._writer else [])]
+        self._readers, self._writer = [], None
+        await trio.to_thread.run_sync(_close_all, connections)
+        self._unlock()
+
+    # -- the writer ---------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Run `fn(connection)` in the writer's next transaction; return once committed."""
+        if self._thread is None:
+            raise StorageError("the database is closed")
+        op = _Write(fn)
+        self._queue.put(op)
+        with trio.CancelScope(shield=True):  # the write happens anyway: learn its fate
+            await op.done.wait()
+        if op.error is not None:
+            raise op.error
+        result: T = op.result
+        return result
+
+    def _write_loop(self) -> None:
+        assert self._writer is not None
+        assert self._token is not None
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                group.append(more)
+            began = time.perf_counter()
+            self._commit(self._writer, group)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - began)
+            self._token.run_sync_soon(_wake, group)
+
+    def _commit(self, conn: apsw.Connection, group: list[_Write]) -> None:
+        try:
+            self._transaction(conn, group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = _translate(exc)
+                return
+            for op in group:  # find the one that failed: each alone, in its own transaction
+                try:
+                    self._transaction(conn, [op])
+                except Exception as alone:
+                    op.error = _translate(alone)
+
+    def _transaction(self, conn: apsw.Connection, group: list[_Write]) -> None:
+        """Run `group` in one transaction; refusals (Refused) are the op's own result."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in group:
+                op.error = None
+                try:
+                    op.result = op.fn(conn)
+                except Refused as exc:  # raised before the op wrote anything
+                    op.error = exc
+            conn.execute("COMMIT")
+        except BaseException:
+            if self.on_rollback is not None:
+                self.on_rollback()
+            if not conn.getautocommit():
+                conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        self.writes += len(group)
+
+    # -- the readers --------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Run `fn(connection)` on a read-only connection in a worker thread."""
+        async with self._reader_limit:
+            if not self._readers:
+                raise StorageError("the database is closed")
+            conn = self._readers.pop()
+            try:
+                return await trio.to_thread.run_sync(_read_with, conn, fn)
+            finally:
+                self._readers.append(conn)
+
+
+# -- helpers (writer thread or reader threads) -------------------------------------------
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, apsw.ConstraintError):
+        return conflict(f"conflicts with a stored record: {exc}")
+    if isinstance(exc, apsw.Error):
+        return StorageError(f"database write failed: {exc}")
+    return exc
+
+
+def _close_all(connections: list[apsw.Connection]) -> None:
+    for conn in connections:
+        conn.close()
+
+
+def _wake(group: list[_Write]) -> None:
+    for op in group:
+        op.done.set()
+
+
+def _read_with(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
+    try:
+        return fn(conn)
+    except apsw.Error as exc:
+        raise ReadError(f"database read failed: {exc}") from exc
+
+
+def _lock(path: str) -> int:
+    """Lock `<path>.lock` for this process and write its pid there; its descriptor."""
+    name = f"{path}.lock"
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, OWNER_ONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StorageError(
+            f"the database {path} is in use by another hookd (pid {holder}, "
+            f"holding {name}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _owner_only(path: str) -> None:
+    """Create the database file 0600 if new; take group and other access off old files."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, OWNER_ONLY))
+    for name in (path, f"{path}-wal", f"{path}-shm"):  # SQLite gives new ones path's mode
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, OWNER_ONLY)
+
+
+def _check_sound(conn: apsw.Connection, path: str) -> None:
+    """Refuse a database whose pages `PRAGMA quick_check` finds damaged."""
+    rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
+    if rows != ["ok"]:
+        first = " ".join(rows[0].split()) if rows else "no answer"  # one line for the log
+        raise StorageError(_damaged(path, first))
+
+
+def _damaged(path: str, problem: str) -> str:
+    return f"the database {path} is damaged ({problem}); hookd will not start on it: " + (
+        RESTORE_POINTER
+    )
