@@ -293,13 +293,13 @@ async def event_count(hookd: Running) -> int:
 
 
 def retention_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "hookd.runtime.retention"]
+    return [r.getMessage() for r in caplog.records if r.name == "hookd.retention"]
 
 
 async def test_the_daemon_purges_in_the_background(
     virtual_clock: trio.testing.MockClock, hookd_factory: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookd.runtime.retention")
+    caplog.set_level(logging.INFO, logger="hookd.retention")
     hookd = await daemon_with_one_event(hookd_factory, "1h")  # a round every 6 minutes
     await trio.sleep(3000)
     assert await event_count(hookd) == 1  # younger than the retention
@@ -317,7 +317,7 @@ async def test_the_daemon_purges_in_the_background(
 async def test_a_retention_of_0_keeps_everything(
     virtual_clock: trio.testing.MockClock, hookd_factory: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookd.runtime.retention")
+    caplog.set_level(logging.INFO, logger="hookd.retention")
     hookd = await daemon_with_one_event(hookd_factory, "0")
     await trio.sleep(400 * DAY)
     assert await event_count(hookd) == 1
