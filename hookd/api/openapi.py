@@ -1,5 +1,8 @@
 """The OpenAPI 3.1 document of hookd's API, served at `GET /v1/openapi.json`.
 
+Over 400 lines: the schemas the handlers check by hand beyond a Struct's types, and the
+description of what receivers get (`webhooks.delivery`), are written out here.
+
 Rules:
 - The document is rendered from the route table's descriptions (`api.routes.OPERATIONS`,
   handed in): each route carries its description, so none can go undocumented. This

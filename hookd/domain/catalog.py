@@ -1,5 +1,8 @@
 """The event catalog: the spec's fifteen event types, hookd's own, and the operator's.
 
+Over 400 lines: about 400 of them are the spec's fifteen types and their examples, as
+data.
+
 Rules (issue 8, the spec's "Eventos Disponíveis"):
 - Each type has a name, a group, a one-line description (the spec's "Disparado
   quando ..."), the JSON Schema of its `data` and an example payload, the spec's own.
