@@ -150,7 +150,10 @@ async def test_failed_attempts_are_logged_per_endpoint_in_summary(
         mine = [r for r in lines if f"endpoint={endpoint['id']} " in r.getMessage()]
         figures = [dict(f.split("=", 1) for f in r.getMessage().split()[2:5]) for r in mine]
         # 600 failed attempts over about 80 s: the first at once, then one line a minute.
-        assert 2 <= len(mine) <= 3, [r.getMessage() for r in mine]
+        # (On a loaded machine the virtual clock can jump while the database threads
+        # work, spreading the attempts over one or two more minutes: still a handful of
+        # lines, not 600.)
+        assert 2 <= len(mine) <= 5, [r.getMessage() for r in mine]
         assert figures[0] == {"attempts": "1", "ended_failed": "0", "over": "0s"}
         assert sum(int(f["attempts"]) for f in figures) == 600
         assert sum(int(f["ended_failed"]) for f in figures) == 200
