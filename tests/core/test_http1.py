@@ -1,4 +1,4 @@
-"""hookd.core.http1: request heads, chunked bodies and response bytes, without I/O."""
+"""hookd.protocol.http1: request heads, chunked bodies and response bytes, without I/O."""
 
 from __future__ import annotations
 
