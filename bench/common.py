@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hookd.protocol import http1
@@ -295,6 +295,43 @@ class KeepAlive:
     def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
         self.send(request_bytes(method, target, body))
         return self.receive()
+
+
+Respond = Callable[[Any, bytes], tuple[int, list[tuple[str, str]], bytes]]
+
+
+async def serve_h11(stream: Any, respond: Respond, max_incomplete_event_size: int = 16384) -> None:
+    """Answer the requests on a trio `stream` with h11, the ceilings' reference server:
+    `respond(request, body)` (an `h11.Request` and its whole body) gives the status,
+    headers and body of each answer. Returns when the client closes or errs."""
+    import h11
+    import trio
+
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_incomplete_event_size)
+    head: Any = None
+    body = bytearray()
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+            elif isinstance(event, h11.Request):
+                head = event
+                body.clear()
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                status, headers, out = respond(head, bytes(body))
+                data = conn.send(h11.Response(status_code=status, headers=headers))
+                data += conn.send(h11.Data(data=out)) + conn.send(h11.EndOfMessage())
+                await stream.send_all(data)
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+            else:
+                return
+    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        return
 
 
 # --------------------------------------------------------------------------- figures

@@ -230,7 +230,6 @@ CEILINGS = {
 def serve_ceiling(path: str, kind: str = "h11") -> None:
     """A bare trio server: frame each request (with h11, or with `kind` "framing" with
     `hookd.protocol.http1`), decode its JSON, answer 202, store nothing."""
-    import h11
     import msgspec
     import trio
 
@@ -252,34 +251,16 @@ def serve_ceiling(path: str, kind: str = "h11") -> None:
         seq += 1
         return 202, encoder.encode({"id": f"evt_{seq}", "event": doc["event"], "deliveries": 0})
 
+    def respond(request: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        status, out = answer(request.target.decode("ascii"), body)
+        return (
+            status,
+            [("Content-Type", "application/json"), ("Content-Length", str(len(out)))],
+            out,
+        )
+
     async def handle_h11(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        body = bytearray()
-        target = ""
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Request):
-                    target = event.target.decode("ascii")
-                    body.clear()
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    status, out = answer(target, body)
-                    headers = [
-                        ("Content-Type", "application/json"),
-                        ("Content-Length", str(len(out))),
-                    ]
-                    data = conn.send(h11.Response(status_code=status, headers=headers))
-                    data += conn.send(h11.Data(data=out)) + conn.send(h11.EndOfMessage())
-                    await stream.send_all(data)
-                    conn.start_next_cycle()
-                else:
-                    return
-        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+        await common.serve_h11(stream, respond)
 
     async def handle_framing(stream: trio.SocketStream) -> None:
         headers = [("Content-Type", "application/json")]

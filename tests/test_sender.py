@@ -34,6 +34,7 @@ from hookd.domain.attempts import Job
 from hookd.domain.endpoints import Secrets
 from hookd.domain.retry import AttemptResult
 from hookd.runtime.clock import Clock
+from tests.receiver import read_request
 
 SECRET = "sua_chave_secreta"
 WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -121,25 +122,14 @@ class Peer:
 
     async def request(self) -> Seen | None:
         """The next whole request, or None when the client closed the connection."""
-        head: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:
-                self.h11.receive_data(bytes(await self.stream.receive_some(65536)))
-            elif isinstance(event, h11.Request):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                return None
-        assert head is not None
+        read = await read_request(self.h11, self.stream)
+        if read is None:
+            return None
+        head, body = read
         seen = Seen(
             head.target.decode(),
             {k.decode(): v.decode("latin-1") for k, v in head.headers},
-            bytes(body),
+            body,
             self.client_port,
         )
         self.server.requests.append(seen)
