@@ -198,11 +198,21 @@ class ResponseHead(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     reason: str
     http_version: str  # "1.0" or "1.1"
-    headers: list[tuple[str, str]]  # in order, lower-case names, repeats kept
     retry_after: str | None
     content_length: int | None  # None: chunked, or delimited by the end of the connection
     chunked: bool
     keep_alive: bool
+    lines: bytes = b""  # the header lines as received, CRLF-separated
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Every header field in order: lower-case names, values stripped, repeats kept
+        (parsed when asked: the delivery client needs only the fields above)."""
+        pairs = (line.partition(b":") for line in self.lines.split(b"\r\n") if line)
+        return [
+            (name.lower().decode("ascii"), value.strip(b" \t").decode("latin-1"))
+            for name, _, value in pairs
+        ]
 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: ([^\r\n]*))?")
@@ -225,14 +235,13 @@ def parse_response_head(data: bytes, *, to_head: bool = False) -> ResponseHead:
     if end >= 0 and not _HEADER_LINES.fullmatch(data, end):
         raise ProtocolError(502, "malformed header line in the answer")
     minor, status = match.group(1), int(match.group(2))
-    headers: list[tuple[str, str]] = []
+    lines = data[end + 2 :] if end >= 0 else b""
     fields: dict[bytes, bytes] = {}
-    for line in data[end + 2 :].split(b"\r\n") if end >= 0 else ():
+    for line in lines.split(b"\r\n") if lines else ():
         name, _, value = line.partition(b":")
         key = name.lower()
-        value = value.strip(b" \t")
-        headers.append((key.decode("ascii"), value.decode("latin-1")))
         if key in _RESPONSE_FIELDS:  # the only fields the client acts on
+            value = value.strip(b" \t")
             fields[key] = fields[key] + b", " + value if key in fields else value
     chunked = not to_head and b"chunked" in fields.get(b"transfer-encoding", b"").lower()
     length = None
@@ -247,7 +256,7 @@ def parse_response_head(data: bytes, *, to_head: bool = False) -> ResponseHead:
         status=status,
         reason=(match.group(3) or b"").decode("latin-1"),
         http_version="1.1" if minor == b"1" else "1.0",
-        headers=headers,
+        lines=lines,
         retry_after=retry_after.decode("latin-1") if retry_after is not None else None,
         content_length=length,
         chunked=chunked,
