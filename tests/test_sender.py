@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import socket
 import ssl
 import struct
@@ -33,6 +32,7 @@ from hookd.domain.addresses import AddressPolicy
 from hookd.domain.attempts import Job
 from hookd.domain.endpoints import Secrets
 from hookd.domain.retry import AttemptResult
+from hookd.protocol.http1 import CLOSED, NEED_DATA, RequestReader
 from hookd.runtime.clock import Clock
 from tests.receiver import read_request
 
@@ -458,16 +458,14 @@ async def test_two_different_content_lengths_are_a_failed_attempt(lengths: bytes
 
 async def test_repeats_of_one_content_length_are_that_length() -> None:
     async def repeated(peer: Peer) -> None:
-        buffer = b""
-        while True:  # h11 refuses to send such an answer: requests are read by hand here
-            while (end := buffer.find(b"\r\n\r\n")) < 0:
-                if not (data := await peer.stream.receive_some(65536)):
-                    return
-                buffer += data
-            length = int(re.search(rb"(?i)content-length: (\d+)", buffer[:end]).group(1))
-            while len(buffer) < end + 4 + length:
-                buffer += await peer.stream.receive_some(65536)
-            buffer = buffer[end + 4 + length :]
+        # h11 refuses to send such an answer: the answers are written by hand here, so
+        # the requests are read by hookd's codec, not by the peer's h11 connection.
+        reader = RequestReader()
+        while True:
+            while (request := reader.next_event()) is NEED_DATA:
+                reader.feed(await peer.stream.receive_some(65536))
+            if request is CLOSED:
+                return
             await peer.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
 
     async with serve(repeated) as server:
@@ -476,6 +474,23 @@ async def test_repeats_of_one_content_length_are_that_length() -> None:
             second = await sender.send(make_job(server.url()))  # on the same connection
     assert (first.status_code, first.excerpt, second.status_code) == (200, b"ok", 200)
     assert server.connections == 1
+
+
+async def test_excerpt_ends_where_the_body_does() -> None:
+    """Bytes after the announced length are not the body: not in the excerpt, and the
+    connection they came on is not used again."""
+
+    async def overlong(peer: Peer) -> None:
+        await peer.request()
+        await peer.stream.send_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nokEXTRA")
+        await trio.sleep_forever()
+
+    async with serve(overlong) as server:
+        with make_sender() as sender:
+            first = await sender.send(make_job(server.url()))
+            await sender.send(make_job(server.url()))
+    assert (first.status_code, first.excerpt) == (500, b"ok")
+    assert server.connections == 2
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:

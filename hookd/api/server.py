@@ -246,8 +246,7 @@ class Server:
                 reader.feed(data)
                 continue
             raise _Closed()  # request_timeout ran out mid-request
-        if message is http1.CLOSED:  # not fed the end of the stream: kept for mypy
-            return None
+        assert message is not http1.CLOSED  # the end of the stream is never fed here
         return message
 
     async def _respond(
