@@ -472,11 +472,11 @@ class ResponseReader:
             self._chunks = None
         elif head.content_length is not None:
             length = head.content_length
-            if len(buffer) < min(length, self.max_body + 1):
-                return self._need_data()
             complete = len(buffer) >= length
+            if not complete and len(buffer) <= self.max_body:
+                return self._need_data()
             body = bytes(buffer[: min(length, self.keep_body)])
-            del buffer[: min(len(buffer), length)]
+            del buffer[:length]
         else:  # delimited by the end of the stream
             if len(buffer) <= self.max_body and not self._eof:
                 return NEED_DATA
