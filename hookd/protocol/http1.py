@@ -1,7 +1,8 @@
 """HTTP/1.1 without I/O: readers that turn received bytes into whole messages, and writers
 that turn messages into bytes; the server, the delivery client, the benchmarks and the
 tests' raw clients all frame HTTP here. Why hookd has its own codec rather than h11:
-docs/ARCHITECTURE.md.
+docs/ARCHITECTURE.md. One module past 400 lines on purpose: the head parsers, the
+readers that apply them and the writers are one set of framing rules, read together.
 
 Rules (RFC 9112, the subset an API server and a webhook sender need):
 - Sans-IO in h11's manner: a `RequestReader` or `ResponseReader` owns the connection's
