@@ -205,7 +205,7 @@ class Bench:
     def ingest(self) -> None:
         """hookd against two ceilings on the same load: the bare trio+h11 server (the
         target's ratio is hookd / this one) and a bare trio server framing requests with
-        hookd.core.http1 (what hookd's server does itself). The load is not the limit
+        hookd.protocol.http1 (what hookd's server does itself). The load is not the limit
         when it drives the fastest ceiling faster than hookd."""
         s = self.sizes
         out: dict[str, Any] = {}
@@ -729,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(
             "ingest ceilings, each msgspec-decoding and answering 202 with nothing stored: "
             "h11 = bare trio+h11 server (ratio = hookd / h11); framing = bare trio server "
-            "framing with hookd.core.http1 (parse_head, Content-Length body, response_bytes), "
+            "framing with hookd.protocol.http1 (RequestReader, response_bytes), "
             "as hookd does. The load comes from separate processes (load CPU: % of one core "
             "each); it is not the limit when it drives the fastest ceiling faster than hookd"
         )

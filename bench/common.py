@@ -1,5 +1,5 @@
-"""Pieces the benchmarks share: child processes, hookd configs, a Unix-socket HTTP client,
-figures from /proc, percentiles and plain-text tables.
+"""Pieces the benchmarks share: child processes, hookd configs, a Unix-socket HTTP client
+(framed by hookd.protocol.http1), figures from /proc, percentiles and plain-text tables.
 
 Every child process is started with `spawn`, which remembers it, so `stop_all` can stop
 whatever is still running when a benchmark fails or is interrupted.
@@ -15,8 +15,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from hookd.protocol import http1
 
 
 class BenchError(Exception):
@@ -212,30 +214,22 @@ class Hookd:
 # --------------------------------------------------------------------------- HTTP over the socket
 
 
-def parse_response(buf: bytes | bytearray) -> tuple[int, int] | None:
-    """(status, total length) of the first whole response in `buf`, or None if incomplete.
-    Only Content-Length framing (what hookd and the ceiling servers send)."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = bytes(buf[:end]).lower()
-    status = int(head[9:12])
-    length = 0
-    at = head.find(b"\r\ncontent-length:")
-    if at >= 0:
-        stop = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-    total = end + 4 + length
-    return (status, total) if len(buf) >= total else None
+BODY_BYTES = 1 << 30  # the largest response body a benchmark reads
+
+
+def response_reader() -> http1.ResponseReader:
+    """A reader for hookd's answers on one connection, whole bodies kept."""
+    return http1.ResponseReader(max_body_bytes=BODY_BYTES)
 
 
 def request_bytes(method: str, target: str, body: bytes = b"", *, close: bool = False) -> bytes:
-    head = f"{method} {target} HTTP/1.1\r\nHost: hookd\r\n"
+    """A whole request (with `Content-Type: application/json` if it has a body)."""
+    headers = [("Host", "hookd")]
     if close:
-        head += "Connection: close\r\n"
+        headers.append(("Connection", "close"))
     if body or method == "POST":
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    return head.encode() + b"\r\n" + body
+        headers.append(("Content-Type", "application/json"))
+    return http1.request_bytes(target.encode(), headers, body, method=method.encode())
 
 
 def request(
@@ -275,7 +269,7 @@ class KeepAlive:
         except OSError:
             self.sock.close()
             raise
-        self.buf = bytearray()
+        self.reader = response_reader()
 
     def __enter__(self) -> KeepAlive:
         return self
@@ -291,19 +285,53 @@ class KeepAlive:
 
     def receive(self) -> tuple[int, bytes]:
         """The next whole response: (status, body)."""
-        while (parsed := parse_response(self.buf)) is None:
+        while (response := self.reader.next_event()) is http1.NEED_DATA:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("connection closed before a whole response")
-            self.buf += chunk
-        status, total = parsed
-        body = bytes(self.buf[self.buf.find(b"\r\n\r\n") + 4 : total])
-        del self.buf[:total]
-        return status, body
+            self.reader.feed(chunk)
+        return response.head.status, response.body
 
     def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
         self.send(request_bytes(method, target, body))
         return self.receive()
+
+
+Respond = Callable[[Any, bytes], tuple[int, list[tuple[str, str]], bytes]]
+
+
+async def serve_h11(stream: Any, respond: Respond, max_incomplete_event_size: int = 16384) -> None:
+    """Answer the requests on a trio `stream` with h11, the ceilings' reference server:
+    `respond(request, body)` (an `h11.Request` and its whole body) gives the status,
+    headers and body of each answer. Returns when the client closes or errs."""
+    import h11
+    import trio
+
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_incomplete_event_size)
+    head: Any = None
+    body = bytearray()
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+            elif isinstance(event, h11.Request):
+                head = event
+                body.clear()
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                status, headers, out = respond(head, bytes(body))
+                data = conn.send(h11.Response(status_code=status, headers=headers))
+                data += conn.send(h11.Data(data=out)) + conn.send(h11.EndOfMessage())
+                await stream.send_all(data)
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+            else:
+                return
+    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        return
 
 
 # --------------------------------------------------------------------------- figures

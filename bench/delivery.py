@@ -75,7 +75,6 @@ def serve_receiver() -> None:
     arrival, connections open and most at once) and `arrivals` (JSON: each X-Webhook-Id
     with the monotonic time its first request arrived whole).
     """
-    import h11
     import trio
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops it
@@ -93,42 +92,23 @@ def serve_receiver() -> None:
     answer_headers = [("Content-Type", "application/json"), ("Content-Length", "11")]
     answer = {"status": 200}
 
+    def respond(request: Any, _body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        now = time.monotonic()
+        if state["first"] is None:
+            state["first"] = now
+        state["last"] = now
+        state["requests"] += 1
+        if request.method != b"POST":
+            state["non_post"] += 1
+        webhook_id = next((v for n, v in request.headers if n == b"x-webhook-id"), b"")
+        seen.setdefault((request.target, webhook_id), now)
+        return answer["status"], answer_headers, answer_body
+
     async def handle(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=65536)
         state["conns"] += 1
         state["conns_max"] = max(state["conns_max"], state["conns"])
-        target = webhook_id = b""
-        post = False
         try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Request):
-                    target, webhook_id, post = event.target, b"", event.method == b"POST"
-                    for name, value in event.headers:
-                        if name == b"x-webhook-id":
-                            webhook_id = value
-                elif isinstance(event, h11.EndOfMessage):
-                    now = time.monotonic()
-                    if state["first"] is None:
-                        state["first"] = now
-                    state["last"] = now
-                    state["requests"] += 1
-                    if not post:
-                        state["non_post"] += 1
-                    seen.setdefault((target, webhook_id), now)
-                    response = h11.Response(status_code=answer["status"], headers=answer_headers)
-                    data = conn.send(response)
-                    data += conn.send(h11.Data(data=answer_body)) + conn.send(h11.EndOfMessage())
-                    await stream.send_all(data)
-                    if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                        return
-                    conn.start_next_cycle()
-                elif isinstance(event, h11.ConnectionClosed):
-                    return
-        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+            await common.serve_h11(stream, respond, max_incomplete_event_size=65536)
         finally:
             state["conns"] -= 1
             await trio.aclose_forcefully(stream)

@@ -14,8 +14,8 @@ events per request); after a warm-up, each ack's latency is recorded.
 `--ceiling` answers 202 without storing anything (it only frames the request and decodes
 the JSON with msgspec), which shows how fast the client can push: hookd's figure should be
 below the fastest ceiling, otherwise the client may be the bottleneck. Two ceilings:
-`h11` frames with h11's state machine; `framing` with `hookd.core.http1` (`parse_head`,
-a Content-Length body, `response_bytes`), as hookd's own server does.
+`h11` frames with h11's state machine; `framing` with `hookd.protocol.http1` (its
+`RequestReader` and `response_bytes`), as hookd's own server does.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ try:
 except ModuleNotFoundError:  # run as a script: python bench/ingest_socket.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench import common
+
+from hookd.protocol import http1
 
 PAYLOAD_PREFIX = '{"event":"cliente.criado","data":{"id":"cliente_'
 PAYLOAD_SUFFIX = (
@@ -64,11 +66,11 @@ def batch_body(events: int) -> bytes:
 
 
 class _Conn:
-    __slots__ = ("buf", "out", "sent_at", "sock")
+    __slots__ = ("out", "reader", "sent_at", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.buf = bytearray()
+        self.reader = common.response_reader()
         self.out = b""
         self.sent_at = 0.0
 
@@ -97,11 +99,10 @@ def load_worker(
     if batch:
         fixed = common.request_bytes("POST", "/v1/events/batch", batch_body(batch))
     else:
-        head_tmpl = (
-            "POST /v1/events HTTP/1.1\r\nHost: hookd\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {payload_size()}\r\n\r\n"
-        )
-        req_prefix = (head_tmpl + PAYLOAD_PREFIX).encode()
+        # One request written whole; each sent copy puts its counter in the body.
+        sample = (PAYLOAD_PREFIX + "0" * COUNTER_DIGITS + PAYLOAD_SUFFIX).encode()
+        head = common.request_bytes("POST", "/v1/events", sample)[: -len(sample)]
+        req_prefix = head + PAYLOAD_PREFIX.encode()
         req_suffix = PAYLOAD_SUFFIX.encode()
     counter = index * 10 ** (COUNTER_DIGITS - 1)
     sel = selectors.DefaultSelector()
@@ -137,7 +138,7 @@ def load_worker(
         inflight -= 1
         sel.unregister(c.sock)
         c.sock.close()
-        c.buf.clear()
+        c.reader = common.response_reader()
         c.out = b""
         c.sock = _connect(path)
         sel.register(c.sock, selectors.EVENT_READ, c)
@@ -182,12 +183,11 @@ def load_worker(
                 if now < stop:
                     send(c, now)
                 continue
-            c.buf += chunk
-            parsed = common.parse_response(c.buf)
-            if parsed is None:
+            c.reader.feed(chunk)
+            response = c.reader.next_event()
+            if response is http1.NEED_DATA:
                 continue
-            status, total = parsed
-            del c.buf[:total]
+            status = response.head.status
             now = time.perf_counter()
             inflight -= 1
             if status == 202:
@@ -223,18 +223,15 @@ def load_worker(
 
 CEILINGS = {
     "h11": "bare trio+h11, msgspec decode, no storage",
-    "framing": "bare trio, hookd.core.http1 framing, msgspec decode, no storage",
+    "framing": "bare trio, hookd.protocol.http1 framing, msgspec decode, no storage",
 }
 
 
 def serve_ceiling(path: str, kind: str = "h11") -> None:
     """A bare trio server: frame each request (with h11, or with `kind` "framing" with
-    `hookd.core.http1`), decode its JSON, answer 202, store nothing."""
-    import h11
+    `hookd.protocol.http1`), decode its JSON, answer 202, store nothing."""
     import msgspec
     import trio
-
-    from hookd.protocol import http1
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     decoder = msgspec.json.Decoder()
@@ -254,58 +251,29 @@ def serve_ceiling(path: str, kind: str = "h11") -> None:
         seq += 1
         return 202, encoder.encode({"id": f"evt_{seq}", "event": doc["event"], "deliveries": 0})
 
+    def respond(request: Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        status, out = answer(request.target.decode("ascii"), body)
+        return (
+            status,
+            [("Content-Type", "application/json"), ("Content-Length", str(len(out)))],
+            out,
+        )
+
     async def handle_h11(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        body = bytearray()
-        target = ""
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Request):
-                    target = event.target.decode("ascii")
-                    body.clear()
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    status, out = answer(target, body)
-                    headers = [
-                        ("Content-Type", "application/json"),
-                        ("Content-Length", str(len(out))),
-                    ]
-                    data = conn.send(h11.Response(status_code=status, headers=headers))
-                    data += conn.send(h11.Data(data=out)) + conn.send(h11.EndOfMessage())
-                    await stream.send_all(data)
-                    conn.start_next_cycle()
-                else:
-                    return
-        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+        await common.serve_h11(stream, respond)
 
     async def handle_framing(stream: trio.SocketStream) -> None:
         headers = [("Content-Type", "application/json")]
-        buffer = bytearray()
+        reader = http1.RequestReader()
         try:
             while True:
-                while (end := buffer.find(b"\r\n\r\n")) < 0:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head = http1.parse_head(bytes(buffer[:end]))
-                del buffer[: end + 4]
-                length = head.content_length or 0
-                while len(buffer) < length:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buffer += data
-                body = bytes(buffer[:length])
-                del buffer[:length]
-                status, out = answer(head.target, body)
+                while (request := reader.next_event()) is http1.NEED_DATA:
+                    reader.feed(await stream.receive_some(65536))
+                if request is http1.CLOSED:
+                    return
+                status, out = answer(request.head.target, request.body)
                 await stream.send_all(http1.response_bytes(status, headers, out))
-                if not head.keep_alive:
+                if not request.head.keep_alive:
                     return
         except (http1.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
@@ -335,7 +303,7 @@ def measure(
     batch: int = 0,
 ) -> dict[str, Any]:
     """One run against hookd, or a ceiling server (`ceiling` True or "h11": the h11 one,
-    "framing": the one framing with hookd.core.http1); the figures as a dict."""
+    "framing": the one framing with hookd.protocol.http1); the figures as a dict."""
     kind = "h11" if ceiling is True else ceiling or None
     if kind is not None and kind not in CEILINGS:
         raise ValueError(f"unknown ceiling {kind!r}")
@@ -491,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         const="h11",
         choices=list(CEILINGS),
-        help="load a bare ceiling server instead: h11 (the default) or framing (hookd.core.http1)",
+        help="load a bare ceiling server instead: h11 (the default) or framing (hookd.protocol)",
     )
     parser.add_argument("--serve-ceiling", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

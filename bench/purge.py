@@ -52,6 +52,8 @@ except ModuleNotFoundError:  # run as a script: python bench/purge.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench import backlog, common, ingest_socket
 
+from hookd.protocol import http1
+
 AGE = 40 * 86400  # how old the backlog is
 WARMUP = 1.0  # seconds of load not counted, at the start of each phase
 PURGED = re.compile(
@@ -133,14 +135,14 @@ def paced_load(
     sel = selectors.DefaultSelector()
     free: collections.deque[socket.socket] = collections.deque()
     due_of: dict[socket.socket, float] = {}
-    buffers: dict[socket.socket, bytearray] = {}
+    readers: dict[socket.socket, http1.ResponseReader] = {}
     for _ in range(connections):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
         sock.setblocking(False)
         sel.register(sock, selectors.EVENT_READ)
         free.append(sock)
-        buffers[sock] = bytearray()
+        readers[sock] = common.response_reader()
     body = (
         ingest_socket.PAYLOAD_PREFIX + "0" * ingest_socket.COUNTER_DIGITS
     ) + ingest_socket.PAYLOAD_SUFFIX
@@ -163,18 +165,16 @@ def paced_load(
             chunk = sock.recv(65536)
             if not chunk:
                 raise ConnectionError("hookd closed a connection")
-            buffers[sock] += chunk
-            parsed = common.parse_response(buffers[sock])
-            if parsed is None:
+            readers[sock].feed(chunk)
+            response = readers[sock].next_event()
+            if response is http1.NEED_DATA:
                 continue
-            status, total = parsed
-            del buffers[sock][:total]
-            if status != 202:
+            if response.head.status != 202:
                 other += 1
             due = due_of.pop(sock)
             samples.append((due, time.monotonic() - due))
             free.append(sock)
-    for sock in buffers:
+    for sock in readers:
         sock.close()
     results.put({"samples": samples, "non_202": other, "unanswered": len(due_of)})
 

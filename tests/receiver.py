@@ -76,35 +76,43 @@ async def _serve(stream: trio.SocketStream, receiver: Receiver, policy: Policy) 
         await _exchange(stream, receiver, policy)
 
 
+async def read_request(
+    conn: h11.Connection, stream: trio.abc.Stream
+) -> tuple[h11.Request, bytes] | None:
+    """The next whole request on `stream` as h11 reads it (h11, not hookd's codec: the
+    reference that what hookd sends is checked against), or None when the client closed
+    the connection."""
+    head: h11.Request | None = None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                data = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return None
+            conn.receive_data(bytes(data))
+        elif isinstance(event, h11.Request):
+            head = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            assert head is not None
+            return head, bytes(body)
+        else:
+            return None
+
+
 async def _exchange(stream: trio.SocketStream, receiver: Receiver, policy: Policy) -> None:
     conn = h11.Connection(h11.SERVER)
     async with stream:
-        while True:
-            head: h11.Request | None = None
-            body = bytearray()
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    try:
-                        data = await stream.receive_some(65536)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        return
-                    conn.receive_data(bytes(data))
-                    continue
-                if isinstance(event, h11.Request):
-                    head = event
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                else:
-                    return
-            assert head is not None
+        while (read := await read_request(conn, stream)) is not None:
+            head, body = read
             request = Received(
                 head.method.decode(),
                 head.target.decode(),
                 {k.decode().lower(): v.decode("latin-1") for k, v in head.headers},
-                bytes(body),
+                body,
                 trio.current_time(),
             )
             receiver.received.append(request)

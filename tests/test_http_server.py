@@ -16,11 +16,11 @@ import pytest
 import trio
 
 from hookd.api.server import Limits, Request, Response, Server, json_response
+from hookd.protocol.http1 import NEED_DATA, ResponseReader
 from tests.conftest import Running
 
 READ_LIMIT = 3.0  # seconds any awaited answer may take
 EVENT = json.dumps({"event": "cliente.criado", "data": {"nome": "João", "n": 7}}).encode()
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def request(
@@ -56,6 +56,7 @@ def chunked(body: bytes, size: int) -> bytes:
 @dataclass
 class Reply:
     status: int
+    reason: str
     headers: dict[str, str]  # lower-case names
     body: bytes
 
@@ -64,59 +65,42 @@ class Reply:
 
 
 class Connection:
-    """A raw client connection that reads responses one at a time."""
+    """A raw client connection that reads responses one at a time (framed by hookd's
+    codec, whose readers are checked against h11 in tests/core/test_http1_codec.py)."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
-        self.buffer = bytearray()
+        self.reader = ResponseReader(max_body_bytes=1 << 24)
 
     async def send(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
-    async def _fill(self) -> None:
-        with trio.fail_after(READ_LIMIT):
-            data = await self.stream.receive_some(65536)
-        if not data:
-            raise EOFError(f"connection closed; unread: {bytes(self.buffer)!r}")
-        self.buffer += data
-
-    async def read_head(self) -> bytes:
-        """The next response head, through its empty line."""
-        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
-            await self._fill()
-        head = bytes(self.buffer[: end + 4])
-        del self.buffer[: end + 4]
-        return head
-
     async def reply(self, *, to_head: bool = False) -> Reply:
-        """The next whole response; `to_head`: it answers a HEAD, so it has no body."""
-        head = await self.read_head()
-        status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
-        version, status, reason = status_line.split(" ", 2)
-        assert version == "HTTP/1.1", status_line
-        assert reason, status_line
-        headers: dict[str, str] = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            assert name.lower() not in headers, f"repeated header {name!r}"
-            headers[name.lower()] = value.strip()
-        length = 0 if to_head else int(headers["content-length"])
-        while len(self.buffer) < length:
-            await self._fill()
-        body = bytes(self.buffer[:length])
-        del self.buffer[:length]
-        return Reply(int(status), headers, body)
+        """The next whole response, interim ones included; `to_head`: it answers a HEAD,
+        so it has no body."""
+        if to_head:
+            self.reader.expect_no_body()
+        while (response := self.reader.next_event()) is NEED_DATA:
+            with trio.fail_after(READ_LIMIT):
+                self.reader.feed(await self.stream.receive_some(65536))
+        head = response.head
+        assert response.complete, response
+        assert head.http_version == "1.1", head
+        assert head.reason, head
+        names = [name for name, _ in head.headers]
+        assert len(set(names)) == len(names), f"repeated header in {head.headers}"
+        return Reply(head.status, head.reason, dict(head.headers), response.body)
 
     async def assert_closed(self) -> None:
         """The server closes the connection without sending anything more."""
         with trio.fail_after(READ_LIMIT):
             while data := await self.stream.receive_some(65536):
-                self.buffer += data
-        assert self.buffer == b"", f"sent after the last response: {bytes(self.buffer)!r}"
+                self.reader.feed(data)
+        assert self.reader.idle, "sent more after the last response"
 
     async def assert_open(self) -> None:
         """Nothing more arrives, and the connection is not closed."""
-        assert self.buffer == b"", bytes(self.buffer)
+        assert self.reader.idle, "sent more than the responses read"
         with trio.move_on_after(0.1):
             data = await self.stream.receive_some(65536)
             pytest.fail(f"expected silence, got {data!r}")
@@ -248,7 +232,8 @@ EXPECTING = [
 async def test_expect_100_continue(hookd: Running, head: bytes, body: bytes) -> None:
     async with connect(hookd) as conn:
         await conn.send(head)
-        assert await conn.read_head() == CONTINUE  # before any of the body is sent
+        interim = await conn.reply()  # before any of the body is sent
+        assert (interim.status, interim.reason, interim.headers) == (100, "Continue", {})
         await conn.send(body)
         reply = await conn.reply()
         assert_accepted(reply)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import socket
 import ssl
 import struct
@@ -33,7 +32,9 @@ from hookd.domain.addresses import AddressPolicy
 from hookd.domain.attempts import Job
 from hookd.domain.endpoints import Secrets
 from hookd.domain.retry import AttemptResult
+from hookd.protocol.http1 import CLOSED, NEED_DATA, RequestReader
 from hookd.runtime.clock import Clock
+from tests.receiver import read_request
 
 SECRET = "sua_chave_secreta"
 WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -121,25 +122,14 @@ class Peer:
 
     async def request(self) -> Seen | None:
         """The next whole request, or None when the client closed the connection."""
-        head: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:
-                self.h11.receive_data(bytes(await self.stream.receive_some(65536)))
-            elif isinstance(event, h11.Request):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                return None
-        assert head is not None
+        read = await read_request(self.h11, self.stream)
+        if read is None:
+            return None
+        head, body = read
         seen = Seen(
             head.target.decode(),
             {k.decode(): v.decode("latin-1") for k, v in head.headers},
-            bytes(body),
+            body,
             self.client_port,
         )
         self.server.requests.append(seen)
@@ -468,18 +458,14 @@ async def test_two_different_content_lengths_are_a_failed_attempt(lengths: bytes
 
 async def test_repeats_of_one_content_length_are_that_length() -> None:
     async def repeated(peer: Peer) -> None:
-        buffer = b""
-        while True:  # h11 refuses to send such an answer: requests are read by hand here
-            while (end := buffer.find(b"\r\n\r\n")) < 0:
-                if not (data := await peer.stream.receive_some(65536)):
-                    return
-                buffer += data
-            found = re.search(rb"(?i)content-length: (\d+)", buffer[:end])
-            assert found is not None
-            length = int(found.group(1))
-            while len(buffer) < end + 4 + length:
-                buffer += await peer.stream.receive_some(65536)
-            buffer = buffer[end + 4 + length :]
+        # h11 refuses to send such an answer: the answers are written by hand here, so
+        # the requests are read by hookd's codec, not by the peer's h11 connection.
+        reader = RequestReader()
+        while True:
+            while (request := reader.next_event()) is NEED_DATA:
+                reader.feed(await peer.stream.receive_some(65536))
+            if request is CLOSED:
+                return
             await peer.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
 
     async with serve(repeated) as server:
@@ -488,6 +474,23 @@ async def test_repeats_of_one_content_length_are_that_length() -> None:
             second = await sender.send(make_job(server.url()))  # on the same connection
     assert (first.status_code, first.excerpt, second.status_code) == (200, b"ok", 200)
     assert server.connections == 1
+
+
+async def test_excerpt_ends_where_the_body_does() -> None:
+    """Bytes after the announced length are not the body: not in the excerpt, and the
+    connection they came on is not used again."""
+
+    async def overlong(peer: Peer) -> None:
+        await peer.request()
+        await peer.stream.send_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nokEXTRA")
+        await trio.sleep_forever()
+
+    async with serve(overlong) as server:
+        with make_sender() as sender:
+            first = await sender.send(make_job(server.url()))
+            await sender.send(make_job(server.url()))
+    assert (first.status_code, first.excerpt) == (500, b"ok")
+    assert server.connections == 2
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:

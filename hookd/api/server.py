@@ -1,12 +1,14 @@
 """A small HTTP/1.1 server on trio, for the API's Unix socket and TCP listener.
 
 Rules:
-- One task per connection, keep-alive, requests answered in order. The framing rules
-  are `core.http1`'s; measured here, h11's general state machine cost more than all of
-  hookd's own work per ingested event, so the server frames requests itself.
-- Limits are the server's own: a request head over `max_head_bytes` is a 431, a body
-  over `max_body_bytes` a 413 answered before the rest is read (and the connection
-  closed), `Expect: 100-continue` is honoured only for bodies within the limit.
+- One task per connection, keep-alive, requests answered in order. Requests are framed
+  by `protocol.http1.RequestReader`, hookd's own codec: measured here, h11's general
+  state machine cost more than all of hookd's own work per ingested event
+  (docs/ARCHITECTURE.md).
+- Limits are the server's own, enforced by the reader: a request head over
+  `max_head_bytes` is a 431, a body over `max_body_bytes` a 413 answered before the rest
+  is read (and the connection closed), `Expect: 100-continue` is honoured only for
+  bodies within the limit.
 - Time limits: a connection with no request in progress is closed after `idle_timeout`;
   once a request starts it must arrive whole within `request_timeout`, else the
   connection is closed. A silent or slow client holds only its own task. A TCP
@@ -184,22 +186,23 @@ class Server:
                     self._closed.set()
 
     async def _serve(self, stream: trio.abc.Stream, origin: str) -> None:
-        buffer = bytearray()
         limits = self._limits
+        reader = http1.RequestReader(
+            max_head_bytes=limits.max_head_bytes, max_body_bytes=limits.max_body_bytes
+        )
         trusted = origin != "tcp"
         while not self._draining:
             idle = limits.idle_timeout if trusted else limits.unauthenticated_timeout
             try:
-                request, keep_alive = await self._read_request(stream, buffer, origin, idle)
+                message = await self._read_request(stream, reader, idle)
             except http1.ProtocolError as exc:
-                error = ApiError(exc.status, "bad_request", str(exc))
+                code = _PROTOCOL_CODES.get(exc.status, "bad_request")
+                error = ApiError(exc.status, code, str(exc))
                 await self._respond(stream, error_response(error), close=True)
                 return
-            except ApiError as exc:  # head or body too large
-                await self._respond(stream, error_response(exc), close=True)
+            if message is None:
                 return
-            if request is None:
-                return
+            request = _request(message, origin)
             try:
                 response = await self._handler(request)
             except ApiError as exc:
@@ -212,26 +215,16 @@ class Server:
                     500, {"error": {"code": "internal", "message": "internal error; see the log"}}
                 )
             trusted = trusted or request.authenticated
-            close = self._draining or not keep_alive
+            close = self._draining or not message.head.keep_alive
             await self._respond(stream, response, close, send_body=request.method != "HEAD")
             if close:
                 return
 
-    async def _receive(self, stream: trio.abc.Stream, buffer: bytearray, deadline: float) -> None:
-        """Append what arrives to `buffer` by `deadline`; _Closed on timeout or EOF."""
-        with trio.CancelScope(deadline=deadline):  # bare scopes: cheaper than move_on_*
-            data = await stream.receive_some(65536)
-            if not data:
-                raise _Closed()
-            buffer += data
-            return
-        raise _Closed()  # request_timeout ran out mid-request
-
     async def _read_request(
-        self, stream: trio.abc.Stream, buffer: bytearray, origin: str, idle_timeout: float
-    ) -> tuple[Request | None, bool]:
-        limits = self._limits
-        if not buffer:
+        self, stream: trio.abc.Stream, reader: http1.RequestReader, idle_timeout: float
+    ) -> http1.Request | None:
+        """The next whole request; None when the client is gone or idle too long."""
+        if reader.idle:
             # Nothing buffered: wait for the first byte of a request, at most idle_timeout.
             with trio.CancelScope(deadline=trio.current_time() + idle_timeout) as idle:
                 self._idle.add(idle)
@@ -240,42 +233,21 @@ class Server:
                 finally:
                     self._idle.discard(idle)
             if idle.cancelled_caught or not data:
-                return None, False
-            buffer += data
-        deadline = trio.current_time() + limits.request_timeout
-        while (end := buffer.find(b"\r\n\r\n")) < 0:
-            if len(buffer) > limits.max_head_bytes:
-                raise ApiError(431, "headers_too_large", "the request head is too large")
-            await self._receive(stream, buffer, deadline)
-        if end > limits.max_head_bytes:
-            raise ApiError(431, "headers_too_large", "the request head is too large")
-        head = http1.parse_head(bytes(buffer[:end]))
-        del buffer[: end + 4]
-        if head.content_length is not None and head.content_length > limits.max_body_bytes:
-            raise _too_large(limits.max_body_bytes)
-        if head.expects_continue and (head.content_length or head.chunked) and not buffer:
-            await stream.send_all(http1.CONTINUE)
-        if head.chunked:
-            body = await self._read_chunked(stream, buffer, deadline)
-        else:
-            length = head.content_length or 0
-            while len(buffer) < length:
-                await self._receive(stream, buffer, deadline)
-            body = bytes(buffer[:length])
-            del buffer[:length]
-        return _request(head, body, origin), head.keep_alive
-
-    async def _read_chunked(
-        self, stream: trio.abc.Stream, buffer: bytearray, deadline: float
-    ) -> bytes:
-        decoder = http1.ChunkedBody()
-        while True:
-            decoder.feed(buffer)
-            if len(decoder.body) > self._limits.max_body_bytes:
-                raise _too_large(self._limits.max_body_bytes)
-            if decoder.done:
-                return bytes(decoder.body)
-            await self._receive(stream, buffer, deadline)
+                return None
+            reader.feed(data)
+        deadline = trio.current_time() + self._limits.request_timeout
+        while (message := reader.next_event()) is http1.NEED_DATA:
+            if reader.expects_continue:
+                await stream.send_all(http1.CONTINUE)
+            with trio.CancelScope(deadline=deadline):  # bare scopes: cheaper than move_on_*
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise _Closed()  # the client left mid-request
+                reader.feed(data)
+                continue
+            raise _Closed()  # request_timeout ran out mid-request
+        assert message is not http1.CLOSED  # the end of the stream is never fed here
+        return message
 
     async def _respond(
         self, stream: trio.abc.Stream, response: Response, close: bool, send_body: bool = True
@@ -293,11 +265,12 @@ class Server:
             raise _Closed()
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"request body is larger than {limit} bytes")
+# The error codes of the refusals that are not plain malformations.
+_PROTOCOL_CODES = {413: "body_too_large", 431: "headers_too_large"}
 
 
-def _request(head: http1.Head, body: bytes, origin: str) -> Request:
+def _request(message: http1.Request, origin: str) -> Request:
+    head = message.head
     path, _, query_string = head.target.partition("?")
     return Request(
         method=head.method,
@@ -305,7 +278,7 @@ def _request(head: http1.Head, body: bytes, origin: str) -> Request:
         path=path,
         query=dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {},
         headers=head.headers,
-        body=body,
+        body=message.body,
         origin=origin,
     )
 

@@ -15,12 +15,14 @@ Rules (docs/ARCHITECTURE.md, "The path of an event"; outbound safety):
   announced end is a failed attempt too, whatever its status. At most 1 KiB of the
   response body is kept; up to 64 KiB more is read so the connection can be reused,
   beyond that the connection is closed.
-- The client is HTTP/1.1 over trio streams with `core.http1`'s framing, one small pool
-  of keep-alive connections per endpoint (at most one per worker of that endpoint).
+- The client is HTTP/1.1 over trio streams, answers framed by `protocol.http1`'s
+  `ResponseReader`, one small pool of keep-alive connections per endpoint (at most one
+  per worker of that endpoint).
   Measured here, httpx on trio spends most of a delivery in its pool bookkeeping (a
   poll() per pooled connection per request) and peaks near 1,000-1,500 posts/s; h11
   directly reaches several times that, and h11's own event machinery was then the
-  largest cost per delivery, so requests are written and answers framed directly.
+  largest cost per delivery, so hookd's own codec writes requests and frames answers
+  (docs/ARCHITECTURE.md).
 - A connection idle for KEEPALIVE_EXPIRY is closed (below the 5 s that Node.js
   receivers keep idle connections); a request that fails on a reused connection
   before any byte of answer came back is sent once more on a new connection, because
@@ -56,6 +58,7 @@ from hookd.runtime.clock import Clock
 
 EXCERPT_BYTES = 1024
 DRAIN_BYTES = 65536
+HEAD_BYTES = 65536
 KEEPALIVE_EXPIRY = 4.0
 USER_AGENT = f"hookd/{__version__}"
 
@@ -108,11 +111,13 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("answered", "buffer", "idle_since", "stream")
+    __slots__ = ("answered", "idle_since", "reader", "stream")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.buffer = bytearray()
+        self.reader = http1.ResponseReader(
+            max_head_bytes=HEAD_BYTES, max_body_bytes=DRAIN_BYTES, keep_body_bytes=EXCERPT_BYTES
+        )
         self.idle_since = 0.0
         self.answered = False  # some byte of an answer to the current request came back
 
@@ -278,23 +283,27 @@ class Sender:
     async def _talk(
         self, connection: _Connection, request: bytes, reused: bool
     ) -> tuple[AttemptResult, bool]:
-        connection.answered = bool(connection.buffer)
+        connection.answered = not connection.reader.idle
         try:
             await connection.stream.send_all(request)
-            head = await _read_head(connection, reused)
-            while 100 <= head.status < 200:  # interim answers (103 Early Hints, ...)
-                head = await _read_head(connection, reused=False)
-            excerpt, complete = await _read_body(connection, head)
+            response = await _receive(connection)
+            while 100 <= response.head.status < 200:  # interim answers (103 Early Hints, ...)
+                response = await _receive(connection)
+        except http1.Incomplete as exc:
+            if reused and not connection.answered:
+                raise _Stale() from None
+            raise _Failure("network", str(exc)) from None
         except http1.ProtocolError as exc:
             raise _Failure("protocol", f"invalid HTTP answer: {exc}") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             if reused and not connection.answered:
                 raise _Stale() from None
             raise _Failure("network", _reason(exc, "connection lost")) from None
+        head = response.head
         result = AttemptResult(
-            status_code=head.status, retry_after=head.retry_after, excerpt=excerpt
+            status_code=head.status, retry_after=head.retry_after, excerpt=response.body
         )
-        return result, complete and head.keep_alive and not connection.buffer
+        return result, response.complete and head.keep_alive and connection.reader.idle
 
     async def _connect(self, target: _Target) -> _Connection:
         try:
@@ -336,49 +345,14 @@ class Sender:
         return tls
 
 
-async def _fill(connection: _Connection) -> bool:
-    """Read more of the answer into the connection's buffer; False at end of stream."""
-    data = await connection.stream.receive_some(65536)
-    connection.buffer += data
-    connection.answered = connection.answered or bool(data)
-    return bool(data)
-
-
-async def _read_head(connection: _Connection, reused: bool) -> http1.ResponseHead:
-    buffer = connection.buffer
-    while (end := buffer.find(b"\r\n\r\n")) < 0:
-        if len(buffer) > 65536:
-            raise http1.ProtocolError(502, "answer head too large")
-        if not await _fill(connection):
-            if reused and not connection.answered:
-                raise _Stale()
-            raise _Failure("network", "connection closed before an answer")
-    head = http1.parse_response_head(bytes(buffer[:end]))
-    del buffer[: end + 4]
-    return head
-
-
-async def _read_body(connection: _Connection, head: http1.ResponseHead) -> tuple[bytes, bool]:
-    """The first KiB of the body, and whether it was read whole (the connection reusable)."""
-    buffer = connection.buffer
-    if head.chunked:
-        decoder = http1.ChunkedBody()
-        decoder.feed(buffer)
-        while not decoder.done and len(decoder.body) <= DRAIN_BYTES:
-            if not await _fill(connection):
-                raise _Failure("network", "connection closed in the middle of the answer")
-            decoder.feed(buffer)
-        return bytes(decoder.body[:EXCERPT_BYTES]), decoder.done
-    wanted = DRAIN_BYTES + 1 if head.content_length is None else head.content_length
-    while len(buffer) < min(wanted, DRAIN_BYTES + 1):
-        if not await _fill(connection):
-            if head.content_length is not None:  # shorter than it said: cut off
-                raise _Failure("network", "connection closed in the middle of the answer")
-            break  # the end of the connection ends this answer
-    excerpt = bytes(buffer[:EXCERPT_BYTES])
-    complete = head.content_length is not None and len(buffer) >= head.content_length
-    del buffer[: min(len(buffer), wanted)]
-    return excerpt, complete
+async def _receive(connection: _Connection) -> http1.Response:
+    """The next answer on the connection (as much of its body as the reader keeps)."""
+    reader = connection.reader
+    while (response := reader.next_event()) is http1.NEED_DATA:
+        data = await connection.stream.receive_some(65536)
+        connection.answered = connection.answered or bool(data)
+        reader.feed(data)
+    return response
 
 
 _LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})

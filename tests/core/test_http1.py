@@ -1,4 +1,4 @@
-"""hookd.core.http1: request heads, chunked bodies and response bytes, without I/O."""
+"""hookd.protocol.http1: request heads, chunked bodies and response bytes, without I/O."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hookd.protocol.http1 import (
+    CLOSED,
     CONTINUE,
+    NEED_DATA,
     ChunkedBody,
+    Incomplete,
     ProtocolError,
+    RequestReader,
+    ResponseReader,
     parse_head,
     parse_response_head,
+    request_bytes,
     response_bytes,
 )
 
@@ -492,3 +498,234 @@ def test_parse_response_head_accepts(data: bytes, expected: dict[str, Any]) -> N
 def test_parse_response_head_refuses(data: bytes) -> None:
     with pytest.raises(ProtocolError):
         parse_response_head(data)
+
+
+# -- request_bytes ---------------------------------------------------------------------
+
+
+def test_request_bytes_is_a_post_with_its_length() -> None:
+    data = request_bytes(b"/hook?a=1", [("Host", "x.example"), ("X-Name", "José")], b"{}")
+    assert data == (
+        b"POST /hook?a=1 HTTP/1.1\r\nHost: x.example\r\nX-Name: Jos\xe9\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
+    )
+
+
+def test_request_bytes_other_methods() -> None:
+    assert request_bytes(b"/", [], b"", method=b"GET") == (
+        b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+# -- RequestReader ---------------------------------------------------------------------
+
+
+def read_requests(reader: RequestReader, *pieces: bytes) -> list[Any]:
+    """Feed `pieces` one by one; every event `next_event` gave after each."""
+    events: list[Any] = []
+    for piece in pieces:
+        reader.feed(piece)
+        while True:
+            event = reader.next_event()
+            events.append(event)
+            if event is NEED_DATA or event is CLOSED:
+                break
+    return events
+
+
+def test_pipelined_requests_come_one_by_one() -> None:
+    data = POST + b"\r\nContent-Length: 2\r\n\r\n{}" + GET + b"\r\n\r\n"
+    reader = RequestReader()
+    first, second, need = read_requests(reader, data)
+    assert (first.head.method, first.body) == ("POST", b"{}")
+    assert (second.head.method, second.body) == ("GET", b"")
+    assert need is NEED_DATA
+    assert reader.idle
+    assert read_requests(reader, b"") == [CLOSED]
+
+
+def test_request_waits_for_its_whole_body() -> None:
+    reader = RequestReader()
+    events = read_requests(reader, POST + b"\r\nContent-Length: 5\r\n\r\nhe", b"llo")
+    assert events[0] is NEED_DATA
+    assert not reader.idle or events[1] is not NEED_DATA
+    assert events[1].body == b"hello"
+
+
+def test_chunked_request_body() -> None:
+    reader = RequestReader()
+    head = POST + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+    *_, request, need = read_requests(reader, head + b"5\r\nhel", b"lo\r\n0\r\n\r\n")
+    assert (request.body, need) == (b"hello", NEED_DATA)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [POST + b"\r\nContent-Length: 5\r\n\r\nhel", b""],
+        [POST + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", b""],
+        [GET, b""],
+    ],
+    ids=["length", "chunked", "head"],
+)
+def test_end_of_stream_inside_a_request_is_400(pieces: list[bytes]) -> None:
+    with pytest.raises(Incomplete) as caught:
+        read_requests(RequestReader(), *pieces)
+    assert caught.value.status == 400
+
+
+def test_head_limit_is_431_whole_or_in_pieces() -> None:
+    head = GET + b"\r\nX-Pad: " + b"a" * 100
+    at_limit = RequestReader(max_head_bytes=len(head))
+    assert read_requests(at_limit, head + b"\r\n\r\n")[0].head.method == "GET"
+    for pieces in ([head + b"\r\n\r\n"], [head + b"b", b"\r\n\r\n"]):
+        with pytest.raises(ProtocolError) as caught:
+            read_requests(RequestReader(max_head_bytes=len(head) - 1), *pieces)
+        assert caught.value.status == 431
+
+
+def test_announced_body_over_the_limit_is_413_before_it_arrives() -> None:
+    reader = RequestReader(max_body_bytes=4)
+    assert read_requests(reader, POST + b"\r\nContent-Length: 4\r\n\r\nabcd")[0].body == b"abcd"
+    with pytest.raises(ProtocolError) as caught:
+        read_requests(reader, POST + b"\r\nContent-Length: 5\r\n\r\n")
+    assert caught.value.status == 413
+
+
+def test_chunked_body_over_the_limit_is_413() -> None:
+    reader = RequestReader(max_body_bytes=4)
+    with pytest.raises(ProtocolError) as caught:
+        read_requests(reader, POST + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    assert caught.value.status == 413
+
+
+EXPECT = POST + b"\r\nExpect: 100-continue"
+
+
+def test_continue_is_wanted_until_the_body_starts() -> None:
+    reader = RequestReader()
+    assert read_requests(reader, EXPECT + b"\r\nContent-Length: 2\r\n\r\n") == [NEED_DATA]
+    assert reader.expects_continue
+    assert read_requests(reader, b"{") == [NEED_DATA]
+    assert not reader.expects_continue
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        EXPECT + b"\r\nContent-Length: 2\r\n\r\n{",  # the body already started
+        EXPECT + b"\r\nContent-Length: 0\r\n\r\n",  # no body
+        EXPECT + b"\r\n\r\n",  # no framing
+    ],
+)
+def test_continue_is_not_wanted(data: bytes) -> None:
+    reader = RequestReader()
+    read_requests(reader, data)
+    assert not reader.expects_continue
+
+
+# -- ResponseReader --------------------------------------------------------------------
+
+
+def read_responses(reader: ResponseReader, *pieces: bytes) -> list[Any]:
+    """Feed `pieces` one by one; the responses read, NEED_DATA where one is awaited
+    (nothing more after an answer that ends the connection)."""
+    events: list[Any] = []
+    for piece in pieces:
+        reader.feed(piece)
+        while (event := reader.next_event()) is not NEED_DATA:
+            events.append(event)
+            if event.head.status >= 200 and not event.head.keep_alive:
+                return events
+        events.append(NEED_DATA)
+    return events
+
+
+OK = b"HTTP/1.1 200 OK\r\n"
+
+
+def test_interim_answers_come_before_the_final_one() -> None:
+    data = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK + b"Content-Length: 2\r\n\r\nhi"
+    early, final, need = read_responses(ResponseReader(), data)
+    assert (early.head.status, early.body, early.complete) == (103, b"", True)
+    assert (final.head.status, final.body, final.complete) == (200, b"hi", True)
+    assert need is NEED_DATA
+
+
+def test_response_headers_keep_order_case_and_repeats() -> None:
+    data = OK + b"Set-Cookie: a=1\r\nRetry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n"
+    data += b"set-cookie: b=2\r\nContent-Length: 0\r\n\r\n"
+    [response, _] = read_responses(ResponseReader(), data)
+    assert response.head.headers == [
+        ("set-cookie", "a=1"),
+        ("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT"),
+        ("set-cookie", "b=2"),
+        ("content-length", "0"),
+    ]
+    assert response.head.retry_after == "Wed, 21 Oct 2026 07:28:00 GMT"
+    assert (response.head.reason, response.head.http_version) == ("OK", "1.1")
+
+
+def test_body_is_cut_at_its_length_and_kept_to_keep_body_bytes() -> None:
+    reader = ResponseReader(keep_body_bytes=3)
+    [response, _] = read_responses(reader, OK + b"Content-Length: 5\r\n\r\nhelloNEXT")
+    assert (response.body, response.complete) == (b"hel", True)
+    assert not reader.idle  # "NEXT" waits: the connection is not clean
+
+
+def test_length_over_max_body_gives_up_after_max_body_bytes() -> None:
+    head = OK + b"Content-Length: 10\r\n\r\n"
+    reader = ResponseReader(max_body_bytes=4, keep_body_bytes=2)
+    assert read_responses(reader, head + b"abcd") == [NEED_DATA]
+    [response, _] = read_responses(reader, b"e")
+    assert (response.body, response.complete) == (b"ab", False)
+    # All of it at once: whole, so the connection can be used again.
+    [response, _] = read_responses(ResponseReader(max_body_bytes=4), head + b"0123456789")
+    assert (response.body, response.complete) == (b"0123", True)
+
+
+def test_chunked_over_max_body_gives_up() -> None:
+    reader = ResponseReader(max_body_bytes=4)
+    data = OK + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+    [response, _] = read_responses(reader, data)
+    assert (response.body, response.complete) == (b"hell", False)
+
+
+def test_body_to_the_end_of_the_stream() -> None:
+    reader = ResponseReader()
+    assert read_responses(reader, OK + b"\r\nabc") == [NEED_DATA]
+    [response] = read_responses(reader, b"")
+    assert (response.body, response.complete, response.head.keep_alive) == (b"abc", True, False)
+    [cut] = read_responses(ResponseReader(max_body_bytes=2), OK + b"\r\nabc")
+    assert (cut.body, cut.complete) == (b"ab", False)
+
+
+def test_answer_to_head_has_no_body() -> None:
+    reader = ResponseReader()
+    reader.expect_no_body()
+    data = b"HTTP/1.1 100 Continue\r\n\r\n" + OK + b"Content-Length: 5\r\n\r\n" + OK + b"\r\n"
+    interim, final, need = read_responses(reader, data)
+    assert (interim.head.status, final.head.content_length, final.body) == (100, 0, b"")
+    assert need is NEED_DATA  # the next answer is read with its own framing again
+
+
+@pytest.mark.parametrize(
+    ("pieces", "message"),
+    [
+        ([b""], "connection closed before an answer"),
+        ([OK + b"Content-Length: 1", b""], "connection closed before an answer"),
+        ([OK + b"Content-Length: 2\r\n\r\nh", b""], "connection closed in the middle"),
+        ([OK + b"Transfer-Encoding: chunked\r\n\r\n", b""], "connection closed in the middle"),
+    ],
+)
+def test_end_of_stream_inside_an_answer(pieces: list[bytes], message: str) -> None:
+    with pytest.raises(Incomplete, match=message):
+        read_responses(ResponseReader(), *pieces)
+
+
+def test_answer_head_limit() -> None:
+    head = OK + b"Content-Length: 0\r\nX-Pad: " + b"a" * 100
+    [response, _] = read_responses(ResponseReader(max_head_bytes=len(head)), head + b"\r\n\r\n")
+    assert response.head.status == 200
+    with pytest.raises(ProtocolError, match="answer head too large"):
+        read_responses(ResponseReader(max_head_bytes=len(head) - 1), head + b"b")
