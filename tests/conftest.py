@@ -19,9 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from hypothesis import settings
 
 from hookd import config
 from hookd.daemon import Daemon
+
+# `make mutate` runs with --hypothesis-profile=mutate: the same examples on every run and no
+# example database, so whether a mutant is killed never depends on what ran before it.
+settings.register_profile("mutate", derandomize=True, database=None)
 
 
 @pytest.fixture
