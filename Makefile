@@ -38,8 +38,12 @@ dist/hookd: $(DIST_SOURCES)
 dist-check: dist
 	$(PYTHON) packaging/smoke.py dist/hookd
 
+# The development config's TCP listener reads its API token from var/api-token: made on
+# the first run and shown then (later: cat var/api-token).
 run: venv
 	mkdir -p var
+	@test -s var/api-token || { (umask 077 && $(BIN)/hookd config gen-token > var/api-token) && \
+		echo "made the API token of 127.0.0.1:8787 in var/api-token: $$(cat var/api-token)"; }
 	$(BIN)/hookd serve --config conf/hookd.dev.toml
 
 lint: venv

@@ -64,8 +64,8 @@ class Alerts:
         self, alerts: Sequence[Ingested], disabled: Sequence[tuple[str, str]]
     ) -> list[NewDelivery]:
         """Alerts committed with their cause; `disabled` the endpoints disabled by it,
-        with the reason. A failed delivery has its warning line already
-        (`action=delivery.failed`); a disabled endpoint gets one here."""
+        with the reason. Failed deliveries are counted in their endpoint's summary line
+        already (`action=attempts.failed`); a disabled endpoint gets a warning line here."""
         failures = sum(1 for alert in alerts if alert.accepted.event == DELIVERY_FAILED)
         if failures:
             self._metrics.alerts.inc(("delivery_failed",), failures)

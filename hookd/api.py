@@ -54,7 +54,15 @@ from hookd.errors import ApiError, bad_request, invalid, not_found
 from hookd.http import Request, Response, json_response
 from hookd.metrics import CONTENT_TYPE as METRICS_TYPE
 from hookd.metrics import Metrics
-from hookd.store import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent, StorageError, Store
+from hookd.store import (
+    DISABLED_BY_HAND,
+    Ingested,
+    NewDelivery,
+    NewEvent,
+    ReadError,
+    StorageError,
+    Store,
+)
 
 log = logging.getLogger("hookd.api")
 
@@ -130,8 +138,12 @@ class Api:
 
     async def handle(self, request: Request) -> Response:
         """Answer one request."""
-        if request.origin == "tcp" and self._token and request.path != "/healthz":
-            self._authorize(request)
+        if request.origin == "tcp" and self._token:
+            if request.path != "/healthz":
+                self._authorize(request)
+                request.authenticated = True  # the connection is trusted from now on
+        else:
+            request.authenticated = True
         handler, params = _route(request.method, request.path)
         try:
             return await handler(self, request, params)
@@ -142,8 +154,9 @@ class Api:
                 request.path,
                 exc,
             )
+            what = "read" if isinstance(exc, ReadError) else "written"
             raise ApiError(
-                503, "storage_unavailable", "the database cannot be written; see the log"
+                503, "storage_unavailable", f"the database cannot be {what}; see the log"
             ) from None
 
     def _authorize(self, request: Request) -> None:

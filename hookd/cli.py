@@ -6,7 +6,8 @@ Rules:
   line saying why; 2 the command line or the configuration is wrong; 3 the daemon is
   not reachable, with a hint naming the socket tried. `verify` exits 1 on a mismatch.
 - Results go to stdout, everything meant for the person (errors, hints, notes) to
-  stderr. Colour only on a terminal, never with NO_COLOR.
+  stderr. Colour only on a terminal, never with NO_COLOR. When whoever reads stdout
+  goes away (`hookd event-types | head`), the command stops quietly with status 0.
 - The clock is read here, once, and handed to the command.
 - The daemon (and trio) are imported only by `serve`: a client command starts in half
   the time without them.
@@ -59,6 +60,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the hookd command line; returns the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # stdout's reader is gone: nothing more can be shown
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a file (a test's buffer)
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -9,6 +9,12 @@ Rules (DESIGN §2):
   their URL (or the `id` they give), beside the ones made through the API.
 - Event types declared in `[[event_type]]` tables join the catalog (`core.catalog`);
   `ingest.validate` says how events are checked against it.
+- The TCP API's token comes from one of `server.api_token` (inline),
+  `server.api_token_file` (a file holding it) or `server.api_token_credential` (a
+  systemd credential: `$CREDENTIALS_DIRECTORY/<name>`); `load` reads it into
+  `server.api_token`. A TCP listener needs one, loopback included (the Unix socket's
+  file permissions guard it; TCP has no such guard), and a token has at least 32
+  visible ASCII characters (`hookd config gen-token` prints one).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import secrets
 import tomllib
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -26,6 +34,10 @@ from hookd.core import endpoints as endpoint_rules
 from hookd.core.durations import parse_duration
 
 DEFAULT_PATH = "/etc/hookd/hookd.toml"
+MIN_TOKEN = 32  # characters of an API token
+TOKEN_SOURCES = ("api_token", "api_token_file", "api_token_credential")
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a Bearer token can carry: visible ASCII
+_CREDENTIAL = re.compile(r"[A-Za-z0-9_.\-]+")  # a file name in $CREDENTIALS_DIRECTORY
 
 
 class ConfigError(Exception):
@@ -44,10 +56,14 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     socket_mode: str = "0660"
     listen: str = ""
     api_token: str = ""
+    api_token_file: str = ""
+    api_token_credential: str = ""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     request_timeout: Duration = Duration(10)
     idle_timeout: Duration = Duration(60)
-    max_connections: Positive = 1024
+    max_connections: Positive = 1024  # on the Unix socket
+    max_tcp_connections: Positive = 256
+    unauthenticated_timeout: Duration = Duration(5)  # TCP, until a request passes the token
 
 
 class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -140,9 +156,10 @@ def parse(text: str, source: str = "<config>") -> Config:
     return config
 
 
-def load(path: str | None = None) -> Config:
-    """Read the config file at `path` (else $HOOKD_CONFIG, else /etc/hookd/hookd.toml)."""
-    path = path or os.environ.get("HOOKD_CONFIG") or DEFAULT_PATH
+def load(path: str | None = None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read the config file at `path` (else $HOOKD_CONFIG, else /etc/hookd/hookd.toml),
+    with the API token read from where the file says into `server.api_token`."""
+    path = path or environ.get("HOOKD_CONFIG") or DEFAULT_PATH
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -150,7 +167,58 @@ def load(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
-    return parse(text, path)
+    config = parse(text, path)
+    try:
+        token = read_api_token(config.server, environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return msgspec.structs.replace(
+        config, server=msgspec.structs.replace(config.server, api_token=token)
+    )
+
+
+def read_api_token(server: ServerConfig, environ: Mapping[str, str]) -> str:
+    """The API token from where `server` says ("" for none), checked."""
+    if server.api_token_file:
+        where = f"server.api_token_file ({server.api_token_file})"
+        token = _read_token(server.api_token_file, where)
+    elif server.api_token_credential:
+        where = f"server.api_token_credential ({server.api_token_credential})"
+        directory = environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ConfigError(
+                f"{where}: $CREDENTIALS_DIRECTORY is not set; run hookd under systemd with "
+                f"LoadCredential={server.api_token_credential}:/path/to/token in its unit"
+            )
+        token = _read_token(os.path.join(directory, server.api_token_credential), where)
+    else:
+        where, token = "server.api_token", server.api_token
+    if token and not _TOKEN.fullmatch(token):
+        raise ConfigError(f"{where}: the token must be visible ASCII characters, no spaces")
+    if token and len(token) < MIN_TOKEN:
+        raise ConfigError(
+            f"{where}: the token has {len(token)} characters, fewer than {MIN_TOKEN}; "
+            "'hookd config gen-token' prints a good one"
+        )
+    return token
+
+
+def _read_token(path: str, where: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {path} is not UTF-8 text") from None
+    if not token:
+        raise ConfigError(f"{where}: {path} is empty")
+    return token
+
+
+def new_api_token() -> str:
+    """A random API token: 43 URL-safe characters (256 bits)."""
+    return secrets.token_urlsafe(32)
 
 
 def check(config: Config) -> str | None:
@@ -160,12 +228,29 @@ def check(config: Config) -> str | None:
         return f"server.socket_mode: expected an octal mode like '0660', got {server.socket_mode!r}"
     if not server.socket:
         return "server.socket: must name the path of the API's Unix socket"
+    given = [name for name in TOKEN_SOURCES if getattr(server, name)]
+    if len(given) > 1:
+        return f"server.{given[1]}: give one of {', '.join(TOKEN_SOURCES)}, not {given}"
+    credential = server.api_token_credential
+    if credential and (not _CREDENTIAL.fullmatch(credential) or not credential.strip(".")):
+        return (
+            "server.api_token_credential: expected a credential name like 'hookd-token', "
+            f"got {credential!r}"
+        )
     if server.listen:
-        problem = _listen_error(server.listen, bool(server.api_token))
+        problem = _listen_error(server.listen)
+        if problem is None and not given:
+            problem = (
+                "a TCP listener needs an API token (server.api_token, api_token_file or "
+                "api_token_credential; 'hookd config gen-token' prints one): unlike the Unix "
+                "socket, whose file permissions guard it, a TCP port is open to every local user"
+            )
         if problem is not None:
             return f"server.listen: {problem}"
     if server.request_timeout <= 0 or server.idle_timeout <= 0:
         return "server.request_timeout and server.idle_timeout must be more than 0s"
+    if server.unauthenticated_timeout <= 0:
+        return "server.unauthenticated_timeout: must be more than 0s"
     if not config.storage.path:
         return "storage.path: must name the database file"
     if delivery.timeout <= 0:
@@ -187,16 +272,14 @@ def check(config: Config) -> str | None:
     return _endpoints_error(config.endpoint) or _event_types_error(config.event_type)
 
 
-def _listen_error(listen: str, has_token: bool) -> str | None:
+def _listen_error(listen: str) -> str | None:
     host, sep, port = listen.rpartition(":")
     if not sep or not _is_number(port) or not 0 < int(port) < 65536:
         return f"expected 'host:port' like '127.0.0.1:8787', got {listen!r}"
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return f"expected an IP address as host, got {host!r}"
-    if not address.is_loopback and not has_token:
-        return "listening beyond loopback needs server.api_token"
     return None
 
 

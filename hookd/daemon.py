@@ -1,8 +1,9 @@
 """The daemon: open the store, load config endpoints, serve the API, stop cleanly.
 
 Rules:
-- Start-up order: database open and migrated, config endpoints synced, listeners bound;
-  only then is the daemon ready (`task_status.started`).
+- Start-up order: descriptor limit raised and the connection limits fitted in it
+  (`hookd.descriptors`), database open and migrated, config endpoints synced, listeners
+  bound; only then is the daemon ready (`task_status.started`).
 - Stop (SIGTERM, SIGINT or `stop()`): stop accepting connections, let requests in
   progress finish within `delivery.shutdown_grace`, then cancel what is left, close
   the database (its queued writes are committed first) and remove the socket file
@@ -26,7 +27,7 @@ from typing import Any
 import msgspec
 import trio
 
-from hookd import __version__, openapi, systemd
+from hookd import __version__, descriptors, openapi, systemd
 from hookd import config as config_module
 from hookd.alerts import Alerts
 from hookd.api import Api
@@ -69,6 +70,7 @@ class Daemon:
         """Serve until stopped."""
         config = self.config
         clock = Clock()
+        nofile = descriptors.raise_limit()
         store = self.store = await Store.open(config.storage.path, config.storage.durability)
         metrics = Metrics(__version__)
         store.commit_seconds = metrics.ingest_commit
@@ -93,8 +95,9 @@ class Daemon:
                 secret_overlap=config.delivery.secret_overlap,
             )
             retention = self.retention = Retention(store, clock, config.storage.retention)
-            server = Server(api.handle, _limits(config), f"hookd/{__version__}")
             listeners, bound = await _listeners(config)
+            tcp = any(origin == "tcp" for _, origin in listeners)
+            server = Server(api.handle, _limits(config, nofile, tcp), f"hookd/{__version__}")
             async with trio.open_nursery() as nursery:
                 await nursery.start(scheduler.run)
                 async with trio.open_nursery() as connections:
@@ -197,7 +200,10 @@ async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, st
         raise ListenError(str(exc)) from None
     origins = {origin for _, origin in adopted}
     if "tcp" in origins and not config.server.api_token:
-        raise ListenError("a TCP socket passed by systemd needs server.api_token in the config")
+        raise ListenError(
+            "a TCP socket passed by systemd needs server.api_token (or api_token_file, "
+            "api_token_credential) in the config"
+        )
     listeners = list(adopted)
     bound = "socket" not in origins
     if bound:
@@ -239,13 +245,23 @@ def _scheduler(
     )
 
 
-def _limits(config: Config) -> Limits:
+def _limits(config: Config, nofile: int, tcp: bool) -> Limits:
+    """The server's limits, its connection limits fitted in `nofile` descriptors."""
     server = config.server
+    tcp_connections = server.max_tcp_connections if tcp else 0
+    try:
+        budget = descriptors.budget(
+            nofile, server.max_connections, tcp_connections, config.delivery.concurrency
+        )
+    except descriptors.BudgetError as exc:
+        raise ListenError(str(exc)) from None
     return Limits(
         max_body_bytes=server.max_body_bytes,
         request_timeout=server.request_timeout,
         idle_timeout=server.idle_timeout,
-        max_connections=server.max_connections,
+        unauthenticated_timeout=server.unauthenticated_timeout,
+        max_connections=budget.socket_connections,
+        max_tcp_connections=budget.tcp_connections or server.max_tcp_connections,
     )
 
 

@@ -9,7 +9,8 @@ Rules:
 - A backup is one consistent snapshot (SQLite's backup API copying every page in one
   step, inside one read transaction). It is written to a temporary file beside the
   target, checked (`quick_check`), made durable, then renamed into place: the target
-  path never holds a partial copy, and an existing file is never overwritten.
+  path never holds a partial copy, and an existing file is never overwritten. The copy
+  is the owner's alone (0600), like the database: it holds endpoint secrets.
 - Failures are `DatabaseToolError` with a message for the operator.
 """
 
@@ -53,6 +54,7 @@ def backup(source: str, target: str) -> int:
         raise DatabaseToolError(f"cannot write {target}: {directory} is not a directory")
     partial = os.path.join(directory, f".{os.path.basename(target)}.partial-{os.getpid()}")
     try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with _query_only(source) as conn:
             copy = apsw.Connection(partial)
             try:

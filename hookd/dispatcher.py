@@ -34,6 +34,11 @@ Rules:
   whether the request had gone out. It counts its number (the next attempt carries the
   next `X-Webhook-Attempt`) but not a step of the retry schedule, nor the endpoint's
   health: it says nothing of the receiver.
+- Logs: one line per attempt at DEBUG only. Failed attempts are summed up per endpoint
+  (`_FailureLog`): an endpoint's first failure after a quiet minute is logged at once,
+  the ones after it in one line per endpoint per SUMMARY_PERIOD of the scheduler's clock
+  (counts and the last error; WARNING when a delivery ended failed, else INFO), and what
+  is left at a stop. Dead endpoints with a large backlog cannot flood the journal.
 - Stop: no new attempts start; attempts in flight get `shutdown_grace` to finish and be
   recorded, then are cut short and recorded as interrupted; the delivery stays pending,
   due again at the next start (at-least-once). What was sent but not recorded when the
@@ -76,6 +81,7 @@ LOAD_BATCH = 500  # jobs loaded from disk in one read
 WORKER_IDLE = 30.0  # a lane's worker with nothing to do exits after this long
 FAILURE_WINDOW = 3600.0  # how far back failed_since() can count
 CUT_OFF_RECORD = 2.0  # seconds a stop waits for the records of the attempts it cut short
+SUMMARY_PERIOD = 60.0  # seconds between two lines about one endpoint's failed attempts
 
 _BEFORE_ALL = (-math.inf, -1)
 _LAST_ID = 2**63 - 1  # the largest SQLite integer
@@ -140,6 +146,7 @@ class Scheduler:
         self._sending: set[int] = set()  # sent, or being sent, and not yet recorded
         self._cutters: dict[trio.CancelScope, _Lane] = {}  # one per attempt in flight
         self._failures: deque[float] = deque()  # when deliveries ended failed, last hour
+        self._failure_log = _FailureLog()
         self._all_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._loop_scope = trio.CancelScope()
@@ -210,6 +217,7 @@ class Scheduler:
             for endpoint_id in await self._store.endpoints_with_pending():
                 self._lane(endpoint_id)
             nursery.start_soon(self._record)
+            nursery.start_soon(self._summarize_failures)
             task_status.started()
             with self._loop_scope:
                 await self._loop()
@@ -232,6 +240,18 @@ class Scheduler:
                 await self._all_done.wait()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+        self._failure_log.flush(self._clock.now(), final=True)
+
+    async def _summarize_failures(self) -> None:
+        """Log the failed attempts counted per endpoint, once per SUMMARY_PERIOD."""
+        failure_log, clock = self._failure_log, self._clock
+        while True:
+            due = failure_log.flush(clock.now())
+            if due is None:  # nothing counted: sleep until a failure comes (no idle wake-ups)
+                failure_log.counting = trio.Event()
+                await failure_log.counting.wait()
+            else:
+                await trio.sleep_until(clock.trio_time(due))
 
     async def _loop(self) -> None:
         clock = self._clock
@@ -433,10 +453,13 @@ class Scheduler:
                 except trio.WouldBlock:
                     break
             recorded = await self._write_records([r for _, _, r in batch])
+            disabled = dict(recorded.disabled)
             for (lane, job, record), pending in zip(batch, recorded.moved, strict=True):
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
-                _log_attempt(job, record)
+                _log_attempt(job, record, pending, disabled.get(job.endpoint_id))
+                if not record.result.ok and record.result.error_kind != INTERRUPTED:
+                    self._failure_log.add(job.endpoint_id, record)
                 finished = record.status if pending and record.status != "pending" else None
                 self._metrics.attempt_recorded(
                     job.endpoint_id, record.result, record.duration_ms / 1000, finished
@@ -471,13 +494,12 @@ def _interrupted(why: str, sent: bool) -> AttemptResult:
     return AttemptResult(error_kind=INTERRUPTED, error=error)
 
 
-_LOG_LEVELS = {"succeeded": logging.DEBUG, "failed": logging.WARNING}  # else a retry: info
-
-
-def _log_attempt(job: Job, record: AttemptRecord) -> None:
+def _log_attempt(job: Job, record: AttemptRecord, pending: bool, disabled: str | None) -> None:
+    """One attempt's line, at DEBUG (failures are summed up at INFO by `_FailureLog`);
+    `pending`: the write moved its delivery on, `disabled`: why that write disabled its
+    endpoint (the delivery is then cancelled, not retried)."""
     result, status, next_at = record.result, record.status, record.next_attempt_at
-    level = _LOG_LEVELS.get(status, logging.INFO)
-    if not log.isEnabledFor(level):
+    if not log.isEnabledFor(logging.DEBUG):
         return  # the line below is built for every attempt: skip it when nobody reads it
     common = (
         f"delivery={job.delivery_id} endpoint={job.endpoint_id} event={job.event_id} "
@@ -491,9 +513,76 @@ def _log_attempt(job: Job, record: AttemptRecord) -> None:
     if status == "succeeded":
         log.debug("action=attempt.succeeded %s %s", common, outcome)
     elif result.error_kind == INTERRUPTED:
-        log.info("action=attempt.interrupted %s reason=%r", common, result.error)
+        log.debug("action=attempt.interrupted %s reason=%r", common, result.error)
+    elif status == "pending" and (disabled is not None or not pending):
+        cancelled = (
+            f"its endpoint was disabled: {disabled}"
+            if disabled is not None
+            else "it was no longer pending (endpoint disabled, changed or deleted meanwhile)"
+        )
+        log.debug("action=delivery.cancelled %s %s reason=%r", common, outcome, cancelled)
     elif status == "failed":
-        log.warning("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
+        log.debug("action=delivery.failed %s %s reason=%r", common, outcome, result.error)
     else:
         delay = (next_at or record.finished_at) - record.finished_at
-        log.info("action=attempt.failed %s %s retry_in=%.0fs", common, outcome, delay)
+        log.debug("action=attempt.failed %s %s retry_in=%.0fs", common, outcome, delay)
+
+
+class _Failures:
+    """One endpoint's failed attempts since its last line."""
+
+    __slots__ = ("attempts", "ended", "last", "since")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.attempts = 0
+        self.ended = 0  # deliveries that ended failed
+        self.last = ""
+
+
+class _FailureLog:
+    """Failed attempts per endpoint, logged in summary (see the module's rules)."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, _Failures] = {}
+        self.counting = trio.Event()  # set when an endpoint starts being counted
+
+    def add(self, endpoint_id: str, record: AttemptRecord) -> None:
+        """Count a failed attempt; log it at once if its endpoint had none for a while."""
+        failures = self._endpoints.get(endpoint_id)
+        fresh = failures is None
+        if failures is None:
+            failures = self._endpoints[endpoint_id] = _Failures(record.finished_at)
+            self.counting.set()
+        failures.attempts += 1
+        failures.ended += record.status == "failed"
+        failures.last = record.error or ""
+        if fresh:
+            self._log(endpoint_id, failures, 0.0)
+            failures.attempts = failures.ended = 0
+
+    def flush(self, now: float, final: bool = False) -> float | None:
+        """Log the endpoints whose period is over at `now` (every one if `final`); when
+        the next period ends (None: no endpoint is counted)."""
+        for endpoint_id, failures in list(self._endpoints.items()):
+            if failures.since + SUMMARY_PERIOD > now and not final:
+                continue
+            if failures.attempts:
+                self._log(endpoint_id, failures, now - failures.since)
+                self._endpoints[endpoint_id] = _Failures(now)  # the next period starts
+            else:
+                del self._endpoints[endpoint_id]  # a quiet period: the next failure is news
+        ends = [failures.since + SUMMARY_PERIOD for failures in self._endpoints.values()]
+        return min(ends, default=None)
+
+    @staticmethod
+    def _log(endpoint_id: str, failures: _Failures, period: float) -> None:
+        log.log(
+            logging.WARNING if failures.ended else logging.INFO,
+            "action=attempts.failed endpoint=%s attempts=%d ended_failed=%d over=%.0fs last=%r",
+            endpoint_id,
+            failures.attempts,
+            failures.ended,
+            period,
+            failures.last,
+        )

@@ -9,16 +9,28 @@ Rules:
   closed), `Expect: 100-continue` is honoured only for bodies within the limit.
 - Time limits: a connection with no request in progress is closed after `idle_timeout`;
   once a request starts it must arrive whole within `request_timeout`, else the
-  connection is closed. A silent or slow client holds only its own task.
+  connection is closed. A silent or slow client holds only its own task. A TCP
+  connection waits at most `unauthenticated_timeout` for each request until one of its
+  requests is marked `authenticated` by the handler (the right token).
+- Connection limits are per origin (`max_connections` for the Unix socket,
+  `max_tcp_connections` for TCP): one side's clients never take the other's slots. A
+  connection beyond its limit is answered 503 (if it is still there) and closed.
+- `accept` failing (out of descriptors: EMFILE, ENFILE) backs off, from
+  ACCEPT_BACKOFF up to ACCEPT_BACKOFF_MAX, and is logged once per ACCEPT_LOG_PERIOD
+  with how many failures the line stands for, never once per retry.
 - The handler gets a whole `Request` and returns a `Response`. An `ApiError` it raises
   becomes its JSON error; anything else is a bug: logged, answered with a 500.
+- Nothing a client sends can raise out of a connection's task: an unexpected exception
+  anywhere in it is logged with its traceback at ERROR and closes that connection alone.
 - `drain()` makes every connection finish the request it is serving, answer it with
   `Connection: close`, and close; idle connections close at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -33,6 +45,10 @@ log = logging.getLogger("hookd.http")
 
 _json = msgspec.json.Encoder()
 
+ACCEPT_BACKOFF = 0.1  # seconds before accepting again after a failure; doubles
+ACCEPT_BACKOFF_MAX = 2.0
+ACCEPT_LOG_PERIOD = 60.0  # seconds between two lines about failing accepts
+
 
 class Request(msgspec.Struct, kw_only=True):
     method: str
@@ -42,6 +58,7 @@ class Request(msgspec.Struct, kw_only=True):
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes
     origin: str  # "socket" or "tcp"
+    authenticated: bool = False  # set by the handler once it checked the token
 
 
 class Response(msgspec.Struct, kw_only=True):
@@ -73,7 +90,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_head_bytes: int = 16_384
     request_timeout: float = 10.0
     idle_timeout: float = 60.0
+    unauthenticated_timeout: float = 5.0
     max_connections: int = 1024
+    max_tcp_connections: int = 256
 
 
 class _Closed(Exception):
@@ -89,8 +108,13 @@ class Server:
         self._name = server_name
         self._draining = False
         self._idle: set[trio.CancelScope] = set()
-        self._slots = trio.CapacityLimiter(limits.max_connections)
+        self._slots = {
+            "socket": trio.CapacityLimiter(limits.max_connections),
+            "tcp": trio.CapacityLimiter(limits.max_tcp_connections),
+        }
         self._closed = trio.Event()
+        self._accept_failures = 0  # since the last line about them
+        self._accept_logged = -math.inf  # when that line was written
         self.connections = 0
 
     def drain(self) -> None:
@@ -112,38 +136,61 @@ class Server:
         connections: trio.Nursery,
     ) -> None:
         """Accept connections on `listener` until cancelled; serve each in `connections`."""
+        backoff = ACCEPT_BACKOFF
         while True:
             try:
                 stream = await listener.accept()
             except OSError as exc:  # EMFILE and friends: wait, don't spin
-                log.warning("action=accept.failed error=%r", exc)
-                await trio.sleep(0.1)
+                self._accept_failed(exc, origin)
+                await trio.sleep(backoff)
+                backoff = min(2 * backoff, ACCEPT_BACKOFF_MAX)
                 continue
+            backoff = ACCEPT_BACKOFF
             connections.start_soon(self._serve_stream, stream, origin)
 
+    def _accept_failed(self, exc: OSError, origin: str) -> None:
+        self._accept_failures += 1
+        now = trio.current_time()
+        if now - self._accept_logged >= ACCEPT_LOG_PERIOD:
+            log.warning(
+                "action=accept.failed origin=%s error=%r failures=%d next_line_in=%.0fs",
+                origin,
+                exc.strerror or str(exc),
+                self._accept_failures,
+                ACCEPT_LOG_PERIOD,
+            )
+            self._accept_logged, self._accept_failures = now, 0
+
     async def _serve_stream(self, stream: trio.abc.Stream, origin: str) -> None:
+        slots = self._slots[origin]
         async with stream:
             try:
-                self._slots.acquire_nowait()
+                slots.acquire_nowait()
             except trio.WouldBlock:
-                await stream.send_all(_overload_bytes())
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(_overload_bytes())  # the client may be gone
                 return
             self.connections += 1
             try:
                 await self._serve(stream, origin)
             except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
+            except Exception:
+                log.exception("action=connection.crashed origin=%s", origin)
             finally:
                 self.connections -= 1
-                self._slots.release()
+                slots.release()
                 if self._draining and not self.connections:
                     self._closed.set()
 
     async def _serve(self, stream: trio.abc.Stream, origin: str) -> None:
         buffer = bytearray()
+        limits = self._limits
+        trusted = origin != "tcp"
         while not self._draining:
+            idle = limits.idle_timeout if trusted else limits.unauthenticated_timeout
             try:
-                request, keep_alive = await self._read_request(stream, buffer, origin)
+                request, keep_alive = await self._read_request(stream, buffer, origin, idle)
             except http1.ProtocolError as exc:
                 error = ApiError(exc.status, "bad_request", str(exc))
                 await self._respond(stream, error_response(error), close=True)
@@ -164,6 +211,7 @@ class Server:
                 response = json_response(
                     500, {"error": {"code": "internal", "message": "internal error; see the log"}}
                 )
+            trusted = trusted or request.authenticated
             close = self._draining or not keep_alive
             await self._respond(stream, response, close, send_body=request.method != "HEAD")
             if close:
@@ -180,12 +228,12 @@ class Server:
         raise _Closed()  # request_timeout ran out mid-request
 
     async def _read_request(
-        self, stream: trio.abc.Stream, buffer: bytearray, origin: str
+        self, stream: trio.abc.Stream, buffer: bytearray, origin: str, idle_timeout: float
     ) -> tuple[Request | None, bool]:
         limits = self._limits
         if not buffer:
             # Nothing buffered: wait for the first byte of a request, at most idle_timeout.
-            with trio.CancelScope(deadline=trio.current_time() + limits.idle_timeout) as idle:
+            with trio.CancelScope(deadline=trio.current_time() + idle_timeout) as idle:
                 self._idle.add(idle)
                 try:
                     data = await stream.receive_some(65536)

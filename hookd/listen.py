@@ -15,7 +15,9 @@ Rules:
   drawn from the `random.Random` it is given, gets `status` (500 unless given) and the
   rest 200. `delay` is waited before answering. Failing on purpose lets a user watch
   hookd's retry schedule work.
-- SIGINT (Ctrl-C) and SIGTERM stop it; `run` then returns 0.
+- SIGINT (Ctrl-C) and SIGTERM stop it; `run` then returns 0. So does stdout's reader
+  going away (`hookd listen | head`): `run` then raises the BrokenPipeError, for the
+  command line to end quietly.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Receiver:
         self.screen = screen
         self._rng = rng
         self._last_seen: dict[str, float] = {}
+        self.stdout_gone = trio.Event()
 
     async def open_listeners(self) -> list[trio.SocketListener]:
         """Bind `host:port`; a `CliError` when that cannot be done."""
@@ -146,7 +149,10 @@ class Receiver:
             self.screen.note(f"{request.method} {request.path}: 405, deliveries are POSTs")
             return _error(405, "deliveries are POST requests")
         status = self.answer_status()
-        self._report(request, status)
+        try:
+            self._report(request, status)
+        except BrokenPipeError:
+            self.stdout_gone.set()
         if self.options.delay:
             await trio.sleep(self.options.delay)
         if 200 <= status < 300:
@@ -174,18 +180,17 @@ class Receiver:
             self.screen.raw(json.dumps(line, ensure_ascii=False))
             return
         since = f" (+{span(gap)})" if gap is not None else ""
-        paint = self.screen.paint
-        parts = [
-            datetime.fromtimestamp(now).strftime("%H:%M:%S"),
-            paint(Styled(headers.get("x-webhook-event", "-"), "bold")),
-            event_id,
-            f"attempt {attempt}{since}",
-            f"{len(body)} B",
-            f"spec {paint(_verdict(spec))}",
-            f"std {paint(_verdict(standard))}",
-            f"-> {paint(code_cell(status))}",
-        ]
-        self.screen.line("  ".join(parts))
+        self.screen.line(
+            datetime.fromtimestamp(now).strftime("%H:%M:%S  "),
+            Styled(headers.get("x-webhook-event", "-"), "bold"),
+            f"  {event_id}  attempt {attempt}{since}  {len(body)} B  spec ",
+            _verdict(spec),
+            "  std ",
+            _verdict(standard),
+            "  -> ",
+            code_cell(status),
+            sep="",
+        )
 
     def _gap(self, event_id: str, now: float) -> float | None:
         """Seconds since this event's previous attempt arrived, if one did."""
@@ -214,16 +219,25 @@ def _error(status: int, message: str) -> Response:
 def run(options: Options, screen: Screen, rng: random.Random) -> int:
     """Serve until Ctrl-C or SIGTERM; the exit status."""
 
+    receiver = Receiver(options, screen, rng)
+
     async def main() -> None:
-        receiver = Receiver(options, screen, rng)
         listeners = await receiver.open_listeners()
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(receiver.serve, listeners)
+                nursery.start_soon(_cancel_when, receiver.stdout_gone, nursery.cancel_scope)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     break
 
     trio.run(main)
     screen.note("stopped")
+    if receiver.stdout_gone.is_set():
+        raise BrokenPipeError("stdout was closed")
     return 0
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

@@ -197,6 +197,8 @@ _BY_KIND = {
     "network": "network_error",
     "protocol": "network_error",
     "interrupted": "interrupted",
+    "internal": "internal_error",
+    "local": "local_error",
 }
 
 
@@ -232,7 +234,9 @@ class Metrics:
             "connect_error (DNS, connect or TLS failure), blocked (address refused by the "
             "network policy, or http:// with require_https), network_error (connection "
             "lost, or an answer that is not valid HTTP), interrupted (cut short by hookd: "
-            "the endpoint disabled or deleted meanwhile, or the stop's grace ran out).",
+            "the endpoint disabled or deleted meanwhile, or the stop's grace ran out), "
+            "local_error (hookd itself out of descriptors or memory), internal_error (a bug "
+            "or an input no rule foresaw, logged with its traceback).",
             ("endpoint", "outcome"),
         )
         self.deliveries_finished = Counter(

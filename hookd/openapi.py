@@ -77,7 +77,7 @@ _NAME = {
 _LIMIT = Param(
     "limit",
     {"type": "integer", "minimum": 1, "maximum": api.MAX_PAGE, "default": 50},
-    "page size",
+    "page size at most: a page also stops at about 8 MiB (one item at least)",
 )
 _CURSOR = Param(
     "cursor",
@@ -466,7 +466,15 @@ _SUBSCRIPTION = {
         r"|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$"
     ),
 }
-_URL = {"type": "string", "format": "uri", "maxLength": endpoint_rules.MAX_URL}
+# core.endpoints.url_error: http(s), no user:password, a host resolvable as written (at
+# most 253 characters; its rules on labels and IDNA are the code's). An IRI, since an
+# internationalised host is accepted (and sent as IDNA).
+_URL = {
+    "type": "string",
+    "format": "iri",
+    "maxLength": endpoint_rules.MAX_URL,
+    "pattern": rf"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]{{1,{endpoint_rules.MAX_HOST}}}([/?#]|$)",
+}
 # core.endpoints.secret_error: no control characters, no whitespace (str.isspace) at
 # either end; a `whsec_` one must be that prefix and the base64 of its key
 # (signing.standard_key).

@@ -9,16 +9,42 @@ Rules:
   nothing here reads the clock.
 - Tables: upper-case headers, columns two spaces apart, no trailing spaces.
 - Results go to `out`; notes, warnings and errors to `err`.
+- Every string printed goes through `printable`, the one escaping function: what the
+  daemon returns (a receiver's answer, a description, event data, an error message)
+  can never drive the terminal. Control characters (C0, DEL, C1) and bidirectional
+  controls are shown as JSON-style escapes (`\u001b`); multi-line text (`raw`, `note`)
+  keeps its newlines and tabs. The only escape sequences written are our own colours.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, TextIO
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
 STATUS_COLOURS = {"succeeded": "green", "failed": "red", "pending": "yellow", "cancelled": "dim"}
+
+
+_BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")  # keeps \t and \n
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """`text` safe to print on a terminal: control and bidirectional-control characters
+    shown as escapes like `\\u001b`; with `lines`, newlines and tabs are kept.
+
+    The escapes are JSON's, and such characters can stand only inside JSON strings, so
+    JSON text stays valid and decodes to the same value.
+    """
+    pattern = _UNSAFE_IN_LINES if lines else _UNSAFE
+    return pattern.sub(_escape, text) if pattern.search(text) else text
 
 
 class Styled(NamedTuple):
@@ -86,25 +112,25 @@ class Screen:
         self.now = now
 
     def paint(self, cell: Cell) -> str:
-        """`cell` as text, coloured when colour is on."""
-        if isinstance(cell, str):
-            return cell
-        if not self.colour:
-            return cell.text
-        return f"\x1b[{_CODES[cell.colour]}m{cell.text}\x1b[0m"
+        """`cell` as printable text, coloured when colour is on."""
+        text = _text(cell)
+        if isinstance(cell, str) or not self.colour:
+            return text
+        return f"\x1b[{_CODES[cell.colour]}m{text}\x1b[0m"
 
-    def line(self, *cells: Cell) -> None:
-        """One line of cells separated by spaces."""
-        print(" ".join(self.paint(c) for c in cells), file=self.out, flush=True)
+    def line(self, *cells: Cell, sep: str = " ") -> None:
+        """One line of cells separated by `sep`."""
+        print(sep.join(self.paint(c) for c in cells), file=self.out, flush=True)
 
     def raw(self, text: str) -> None:
-        """`text` exactly, ending with one newline."""
+        """`text` as it is (JSON, TOML), but for escapes; ending with one newline."""
+        text = printable(text, lines=True)
         self.out.write(text if text.endswith("\n") else text + "\n")
         self.out.flush()
 
     def note(self, text: str) -> None:
         """A remark for the person at the terminal, on `err`."""
-        print(text, file=self.err, flush=True)
+        print(printable(text, lines=True), file=self.err, flush=True)
 
     def when(self, text: str | None) -> str:
         return moment(text, self.now)
@@ -131,4 +157,5 @@ class Screen:
 
 
 def _text(cell: Cell) -> str:
-    return cell if isinstance(cell, str) else cell.text
+    """The printable text of a cell, as shown (widths are measured on it)."""
+    return printable(cell if isinstance(cell, str) else cell.text)

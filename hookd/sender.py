@@ -1,9 +1,14 @@
 """One delivery attempt: a signed POST over a guarded keep-alive connection of its endpoint.
 
 Rules (DESIGN §1, outbound safety):
-- `send(job)` returns an `AttemptResult` value whatever happens on the network; only
-  bugs raise. Expected failures are classified by `error_kind`: timeout, dns, connect,
-  tls, blocked, protocol, network.
+- `send(job)` returns an `AttemptResult` value whatever happens: nothing a URL or a
+  receiver holds can raise out of it. Expected failures are classified by `error_kind`:
+  timeout, dns, connect, tls, blocked, protocol, network, and local: hookd itself out
+  of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) while resolving or
+  connecting, whatever step it hit. Anything else that raises in
+  an attempt (a bug, or an input no rule foresaw) is a failed attempt of kind `internal`
+  carrying the exception's message, logged with its traceback at ERROR; the delivery
+  then follows its retry schedule like any failure.
 - `delivery.timeout` bounds the whole attempt, connect to last byte (`trio.fail_after`):
   a receiver that drips bytes cannot hold an attempt longer.
 - Redirects are never followed (a 3xx is a failed attempt). An answer cut off before its
@@ -20,7 +25,8 @@ Rules (DESIGN §1, outbound safety):
   receivers keep idle connections); a request that fails on a reused connection
   before any byte of answer came back is sent once more on a new connection, because
   the receiver closed it while idle and never saw the request.
-- The address guard: the host is resolved, every address is checked against the
+- The address guard: the host is resolved (its ASCII wire form, as bytes: Python's
+  own IDNA codec never runs on it), every address is checked against the
   policy, and the connection goes to a vetted IP (no DNS-rebinding gap between check and
   connect). TLS verifies the URL's host name (SNI included) against the system store
   plus `ca_file`. Proxy variables in the environment play no part.
@@ -28,7 +34,9 @@ Rules (DESIGN §1, outbound safety):
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import socket
 import ssl
 from collections import deque
@@ -42,7 +50,7 @@ from hookd import __version__
 from hookd.clock import Clock
 from hookd.core import http1
 from hookd.core.addresses import AddressPolicy
-from hookd.core.endpoints import Secrets
+from hookd.core.endpoints import Secrets, wire_host
 from hookd.core.retry import AttemptResult
 from hookd.core.signing import sign
 
@@ -50,6 +58,8 @@ EXCERPT_BYTES = 1024
 DRAIN_BYTES = 65536
 KEEPALIVE_EXPIRY = 4.0
 USER_AGENT = f"hookd/{__version__}"
+
+log = logging.getLogger("hookd.delivery")
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,7 +99,7 @@ def _target(url: str) -> _Target:
     parts = urlsplit(url)
     https = parts.scheme == "https"
     path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_SAFE)
-    host = ascii_host(parts.hostname or "")
+    host = wire_host(parts.hostname or "")
     shown = f"[{host}]" if ":" in host else host
     port = parts.port
     host_header = shown if port is None else f"{shown}:{port}"
@@ -97,14 +107,6 @@ def _target(url: str) -> _Target:
 
 
 _SAFE = "/?=&%:@!$'()*+,;-._~"
-
-
-def ascii_host(host: str) -> str:
-    """`host` as it goes on the wire: an internationalised name as punycode (IDNA).
-
-    Raises UnicodeError for a name that has no such form.
-    """
-    return host if host.isascii() else host.encode("idna").decode("ascii")
 
 
 class _Failure(Exception):
@@ -187,8 +189,21 @@ class Sender:
         self._pools: dict[str, _Pool] = {}
 
     async def send(self, job: Job, progress: Progress | None = None) -> AttemptResult:
-        """Make one attempt of `job`; the outcome is a value. `progress` learns whether
-        the request went out, should the caller cut the attempt short."""
+        """Make one attempt of `job`; the outcome is a value, whatever happens. `progress`
+        learns whether the request went out, should the caller cut the attempt short."""
+        try:
+            return await self._send(job, progress)
+        except Exception as exc:
+            log.error(
+                "action=attempt.crashed delivery=%d endpoint=%s url=%r",
+                job.delivery_id,
+                job.endpoint_id,
+                job.url,
+                exc_info=True,
+            )
+            return AttemptResult(error_kind="internal", error=f"{type(exc).__name__}: {exc}")
+
+    async def _send(self, job: Job, progress: Progress | None) -> AttemptResult:
         try:
             target = _target(job.url)
         except (UnicodeError, ValueError) as exc:
@@ -297,8 +312,11 @@ class Sender:
 
     async def _connect(self, target: _Target) -> _Connection:
         try:
-            infos = await trio.socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+            infos = await trio.socket.getaddrinfo(
+                target.host.encode("ascii"), target.port, type=socket.SOCK_STREAM
+            )
         except OSError as exc:
+            _raise_if_local(exc)
             raise _Failure("dns", f"cannot resolve {target.host}: {_reason(exc)}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         allowed = [a for a in addresses if self._policy.problem(a) is None]
@@ -313,6 +331,7 @@ class Sender:
                 failure = exc
         else:
             assert failure is not None
+            _raise_if_local(failure)
             raise _Failure("connect", f"{target.host}:{target.port}: {_reason(failure)}")
         if target.https:
             stream = await self._start_tls(stream, target.host)
@@ -374,6 +393,23 @@ async def _read_body(connection: _Connection, head: http1.ResponseHead) -> tuple
     complete = head.content_length is not None and len(buffer) >= head.content_length
     del buffer[: min(len(buffer), wanted)]
     return excerpt, complete
+
+
+_LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def _raise_if_local(exc: BaseException) -> None:
+    """A `local` failure if `exc` (or what caused it: trio groups each address's
+    connect error) is this process running out of descriptors or memory."""
+    causes: list[BaseException] = [exc]
+    while causes:
+        cause = causes.pop()
+        if isinstance(cause, OSError) and cause.errno in _LOCAL_ERRNOS:
+            raise _Failure("local", f"hookd cannot open a connection: {_reason(cause)}")
+        if isinstance(cause, BaseExceptionGroup):
+            causes += cause.exceptions
+        if cause.__cause__ is not None:
+            causes.append(cause.__cause__)
 
 
 def _reason(exc: BaseException, default: str = "") -> str:

@@ -14,11 +14,24 @@ Rules:
   its writes are run again one per transaction, so only the failing one fails.
 - Callers pass the time in: the store never reads the clock, but to time its own
   group commits into `commit_seconds` when it is set (for `GET /metrics`).
+- One store per database: an open store holds an exclusive lock (flock) on `<db>.lock`,
+  which names its pid, until it is closed; a second one is refused with that pid. A
+  separate file, because SQLite's own POSIX locks on the database would be released by
+  any close of it in this process. `hookd db backup` and `db check` take no such lock.
+- The store opens a database only after `PRAGMA quick_check` finds it sound (before
+  migrating it); a damaged one is `StorageError`, pointing to `hookd db check` and the
+  README's restore steps. Its files (database, WAL, shared memory, lock) are the owner's
+  alone (0600): the database holds endpoint secrets.
+- A list page holds at most `limit` rows and about PAGE_BYTES of them (one at least):
+  rows are read only until either is reached, so one request's memory stays bounded
+  whatever the rows weigh.
+- A failed read is `ReadError` (a `StorageError`), so answers can say "read".
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import re
@@ -50,10 +63,22 @@ READERS = 4
 MAX_GROUP = 512  # writes committed together at most
 INTERRUPTED = "interrupted"  # the error kind of an attempt cut short by hookd itself
 DISABLED_BY_HAND = "disabled through the API"
+PAGE_BYTES = 8 * 1024 * 1024  # a list page stops growing at about this many bytes
 
 
 class StorageError(Exception):
     """The database cannot take the write (disk full, file unusable)."""
+
+
+class ReadError(StorageError):
+    """The database cannot be read (a damaged page, an I/O error)."""
+
+
+OWNER_ONLY = 0o600
+RESTORE_POINTER = (
+    "run `hookd db check` for the details, and restore the latest backup "
+    '(README, "Backup and restore")'
+)
 
 
 class NewDelivery(msgspec.Struct, frozen=True, array_like=True):
@@ -162,6 +187,7 @@ class Store:
         self._router: Router | None = None
         self._stats_kept_from = -1  # the minute old statistics were last dropped at
         self._token: trio.lowlevel.TrioToken | None = None
+        self._lock: int | None = None  # the descriptor of `<path>.lock`, flocked
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
         self.commit_seconds: Histogram | None = None  # observed by the writer thread alone
@@ -179,25 +205,45 @@ class Store:
         return store
 
     def _connect(self) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
-            writer = apsw.Connection(self.path)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._lock = _lock(self.path)
+        except OSError as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        try:
+            self._open_connections()
+        except BaseException:
+            _close_all([*self._readers, *([self._writer] if self._writer else [])])
+            self._readers, self._writer = [], None
+            self._unlock()
+            raise
+
+    def _open_connections(self) -> None:
+        try:
+            _owner_only(self.path)
+            self._writer = writer = apsw.Connection(self.path)
             writer.setbusytimeout(5000)
+            _check_sound(writer, self.path)
             writer.pragma("page_size", 8192)  # only takes on a new file, like auto_vacuum
             writer.pragma("auto_vacuum", "incremental")
             writer.pragma("journal_mode", "wal")
             writer.pragma("synchronous", "full" if self._durability == "full" else "normal")
             writer.pragma("foreign_keys", False)
             _migrate(writer)
-            self._writer = writer
             for _ in range(READERS):
                 reader = apsw.Connection(self.path)
                 reader.setbusytimeout(5000)
                 reader.pragma("query_only", True)
                 self._readers.append(reader)
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            raise StorageError(_damaged(self.path, str(exc))) from exc
         except (apsw.Error, OSError) as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     async def aclose(self) -> None:
         """Finish the queued writes, stop the writer and close every connection."""
@@ -208,6 +254,7 @@ class Store:
         connections = [*self._readers, *([self._writer] if self._writer else [])]
         self._readers, self._writer = [], None
         await trio.to_thread.run_sync(_close_all, connections)
+        self._unlock()
 
     # -- the writer ---------------------------------------------------------------------
 
@@ -397,14 +444,11 @@ class Store:
         """Events newest first; `before` is the cursor of the previous page."""
 
         def query(conn: apsw.Connection) -> models.Page[models.Event]:
-            rows = list(
-                conn.execute(
-                    sql.LIST_EVENTS,
-                    {"before": before or 2**62, "type": event_type, "since": since, "limit": limit},
-                )
+            rows = conn.execute(
+                sql.LIST_EVENTS,
+                {"before": before or 2**62, "type": event_type, "since": since, "limit": limit},
             )
-            cursor = str(rows[-1][0]) if len(rows) == limit else None
-            return models.Page([_event(r) for r in rows], cursor)
+            return _page(rows, limit, _event, lambda row: row[0])
 
         return await self.read(query)
 
@@ -438,9 +482,8 @@ class Store:
         the previous page."""
 
         def query(conn: apsw.Connection) -> models.Page[models.Endpoint]:
-            rows = list(conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit)))
-            cursor = str(rows[-1][-1]) if len(rows) == limit else None
-            return models.Page([_endpoint(r, now) for r in rows], cursor)
+            rows = conn.execute(sql.LIST_ENDPOINTS, (after or 0, limit))
+            return _page(rows, limit, lambda row: _endpoint(row, now), lambda row: row[-1])
 
         return await self.read(query)
 
@@ -772,9 +815,7 @@ class Store:
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
         def query(conn: apsw.Connection) -> models.Page[models.Delivery]:
-            rows = list(conn.execute(query_text, params))
-            cursor = str(rows[-1][0]) if len(rows) == limit else None
-            return models.Page([_delivery(r) for r in rows], cursor)
+            return _page(conn.execute(query_text, params), limit, _delivery, lambda row: row[0])
 
         return await self.read(query)
 
@@ -922,9 +963,8 @@ class Store:
         params: dict[str, Any] = {**filters, "before": before or 2**62, "limit": limit}
 
         def query(conn: apsw.Connection) -> models.Page[models.AuditEntry]:
-            rows = list(conn.execute(query_text, params))
-            cursor = str(rows[-1][0]) if len(rows) == limit else None
-            return models.Page([_audit_entry(r) for r in rows], cursor)
+            rows = conn.execute(query_text, params)
+            return _page(rows, limit, _audit_entry, lambda row: row[0])
 
         return await self.read(query)
 
@@ -985,7 +1025,63 @@ def _read_with(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
     try:
         return fn(conn)
     except apsw.Error as exc:
-        raise StorageError(f"database read failed: {exc}") from exc
+        raise ReadError(f"database read failed: {exc}") from exc
+
+
+def _lock(path: str) -> int:
+    """Lock `<path>.lock` for this process and write its pid there; its descriptor."""
+    name = f"{path}.lock"
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, OWNER_ONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StorageError(
+            f"the database {path} is in use by another hookd (pid {holder}, "
+            f"holding {name}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _owner_only(path: str) -> None:
+    """Create the database file 0600 if new; take group and other access off old files."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, OWNER_ONLY))
+    for name in (path, f"{path}-wal", f"{path}-shm"):  # SQLite gives new ones path's mode
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, OWNER_ONLY)
+
+
+def _check_sound(conn: apsw.Connection, path: str) -> None:
+    """Refuse a database whose pages `PRAGMA quick_check` finds damaged."""
+    rows = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
+    if rows != ["ok"]:
+        first = " ".join(rows[0].split()) if rows else "no answer"  # one line for the log
+        raise StorageError(_damaged(path, first))
+
+
+def _damaged(path: str, problem: str) -> str:
+    return f"the database {path} is damaged ({problem}); hookd will not start on it: " + (
+        RESTORE_POINTER
+    )
+
+
+def _page(
+    rows: Iterable[Row], limit: int, item: Callable[[Row], T], cursor: Callable[[Row], Any]
+) -> models.Page[T]:
+    """A page of at most `limit` items and about PAGE_BYTES: the rows are read only until
+    either is reached (always one at least), and the cursor then points past the last."""
+    items: list[T] = []
+    size = 0
+    for row in rows:
+        items.append(item(row))
+        size += sum(len(value) for value in row if isinstance(value, str | bytes))
+        if len(items) == limit or size >= PAGE_BYTES:
+            return models.Page(items, str(cursor(row)))
+    return models.Page(items, None)
 
 
 def _file_bytes(path: str) -> int:

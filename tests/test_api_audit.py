@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Running
+from tests.conftest import API_TOKEN, Running
 from tests.test_api_endpoints import CONFIG_ENDPOINT, free_port, list_endpoints, stop
 from tests.test_api_events import assert_error, create_endpoint, db_path, db_rows
 
@@ -87,8 +87,13 @@ async def test_a_refused_change_records_nothing(hookd_factory: Factory) -> None:
 
 async def test_changes_over_tcp_say_so(hookd_factory: Factory) -> None:
     port = free_port()
-    running = await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"')
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as tcp:
+    listening = f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "{API_TOKEN}"'
+    running = await hookd_factory(listening)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        trust_env=False,
+    ) as tcp:
         made = await create_endpoint(tcp, ["*"])
         assert (await tcp.delete(f"/v1/endpoints/{made['id']}")).status_code == 204
         over_tcp = (await tcp.get("/v1/audit")).json()["items"]

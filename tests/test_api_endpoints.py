@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from tests.conftest import Running
+from tests.conftest import API_TOKEN, Running
 from tests.test_api_events import (
     assert_error,
     count,
@@ -314,16 +314,17 @@ async def test_disabled_endpoint_gets_no_deliveries(hookd: Running) -> None:
 
 async def test_tcp_listener_requires_the_token(hookd_factory: Factory) -> None:
     port = free_port()
-    running = await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "t0k"')
+    listening = f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "{API_TOKEN}"'
+    running = await hookd_factory(listening)
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=10
     ) as tcp:
         for headers in (
             {},  # no token
             {"Authorization": "Bearer wrong"},  # wrong token
-            {"Authorization": "Bearer t0k0"},  # the token and more
-            {"Authorization": "Basic t0k"},  # wrong scheme
-            {"Authorization": "t0k"},  # no scheme
+            {"Authorization": f"Bearer {API_TOKEN}0"},  # the token and more
+            {"Authorization": f"Basic {API_TOKEN}"},  # wrong scheme
+            {"Authorization": API_TOKEN},  # no scheme
         ):
             assert_error(await tcp.get("/v1/endpoints", headers=headers), 401)
             refused = await tcp.post(
@@ -332,7 +333,7 @@ async def test_tcp_listener_requires_the_token(hookd_factory: Factory) -> None:
             assert_error(refused, 401)
         assert await count(running, "events") == 0
 
-        good = {"Authorization": "Bearer t0k"}
+        good = {"Authorization": f"Bearer {API_TOKEN}"}
         assert (await tcp.get("/v1/endpoints", headers=good)).status_code == 200
         accepted = await tcp.post("/v1/events", json={"event": "a.b", "data": {}}, headers=good)
         assert accepted.status_code == 202, accepted.text

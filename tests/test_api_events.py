@@ -399,6 +399,21 @@ async def test_list_pages_through_every_event_once_newest_first(hookd: Running) 
         assert seen == list(reversed(ingested)), f"gap or wrong order with limit={limit}"
 
 
+async def test_a_page_of_large_events_stops_at_its_byte_budget(hookd: Running) -> None:
+    ingested = []
+    for n in range(12):  # about 0.9 MB each: 11 MB in all, beyond one page's 8 MiB
+        event = {"event": "cliente.criado", "data": {"id": f"c{n}", "pad": "z" * 900_000}}
+        ingested.append((await hookd.client.post("/v1/events", json=event)).json()["id"])
+
+    first = await hookd.client.get("/v1/events", params={"limit": 1000})
+    page = first.json()
+
+    assert 8 <= len(page["items"]) < 12
+    assert len(first.content) < 8 * 1024 * 1024 + 1_000_000  # the budget and one event
+    assert page["next_cursor"] is not None
+    assert await list_all(hookd.client, 1000) == list(reversed(ingested))
+
+
 async def test_list_filters_by_type(hookd: Running) -> None:
     tarefas = (await hookd.client.post("/v1/events/batch", json=_batch_items(7))).json()["ids"]
     clientes = (

@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from hookd import __version__, sql
-from tests.conftest import Running
+from tests.conftest import API_TOKEN, Running
 from tests.receiver import serve_receiver
 from tests.test_api_endpoints import free_port
 from tests.test_api_events import assert_error, create_endpoint, ingest
@@ -80,10 +80,10 @@ async def test_counts_succeeded_and_failed(hookd_factory: Factory) -> None:
 
 async def test_tcp_needs_the_token(hookd_factory: Factory) -> None:
     port = free_port()
-    await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "t0k"')
+    await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "{API_TOKEN}"')
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as tcp:
         assert_error(await tcp.get("/v1/status"), 401)
-        good = await tcp.get("/v1/status", headers={"Authorization": "Bearer t0k"})
+        good = await tcp.get("/v1/status", headers={"Authorization": f"Bearer {API_TOKEN}"})
         assert good.status_code == 200
         assert good.json()["version"] == __version__
 

@@ -100,6 +100,11 @@ BAD_REQUESTS = [
     ("POST", "/v1/endpoints", JSON, _endpoint(url="not a url"), 422),
     # endpoint URL with a user and password
     ("POST", "/v1/endpoints", JSON, _endpoint(url="https://u:p@example.com/"), 422),
+    # endpoint URL hosts that cannot be resolved as written (a typo used to crash hookd)
+    ("POST", "/v1/endpoints", JSON, _endpoint(url="https://api..example.com/hook"), 422),
+    ("POST", "/v1/endpoints", JSON, _endpoint(url=f"http://{'a' * 64}.example.com/"), 422),
+    ("POST", "/v1/endpoints", JSON, _endpoint(url="http://.../"), 422),
+    ("POST", "/v1/endpoints", JSON, _endpoint(url="http://a..b/"), 422),
     # endpoint events not a list
     ("POST", "/v1/endpoints", JSON, _endpoint(events="cliente.*"), 422),
     # endpoint events an empty list

@@ -4,6 +4,7 @@ hookd reads back the same, secrets masked; a bad one exits 2 naming the key.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRETS = """
 [server]
 listen = "127.0.0.1:8787"
-api_token = "t0k3n-secreto"
+api_token = "t0k3n-secreto-0123456789abcdef0123"
 
 [delivery]
 retry_schedule = ["0s", "1m", "5m", "15m", "1h"]
@@ -73,9 +74,45 @@ def test_hookd_config_is_the_default_file(short_dir: Path, monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize("name", ["hookd.toml", "hookd.dev.toml"])
-def test_the_shipped_configs_are_valid(name: str) -> None:
+def test_the_shipped_configs_are_valid(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the dev config's paths are relative to where it runs
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "api-token").write_text(run_main(["config", "gen-token"]).out)
     ran = run_main(["config", "check", str(ROOT / "conf" / name)])
     assert ran.code == 0, ran.err
+
+
+def test_gen_token_prints_a_new_token_each_time() -> None:
+    tokens = {run_main(["config", "gen-token"]).out for _ in range(3)}
+    assert len(tokens) == 3
+    for token in tokens:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}\n", token), token
+
+
+def test_a_tcp_listener_without_a_long_token_is_refused(short_dir: Path) -> None:
+    for server, message in (
+        ('listen = "127.0.0.1:8787"', "server.listen: a TCP listener needs an API token"),
+        ('listen = "0.0.0.0:8787"\napi_token = "x"', "fewer than 32"),
+    ):
+        path = write_config(short_dir, f"[server]\n{server}")
+        ran = run_main(["config", "check", str(path)])
+        assert ran.code == 2
+        assert message in ran.err
+
+
+def test_a_token_read_from_a_file_is_not_printed(short_dir: Path) -> None:
+    token = run_main(["config", "gen-token"]).out.strip()
+    (short_dir / "api-token").write_text(token + "\n")
+    where = f'[server]\nlisten = "127.0.0.1:8787"\napi_token_file = "{short_dir}/api-token"'
+    path = write_config(short_dir, where)
+    ran = run_main(["config", "check", str(path)])
+    assert ran.code == 0, ran.err
+    assert token not in ran.out
+    assert f'api_token_file = "{short_dir}/api-token"' in ran.out
+    assert "api_token = " not in ran.out
+    assert config.parse(ran.out, "printed").server.api_token_file == f"{short_dir}/api-token"
 
 
 @pytest.mark.parametrize(

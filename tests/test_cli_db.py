@@ -4,6 +4,7 @@ the daemon, which keeps running and ingesting meanwhile.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -75,3 +76,16 @@ def test_missing_database_is_exit_1(short_dir: Path) -> None:
     ran = run_main(["db", "backup", str(short_dir / "b.db"), "--config", str(config)])
     assert ran.code == 1
     assert "no database at" in ran.err
+
+
+def test_hookd_config_names_the_database(short_dir: Path) -> None:
+    """Without --config, HOOKD_CONFIG names the config, as for `hookd serve`."""
+    config = short_dir / "hookd.toml"
+    config.write_text(f'[storage]\npath = "{short_dir}/elsewhere.db"\n')
+    environment = {**os.environ, "HOOKD_CONFIG": str(config)}
+    for argv in (["db", "check"], ["db", "backup", str(short_dir / "b.db")]):
+        ran = subprocess.run(
+            [*HOOKD, *argv], capture_output=True, text=True, check=False, env=environment
+        )
+        assert ran.returncode == 1, ran.stderr
+        assert f"no database at {short_dir}/elsewhere.db" in ran.stderr

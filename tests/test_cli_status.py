@@ -18,7 +18,7 @@ import trio
 from hookd import __version__
 from hookd.client import DEFAULT_SOCKET, Target, resolve_target, unreachable
 from tests.cli_runner import cli, hookd_cli
-from tests.conftest import Running, write_config
+from tests.conftest import API_TOKEN, Running, write_config
 from tests.test_api_endpoints import free_port
 from tests.test_api_events import create_endpoint, ingest
 
@@ -143,7 +143,7 @@ async def test_a_bad_config_to_find_the_socket_in_is_2(short_dir: Path) -> None:
 
 async def test_tcp_with_the_token(hookd_factory: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
-    await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "t0k"')
+    await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "{API_TOKEN}"')
     url = f"http://127.0.0.1:{port}"
     refused = await hookd_cli("status", "--url", url)
     assert refused.code == 1
@@ -151,8 +151,8 @@ async def test_tcp_with_the_token(hookd_factory: Factory, monkeypatch: pytest.Mo
         "hookd: missing or wrong 'Authorization: Bearer' token",
         "hint: give the daemon's server.api_token with --token or HOOKD_TOKEN",
     ]
-    assert (await hookd_cli("status", "--url", url, "--token", "t0k")).code == 0
-    monkeypatch.setenv("HOOKD_TOKEN", "t0k")
+    assert (await hookd_cli("status", "--url", url, "--token", API_TOKEN)).code == 0
+    monkeypatch.setenv("HOOKD_TOKEN", API_TOKEN)
     up = await hookd_cli("endpoints", "list", "--url", url, "--json")
     assert up.code == 0
     assert up.json() == {"items": [], "next_cursor": None}

@@ -11,6 +11,7 @@ from hookd.config import Config, ConfigError, endpoint_id, load, parse, socket_m
 
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINT = '[[endpoint]]\nurl = "https://erp.example.com/hook"\nevents = ["cliente.*"]\n'
+TOKEN = "0123456789abcdef0123456789abcdef"  # 32 characters: the shortest API token
 
 
 def test_defaults() -> None:
@@ -79,9 +80,11 @@ def test_endpoints_declared_in_the_file() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        '[server]\nlisten = "127.0.0.1:8787"',  # loopback needs no token
-        '[server]\nlisten = "[::1]:8787"',  # IPv6 loopback
-        '[server]\nlisten = "0.0.0.0:8787"\napi_token = "t"',  # beyond loopback with a token
+        f'[server]\nlisten = "127.0.0.1:8787"\napi_token = "{TOKEN}"',  # loopback with a token
+        f'[server]\nlisten = "[::1]:8787"\napi_token = "{TOKEN}"',  # IPv6 loopback
+        f'[server]\nlisten = "0.0.0.0:8787"\napi_token = "{TOKEN}"',  # beyond loopback
+        '[server]\nlisten = "127.0.0.1:8787"\napi_token_file = "/etc/hookd/api-token"',
+        '[server]\nlisten = "127.0.0.1:8787"\napi_token_credential = "hookd-token"',
         '[server]\nsocket_mode = "660"',  # three octal digits
         '[delivery]\nallowed_networks = ["10.0.5.0/24", "fd00::/8"]',  # CIDRs
         '[storage]\ndurability = "normal"',  # the other durability
@@ -118,6 +121,12 @@ def test_accepted(text: str) -> None:
         ('[server]\nsocket = ""', "server.socket"),  # no socket
         ('[server]\nlisten = "0.0.0.0:8787"', "server.listen"),  # beyond loopback, no token
         ('[server]\nlisten = "192.168.1.10:8787"', "server.listen"),  # LAN, no token
+        ('[server]\nlisten = "127.0.0.1:8787"', "server.listen"),  # loopback, no token
+        ('[server]\nlisten = "[::1]:8787"', "server.listen"),  # IPv6 loopback, no token
+        (f'[server]\napi_token = "{TOKEN}"\napi_token_file = "f"', "server.api_token_file"),
+        ('[server]\napi_token_file = "f"\napi_token_credential = "c"', "api_token_credential"),
+        ('[server]\napi_token_credential = "../../etc/shadow"', "server.api_token_credential"),
+        ('[server]\napi_token_credential = ".."', "server.api_token_credential"),
         ('[server]\nlisten = "localhost:8787"', "server.listen"),  # a name, not an address
         ('[server]\nlisten = "127.0.0.1:0"', "server.listen"),  # port 0
         ('[server]\nlisten = "127.0.0.1"', "server.listen"),  # no port
@@ -197,8 +206,51 @@ def test_production_config_comments_show_the_defaults() -> None:
     assert parse(uncommented, "uncommented") == Config()
 
 
-def test_dev_config_in_repo() -> None:
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ('api_token = "t0k"', "server.api_token: the token has 3 characters, fewer than 32"),
+        (f'api_token = "{TOKEN[:-1]}"', "fewer than 32; 'hookd config gen-token' prints"),
+        (f'api_token = "{TOKEN[:-1]} "', "visible ASCII characters, no spaces"),
+        ('api_token_file = "{dir}/short"', "server.api_token_file ({dir}/short): the token has 5"),
+        ('api_token_file = "{dir}/none"', "cannot read {dir}/none: No such file"),
+        ('api_token_file = "{dir}/empty"', "{dir}/empty is empty"),
+        ('api_token_credential = "none"', "$CREDENTIALS_DIRECTORY is not set"),
+    ],
+)
+def test_load_refuses_a_token_it_cannot_read_or_too_short(
+    tmp_path: Path, server: str, message: str
+) -> None:
+    write(tmp_path / "short", "short\n")
+    write(tmp_path / "empty", "\n")
+    text = f'[server]\nlisten = "127.0.0.1:8787"\n{server.format(dir=tmp_path)}\n'
+    path = write(tmp_path / "hookd.toml", text)
+    with pytest.raises(ConfigError, match=re.escape(message.format(dir=tmp_path))):
+        load(str(path), {})
+
+
+def test_load_reads_the_token_from_a_file_or_a_systemd_credential(tmp_path: Path) -> None:
+    write(tmp_path / "api-token", f"  {TOKEN}\n")
+    from_file = write(tmp_path / "a.toml", f'[server]\napi_token_file = "{tmp_path}/api-token"\n')
+    assert load(str(from_file), {}).server.api_token == TOKEN
+    credential = write(tmp_path / "b.toml", '[server]\napi_token_credential = "api-token"\n')
+    loaded = load(str(credential), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert loaded.server.api_token == TOKEN
+    inline = write(tmp_path / "c.toml", f'[server]\napi_token = "{TOKEN}"\n')
+    assert load(str(inline), {}).server.api_token == TOKEN
+
+
+def test_dev_config_in_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # its paths are relative: where `make run` runs
+    (tmp_path / "var").mkdir()
+    write(tmp_path / "var" / "api-token", TOKEN + "\n")  # what `make run` writes
     config = load(str(REPO / "conf" / "hookd.dev.toml"))
+    assert config.server.api_token == TOKEN
     assert config.server.socket == "var/hookd.sock"
     assert config.server.listen == "127.0.0.1:8787"
     assert config.storage.path == "var/hookd.db"

@@ -271,6 +271,17 @@ async def test_internationalised_host_is_a_failed_attempt_not_a_crash(
     assert (await hookd.client.get("/healthz")).status_code == 200
 
 
+async def test_a_retry_after_that_overflows_is_ignored_not_a_crash(hookd: Running) -> None:
+    # Python's date parser raised OverflowError on this one, out of the scheduler.
+    huge = "Tue, 8064217578 Feb 59 524:516:712 53F7O9"
+    async with serve_receiver(lambda _: Answer(503, [("Retry-After", huge)])) as receiver:
+        delivery_id = await one_delivery(hookd, receiver.url)
+        waiting = await wait_delivery(hookd, delivery_id, lambda d: d["attempts"] == 1)
+    assert waiting["status"] == "pending"
+    assert waiting["attempt_log"][0]["status_code"] == 503
+    assert (await hookd.client.get("/healthz")).status_code == 200
+
+
 async def test_endpoint_change_during_an_attempt_does_not_send_it_twice(
     hookd_factory: Start,
 ) -> None:

@@ -6,6 +6,7 @@ input), on a real SQLite file. The end-to-end tests run the daemon with real rec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -165,6 +166,25 @@ async def test_a_success_in_between_restarts_the_clock(store: Store) -> None:
     await store.record_attempts([_record(b, T0 + day / 2, 200, "succeeded")], day)
     recorded = await store.record_attempts([_record(c, T0 + day + 1, 500, "pending")], day)
     assert recorded.disabled == []
+
+
+async def test_410_logs_the_delivery_as_cancelled_not_as_retried(
+    hookd_factory: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="hookd.delivery")  # per attempt: debug
+    hookd = await hookd_factory('[delivery]\nretry_schedule = ["0s", "2s", "1h"]')
+    async with serve_receiver(lambda _: Answer(410, body=b"gone")) as gone:
+        endpoint = await subscribe(hookd, gone.url, ["*"])
+        await ingest(hookd, "cliente.criado", {"id": "c"})
+        [delivery] = (await hookd.client.get("/v1/deliveries")).json()["items"]
+        await wait_status(hookd, delivery["id"], "cancelled")
+    mine = f"delivery={delivery['id']} "
+    [line] = [r.getMessage() for r in caplog.records if mine in r.getMessage()]
+    assert "retry_in" not in line
+    assert line.startswith("action=delivery.cancelled ")
+    assert f"endpoint={endpoint['id']}" in line
+    assert "status=410" in line
+    assert "it answered 410 Gone" in line
 
 
 async def test_410_disables_at_once_and_alerts(hookd_factory: Start) -> None:

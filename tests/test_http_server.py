@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 
+from hookd.http import Limits, Request, Response, Server, json_response
 from tests.conftest import Running
 
 READ_LIMIT = 3.0  # seconds any awaited answer may take
@@ -413,3 +414,33 @@ async def test_api_error_is_json_and_keeps_the_connection(
         assert_kept(reply)
         await conn.send(get_healthz())
         assert_healthy(await conn.reply())
+
+
+async def test_an_unexpected_exception_closes_its_connection_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever raises in a connection's task (here: a header no HTTP line can carry) is
+    logged and closes that connection; the server goes on serving the others."""
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/snowman":
+            return Response(status=200, headers=[("X-Name", "☃")])
+        return json_response(200, {"ok": True})
+
+    server = Server(handler, Limits(), "test")
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    async with listener, trio.open_nursery() as nursery:
+        nursery.start_soon(server.serve, listener, "tcp", nursery)
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            crashing = Connection(stream)
+            await crashing.send(request("GET", "/snowman"))
+            await crashing.assert_closed()
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            fine = Connection(stream)
+            await fine.send(request("GET", "/other"))
+            assert (await fine.reply()).json() == {"ok": True}
+        nursery.cancel_scope.cancel()
+    [record] = [r for r in caplog.records if r.getMessage().startswith("action=connection.crashed")]
+    assert record.levelname == "ERROR"
+    assert record.exc_info is not None

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hookd import __version__, metrics, sql
 from hookd.core.retry import AttemptResult
-from tests.conftest import Running
+from tests.conftest import API_TOKEN, Running
 from tests.receiver import Answer, Received, serve_receiver
 from tests.test_api_endpoints import free_port
 from tests.test_api_events import REFUSING_URL, assert_error, create_endpoint, ingest
@@ -357,10 +357,10 @@ async def test_an_attempt_on_a_cancelled_delivery_finishes_nothing(hookd: Runnin
 
 async def test_tcp_needs_the_token(hookd_factory: Factory) -> None:
     port = free_port()
-    hookd = await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "t0k"')
+    hookd = await hookd_factory(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "{API_TOKEN}"')
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as tcp:
         assert_error(await tcp.get("/metrics"), 401)
-        good = await tcp.get("/metrics", headers={"Authorization": "Bearer t0k"})
+        good = await tcp.get("/metrics", headers={"Authorization": f"Bearer {API_TOKEN}"})
         assert good.status_code == 200
         assert good.headers["content-type"] == metrics.CONTENT_TYPE
         assert value(parse(good.text), "hookd_build_info", version=__version__) == 1

@@ -11,6 +11,7 @@ arrivals, not by polling, so few jumps are needed.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -126,3 +127,29 @@ async def test_schedule_from_config(
         await receiver.wait_for(3)
         await settled(hookd, "failed")
     assert gaps(receiver.received) == [45.0, 600.0]
+
+
+async def test_failed_attempts_are_logged_per_endpoint_in_summary(
+    virtual_clock: trio.testing.MockClock, hookd_factory: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hookd.delivery")
+    hookd = await start(hookd_factory, '[delivery]\nretry_schedule = ["0s", "40s", "40s"]\n')
+    dead = [await subscribe(hookd, f"http://127.0.0.1:9/{name}", ["*"]) for name in "ab"]
+    batch = [{"event": "cliente.criado", "data": {"id": f"c{n}"}} for n in range(200)]
+    assert (await hookd.client.post("/v1/events/batch", json=batch)).status_code == 202
+    await trio.sleep(40 + 40 + 2 * 60)  # the three attempts, then every summary period ends
+    pending = await hookd.client.get("/v1/deliveries", params={"status": "pending"})
+    assert pending.json()["items"] == []
+
+    lines = [r for r in caplog.records if r.name == "hookd.delivery"]
+    assert all(r.getMessage().startswith("action=attempts.failed ") for r in lines)
+    for endpoint in dead:
+        mine = [r for r in lines if f"endpoint={endpoint['id']} " in r.getMessage()]
+        figures = [dict(f.split("=", 1) for f in r.getMessage().split()[2:5]) for r in mine]
+        # 600 failed attempts over about 80 s: the first at once, then one line a minute.
+        assert 2 <= len(mine) <= 3, [r.getMessage() for r in mine]
+        assert figures[0] == {"attempts": "1", "ended_failed": "0", "over": "0s"}
+        assert sum(int(f["attempts"]) for f in figures) == 600
+        assert sum(int(f["ended_failed"]) for f in figures) == 200
+        assert mine[-1].levelno == logging.WARNING  # deliveries ended failed in it
+        assert "last='connect: 127.0.0.1:9: " in mine[-1].getMessage()

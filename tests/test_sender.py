@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import socket
 import ssl
 import struct
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import h11
+import msgspec
 import pytest
 import trio
 import trustme
@@ -417,6 +419,72 @@ async def test_connection_refused() -> None:
 
 async def test_unresolvable_host() -> None:
     assert_failed(await send_once("http://nonexistent.invalid/"), "dns")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api..example.com/hook",  # empty label: Python's IDNA codec raised UnicodeError
+        f"http://{'a' * 64}.example.com/",  # a label over 63 characters
+        "http://.../",
+        "http://a..b/",
+    ],
+)
+async def test_a_host_that_cannot_be_resolved_is_a_dns_failure_not_a_crash(url: str) -> None:
+    # The API refuses these URLs now; an endpoint stored by an older hookd may hold one.
+    assert_failed(await send_once(url), "dns")
+
+
+async def test_anything_unexpected_is_an_internal_failure_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No header can carry a snowman (latin-1): building the request raises, as a bug would.
+    job = msgspec.structs.replace(make_job("http://127.0.0.1:9/hook"), event_type="evento.☃")
+    with make_sender() as sender:
+        result = await sender.send(job)
+    assert_failed(result, "internal")
+    assert result.error is not None
+    assert result.error.startswith("UnicodeEncodeError: ")
+    [record] = [r for r in caplog.records if r.getMessage().startswith("action=attempt.crashed")]
+    assert record.levelname == "ERROR"
+    assert record.exc_info is not None
+
+
+@pytest.mark.parametrize(
+    "lengths", [b"Content-Length: 2\r\nContent-Length: 3", b"Content-Length: 2, 3"]
+)
+async def test_two_different_content_lengths_are_a_failed_attempt(lengths: bytes) -> None:
+    async def conflicting(peer: Peer) -> None:
+        await peer.request()
+        await peer.stream.send_all(b"HTTP/1.1 200 OK\r\n" + lengths + b"\r\n\r\nok!")
+        await trio.sleep_forever()
+
+    async with serve(conflicting) as server:
+        result = await send_once(server.url())
+    assert_failed(result, "protocol")
+    assert "Content-Length" in (result.error or "")
+
+
+async def test_repeats_of_one_content_length_are_that_length() -> None:
+    async def repeated(peer: Peer) -> None:
+        buffer = b""
+        while True:  # h11 refuses to send such an answer: requests are read by hand here
+            while (end := buffer.find(b"\r\n\r\n")) < 0:
+                if not (data := await peer.stream.receive_some(65536)):
+                    return
+                buffer += data
+            length = int(re.search(rb"(?i)content-length: (\d+)", buffer[:end]).group(1))
+            while len(buffer) < end + 4 + length:
+                buffer += await peer.stream.receive_some(65536)
+            buffer = buffer[end + 4 + length :]
+            await peer.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
+
+    async with serve(repeated) as server:
+        with make_sender() as sender:
+            first = await sender.send(make_job(server.url()))
+            second = await sender.send(make_job(server.url()))  # on the same connection
+    assert (first.status_code, first.excerpt, second.status_code) == (200, b"ok", 200)
+    assert server.connections == 1
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:

@@ -13,6 +13,10 @@ status and answer in the attempt log.
 The Express receiver needs `express@4`: it is installed with npm into a temporary
 directory once per session (never into the repository); without node/npm, or when the
 install fails, those tests are skipped with the reason.
+
+The copies are compared with the spec's own text, read from beside the checkout (or
+HOOKD_SPEC). Without it those comparisons are skipped with the reason, except in CI
+(CI=true), where they fail: a CI run must not pass without having compared.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import ndiff
 from pathlib import Path
@@ -371,10 +375,19 @@ async def test_the_readme_receivers_accept_every_secret_of_a_rotation(
 # -- the copies match the spec -----------------------------------------------------------
 
 
+def spec_text(path: Path = SPEC_FILE, environ: Mapping[str, str] = os.environ) -> str:
+    """The spec's text. Without it the test is skipped, saying where the spec was looked
+    for, except in CI (CI=true), where a comparison that cannot run must fail."""
+    if path.is_file():
+        return path.read_text()
+    reason = f"the spec is not at {path}: put it there or set HOOKD_SPEC to its path"
+    if environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the spec comparisons must run)")
+    pytest.skip(reason)
+
+
 def spec_blocks(language: str) -> list[str]:
-    if not SPEC_FILE.is_file():
-        pytest.skip(f"the spec is not at {SPEC_FILE} (set HOOKD_SPEC)")
-    return re.findall(rf"```{language}\n(.*?)```", SPEC_FILE.read_text(), re.DOTALL)
+    return re.findall(rf"```{language}\n(.*?)```", spec_text(), re.DOTALL)
 
 
 def changed_lines(spec_code: str, copy: Path) -> list[str]:
@@ -419,6 +432,19 @@ def changed_lines(spec_code: str, copy: Path) -> list[str]:
 def test_receivers_are_the_spec_examples(language: str, copy: str, allowed: list[str]) -> None:
     [spec_code] = [b for b in spec_blocks(language) if "app.listen" in b or "app.run" in b]
     assert changed_lines(spec_code, RECEIVERS / copy) == allowed
+
+
+@pytest.mark.parametrize(
+    ("environ", "outcome"),
+    [({"CI": "true"}, pytest.fail.Exception), ({}, pytest.skip.Exception)],
+)
+def test_a_missing_spec_fails_in_ci_and_skips_elsewhere(
+    tmp_path: Path, environ: dict[str, str], outcome: type[BaseException]
+) -> None:
+    with pytest.raises(outcome, match=r"the spec is not at .*HOOKD_SPEC"):
+        spec_text(tmp_path / "nowhere.md", environ)
+    (tmp_path / "here.md").write_text("the spec")
+    assert spec_text(tmp_path / "here.md", environ) == "the spec"
 
 
 def test_payloads_are_the_spec_examples() -> None:

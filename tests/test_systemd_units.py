@@ -120,3 +120,21 @@ def test_sysusers_declares_the_hookd_user() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0][:3] == ["u", "hookd", "-"]
+
+
+def test_the_unit_gives_the_descriptors_the_default_limits_need() -> None:
+    """hookd cannot raise its own limit under the unit's seccomp filter (~@resources):
+    LimitNOFILE must cover both connection limits and the reserve, by default."""
+    from hookd import descriptors
+    from hookd.config import Config
+
+    directives = _directives("hookd.service")
+    assert "~@privileged @resources" in directives["SystemCallFilter"]
+    [limit] = directives["LimitNOFILE"]
+    server, delivery = Config().server, Config().delivery
+    needed = (
+        server.max_connections
+        + server.max_tcp_connections
+        + descriptors.reserve(delivery.concurrency)
+    )
+    assert int(limit) >= needed

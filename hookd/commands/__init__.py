@@ -9,6 +9,10 @@ Rules:
   of fields. Lists are paged for the user: `--limit N` shows at most N, `--all` follows
   the API's cursor to the end.
 - The clock is read once, in `cli.main`; it is `context.screen.now` here.
+- A secret need never be on the command line (where `ps` and shell history show it):
+  `--secret -` reads it from standard input, `--secret-file PATH` from a file, and where
+  a missing secret has a default (`endpoints add` generates one, `listen` checks none)
+  HOOKD_SECRET is read first. Surrounding whitespace (a final newline) is dropped.
 """
 
 from __future__ import annotations
@@ -191,6 +195,33 @@ def option_time(option: str, text: str, now: float, *, ahead: bool = False) -> s
     else:
         stamp = datetime.fromtimestamp(now + seconds if ahead else now - seconds, tz=UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def secret_options(parser: argparse.ArgumentParser, text: str) -> None:
+    """`--secret S|-` and `--secret-file PATH`; `text` says what the secret is for."""
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--secret", metavar="S|-", help=f"{text}; '-' reads it from standard input")
+    given.add_argument("--secret-file", metavar="PATH", help="read the secret from this file")
+
+
+def given_secret(context: Context, *, environment: bool) -> str | None:
+    """The secret given by `secret_options`, else HOOKD_SECRET when `environment`, else
+    None."""
+    args = context.args
+    if args.secret is not None and args.secret != "-":
+        return str(args.secret)
+    if args.secret == "-" or args.secret_file is not None:
+        name, path = ("--secret-file", args.secret_file) if args.secret_file else ("--secret", "-")
+        try:
+            secret = read_source(name, path).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError(f"{name}: the secret is not UTF-8 text") from None
+        if not secret:
+            raise UsageError(f"{name}: no secret in {'standard input' if path == '-' else path}")
+        return secret
+    if environment and context.environ.get("HOOKD_SECRET"):
+        return context.environ["HOOKD_SECRET"].strip()
+    return None
 
 
 def read_input(name: str, value: str) -> bytes:

@@ -1,4 +1,5 @@
-"""`hookd config check [FILE]`: validate a config file and print what hookd would run with.
+"""`hookd config check [FILE]`: validate a config file and print what hookd would run with;
+`hookd config gen-token`: print a new API token.
 
 Rules:
 - FILE, else HOOKD_CONFIG, else /etc/hookd/hookd.toml, read as `hookd serve` reads it.
@@ -6,7 +7,10 @@ Rules:
 - The effective configuration (every default filled in) is printed as TOML that
   `hookd serve` accepts, durations in their units, with `server.api_token` and every
   endpoint `secret` masked: the output may be pasted into a ticket. A `whsec_` secret
-  stays one (`whsec_MASKED`, valid base64), so the output still loads.
+  stays one (`whsec_MASKED`, valid base64), so the output still loads; a token read from
+  `server.api_token_file` or `server.api_token_credential` is not printed at all: the
+  key that names where it comes from is.
+- `gen-token` prints a random token of 43 URL-safe characters (256 bits) on stdout.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ STANDARD_MASK = "whsec_MASKED"  # whsec_ + base64, as core.endpoints wants such 
 
 def register(commands: Any) -> None:
     """Add `config check`."""
-    parser = commands.add_parser("config", help="check a config file")
+    parser = commands.add_parser("config", help="check a config file; make an API token")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
         "check",
@@ -39,6 +43,13 @@ def register(commands: Any) -> None:
         "file", metavar="FILE", nargs="?", help="default: $HOOKD_CONFIG, else /etc/hookd/hookd.toml"
     )
     check.set_defaults(handler=_check)
+    token = actions.add_parser(
+        "gen-token",
+        help="print a new random API token (server.api_token, api_token_file)",
+        description="Print 43 random URL-safe characters, e.g. "
+        "'hookd config gen-token > /etc/hookd/api-token'.",
+    )
+    token.set_defaults(handler=_gen_token)
 
 
 def _check(context: Context) -> int:
@@ -50,6 +61,11 @@ def _check(context: Context) -> int:
     context.screen.note(f"{path}: valid")
     context.screen.raw(f"# the effective configuration of {path}, secrets masked\n")
     context.screen.raw(effective_toml(settings))
+    return 0
+
+
+def _gen_token(context: Context) -> int:
+    context.screen.raw(config.new_api_token())
     return 0
 
 
@@ -74,6 +90,8 @@ def _pairs(section: msgspec.Struct) -> list[str]:
         value = getattr(section, name)
         if value is None:  # TOML has no null: an absent key means it
             continue
+        if name == "api_token" and any(getattr(section, key) for key in config.TOKEN_SOURCES[1:]):
+            continue  # read from the file or credential named beside it
         if name in ("api_token", "secret") and value:
             value = _mask(value)
         pairs.append(f"{name} = {_toml(value)}")

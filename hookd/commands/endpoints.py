@@ -2,9 +2,12 @@
 
 Rules: `--events` may be repeated and may hold several patterns separated by commas.
 A secret is printed only where the API shows it (on `add` and `rotate-secret`), with a
-reminder that it will not be shown again. `rotate-secret --overlap` is a duration
-("0s", "2h"), sent to the API in seconds; `--activate-at` a time, or a duration from
-now ("2h"), sent as RFC 3339 UTC.
+reminder that it will not be shown again when hookd generated it. A chosen secret comes
+from `--secret`, `--secret -` (stdin) or `--secret-file`, and for `add` from
+HOOKD_SECRET too (never read by `update` or `rotate-secret`, so that a variable left in
+the shell cannot change a secret by accident). `rotate-secret --overlap` is a duration
+("0s", "2h"), sent to the API in seconds; `--activate-at` a time, or a duration
+from now ("2h"), sent as RFC 3339 UTC.
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from typing import Any
 from urllib.parse import quote
 
 from hookd.client import Answer, UsageError
-from hookd.commands import Context, option_time, paging_options, print_list, subcommand
+from hookd.commands import (
+    Context,
+    given_secret,
+    option_time,
+    paging_options,
+    print_list,
+    secret_options,
+    subcommand,
+)
 from hookd.core.durations import parse_duration
 from hookd.output import Screen, Styled
 
@@ -26,7 +37,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     add = subcommand(actions, "add", "subscribe a URL to events", _add, common, "URL")
     _events_option(add, required=True)
-    add.add_argument("--secret", help="signing secret (default: a generated whsec_... one)")
+    secret_options(add, "signing secret (default: $HOOKD_SECRET, else a generated whsec_...)")
     add.add_argument("--description", default="", help="a note for people")
     add.add_argument("--disabled", action="store_true", help="create it disabled")
 
@@ -39,12 +50,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _events_option(update, required=False)
     update.add_argument("--description")
-    update.add_argument("--secret", help="a new secret of your choice (see rotate-secret)")
+    secret_options(update, "a new secret of your choice (see rotate-secret)")
 
     rm_text = "delete an endpoint (its pending deliveries are cancelled)"
     subcommand(actions, "rm", rm_text, _remove, common)
     rotate = subcommand(actions, "rotate-secret", "give it a new secret", _rotate, common)
-    rotate.add_argument("--secret", help="the new secret (default: a generated one)")
+    secret_options(rotate, "the new secret (default: a generated one)")
     rotate.add_argument(
         "--overlap",
         metavar="DURATION",
@@ -90,9 +101,10 @@ def _add(context: Context) -> int:
         "description": args.description,
         "enabled": not args.disabled,
     }
-    if args.secret is not None:
-        body["secret"] = args.secret
-    _print_endpoint(context, context.client().post("/v1/endpoints", body))
+    secret = given_secret(context, environment=True)
+    if secret is not None:
+        body["secret"] = secret
+    _print_endpoint(context, context.client().post("/v1/endpoints", body), secret is None)
     return 0
 
 
@@ -129,12 +141,14 @@ def _update(context: Context) -> int:
             ("url", args.new_url),
             ("events", _patterns(args.events) if args.events else None),
             ("description", args.description),
-            ("secret", args.secret),
+            ("secret", given_secret(context, environment=False)),
         )
         if value is not None
     }
     if not changes:
-        raise UsageError("nothing to change: give --new-url, --events, --description or --secret")
+        raise UsageError(
+            "nothing to change: give --new-url, --events, --description, --secret or --secret-file"
+        )
     _print_endpoint(context, context.client().call("PATCH", _path(args.id), body=changes))
     return 0
 
@@ -157,8 +171,9 @@ def _remove(context: Context) -> int:
 def _rotate(context: Context) -> int:
     args = context.args
     body: dict[str, Any] = {}
-    if args.secret is not None:
-        body["secret"] = args.secret
+    secret = given_secret(context, environment=False)
+    if secret is not None:
+        body["secret"] = secret
     if args.overlap is not None:
         try:
             body["overlap_s"] = parse_duration(args.overlap)
@@ -168,7 +183,7 @@ def _rotate(context: Context) -> int:
         now = context.screen.now
         body["activate_at"] = option_time("--activate-at", args.activate_at, now, ahead=True)
     answer = context.client().post(_path(args.id, "/rotate-secret"), body or None)
-    _print_endpoint(context, answer)
+    _print_endpoint(context, answer, secret is None)
     return 0
 
 
@@ -182,7 +197,8 @@ def _test(context: Context) -> int:
     return 0
 
 
-def _print_endpoint(context: Context, answer: Answer) -> None:
+def _print_endpoint(context: Context, answer: Answer, generated: bool = False) -> None:
+    """The endpoint's fields; the reminder to keep a secret hookd `generated`."""
     if context.printed_json(answer):
         return
     endpoint = answer.data()
@@ -206,7 +222,7 @@ def _print_endpoint(context: Context, answer: Answer) -> None:
         until = endpoint["previous_secret_until"]
         pairs.append(("old secret signs until", screen.when(until)))
     screen.fields(pairs)
-    if "secret" in endpoint:
+    if "secret" in endpoint and generated:
         screen.note("keep the secret now: hookd will not show it again")
 
 

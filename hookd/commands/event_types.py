@@ -71,9 +71,9 @@ def _show(context: Context, name: str) -> int:
         ]
     )
     screen.line("schema of data")
-    screen.line(json.dumps(kind["schema"], ensure_ascii=False, indent=2))
+    screen.raw(json.dumps(kind["schema"], ensure_ascii=False, indent=2))
     if kind["example"] is not None:
         screen.line("example")
-        screen.line(json.dumps(kind["example"], ensure_ascii=False, indent=2))
+        screen.raw(json.dumps(kind["example"], ensure_ascii=False, indent=2))
         screen.note(f"send it: hookd send {kind['name']} --example")
     return 0

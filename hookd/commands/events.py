@@ -155,7 +155,7 @@ def _show(context: Context) -> int:
         ]
     )
     screen.line("data")
-    screen.line(json.dumps(event["data"], ensure_ascii=False, indent=2))
+    screen.raw(json.dumps(event["data"], ensure_ascii=False, indent=2))
     deliveries = event["deliveries"]
     if deliveries:
         screen.line("")

@@ -1,7 +1,8 @@
 """`hookd listen`: the command line of the local test receiver (see `hookd.listen`).
 
 Rules: `--fail-rate` draws from a generator seeded by `--seed` when given, so a run can
-be repeated; `--delay` takes a duration ("2s", "500ms").
+be repeated; `--delay` takes a duration ("2s", "500ms"). The secret comes from
+`--secret`, `--secret -`, `--secret-file` or HOOKD_SECRET (see `hookd.commands`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 from dataclasses import fields
 from typing import Any
 
-from hookd.commands import Context
+from hookd.commands import Context, given_secret, secret_options
 from hookd.core.durations import parse_duration
 
 
@@ -26,7 +27,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     parser.add_argument("--port", type=_port, default=3000, help="default 3000; 0 picks one")
     parser.add_argument("--path", type=_path, default="/webhook", help="default /webhook")
-    parser.add_argument("--secret", help="the endpoint's secret: check the signatures")
+    secret_options(parser, "the endpoint's secret (default: $HOOKD_SECRET): check the signatures")
     parser.add_argument(
         "--status", type=_status, help="answer this status (with --fail-rate: when failing)"
     )
@@ -48,7 +49,8 @@ def _listen(context: Context) -> int:
     from hookd import listen  # trio: only for this command
 
     args = context.args
-    options = listen.Options(**{f.name: getattr(args, f.name) for f in fields(listen.Options)})
+    given = {f.name: getattr(args, f.name) for f in fields(listen.Options) if f.name != "secret"}
+    options = listen.Options(**given, secret=given_secret(context, environment=True))
     return listen.run(options, context.screen, random.Random(args.seed))
 
 

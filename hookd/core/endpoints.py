@@ -3,6 +3,11 @@
 Rules:
 - A URL is absolute `http://` or `https://` with a host, no user:password part, and at
   most 2048 characters. Whether the host may be private is decided when sending.
+- The host must be resolvable as written: an IP address, or a name whose wire form
+  (`wire_host`: IDNA for an internationalised name, the form the sender looks up) has
+  labels of 1 to 63 letters, digits, '-' or '_', at most 253 characters in all (one
+  final root dot allowed). A typo such as `api..example.com` is refused here, not
+  discovered by a delivery.
 - `events` is a non-empty list of subscription patterns (see `routing`).
 - A generated secret is `whsec_` + base64 of 32 random bytes (a Standard Webhooks
   secret); a given one is kept as given (the spec's examples use `sua_chave_secreta`).
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
+import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -27,6 +34,9 @@ from hookd.core.routing import MAX_PATTERNS, pattern_error
 from hookd.core.signing import STANDARD_PREFIX, standard_key
 
 MAX_URL = 2048
+MAX_HOST = 253  # characters of a DNS name, without the root dot (RFC 1035)
+MAX_LABEL = 63
+_LABEL = re.compile(r"[A-Za-z0-9_-]+")
 MAX_SECRET = 512
 MAX_DESCRIPTION = 1024
 MAX_SECRET_OVERLAP = 30 * 86400  # how long a rotated-out secret may keep signing
@@ -49,15 +59,45 @@ def url_error(url: object) -> str | None:
         return f"url must start with http:// or https://, got {url[:80]!r}"
     if not parts.hostname:
         return f"url has no host: {url[:80]!r}"
-    try:
-        if not parts.hostname.isascii():
-            parts.hostname.encode("idna")
-    except UnicodeError:
-        return f"url host is not a valid internationalised name: {parts.hostname[:80]!r}"
+    problem = host_error(parts.hostname)
+    if problem is not None:
+        return f"url host {parts.hostname[:80]!r} cannot be resolved: {problem}"
     if parts.username is not None or parts.password is not None:
         return "url must not carry a user name or password"
     if port == 0:
         return "url port must be between 1 and 65535"
+    return None
+
+
+def wire_host(host: str) -> str:
+    """`host` as it is looked up and sent: an internationalised name as punycode (IDNA).
+
+    Raises UnicodeError for a name that has no such form.
+    """
+    return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+def host_error(host: str) -> str | None:
+    """Why the host of a URL (brackets removed) cannot be resolved as written, or None."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        name = wire_host(host)
+    except UnicodeError:
+        return "not a valid internationalised name"
+    name = name.removesuffix(".")
+    if len(name) > MAX_HOST:
+        return f"the name is longer than {MAX_HOST} characters"
+    for label in name.split("."):
+        if not label:
+            return "an empty label (two dots in a row, or a dot at either end)"
+        if len(label) > MAX_LABEL:
+            return f"a label is longer than {MAX_LABEL} characters"
+        if not _LABEL.fullmatch(label):
+            return "labels hold only letters, digits, '-' and '_'"
     return None
 
 

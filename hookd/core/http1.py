@@ -13,7 +13,8 @@ Rules (RFC 9112, the subset an API server needs):
 - Every refusal is a `ProtocolError` carrying the status to answer with; after one the
   connection is closed, because where the next request starts is unknown.
 - Responses read by the client: 1xx heads are skipped by the caller, 204 and 304 have no
-  body, then chunked, then Content-Length, else the body runs to the end of the
+  body, then chunked, then Content-Length (framed as in a request: different values are
+  refused, so such an answer is a failed attempt), else the body runs to the end of the
   connection. Only an HTTP/1.1 answer without `Connection: close` keeps the connection.
 """
 
@@ -79,13 +80,7 @@ def parse_head(data: bytes) -> Head:
 def _framing(method: str, target: str, version: bytes, headers: dict[str, str]) -> Head:
     length: int | None = None
     if "content-length" in headers:
-        values = {v.strip() for v in headers["content-length"].split(",")}
-        if len(values) != 1:
-            raise ProtocolError(400, "conflicting Content-Length values")
-        text = values.pop()
-        if not (text.isascii() and text.isdigit()) or len(text) > 15:
-            raise ProtocolError(400, "invalid Content-Length")
-        length = int(text)
+        length = content_length(headers["content-length"], 400, "")
     chunked = False
     if "transfer-encoding" in headers:
         if length is not None:
@@ -105,6 +100,21 @@ def _framing(method: str, target: str, version: bytes, headers: dict[str, str]) 
         keep_alive=keep_alive,
         expects_continue=expects and version == b"HTTP/1.1",
     )
+
+
+def content_length(value: str, status: int, where: str) -> int:
+    """The length a Content-Length field (its repeats joined with ", ") announces.
+
+    Repeats of one value are that value (RFC 9110 section 8.6); different values, or one
+    that is not a decimal number, raise a `ProtocolError` with `status`.
+    """
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1:
+        raise ProtocolError(status, f"conflicting Content-Length values{where}")
+    text = values.pop()
+    if not (text.isascii() and text.isdigit()) or len(text) > 15:
+        raise ProtocolError(status, f"invalid Content-Length{where}")
+    return int(text)
 
 
 class ChunkedBody:
@@ -206,10 +216,7 @@ def parse_response_head(data: bytes) -> ResponseHead:
     if status in (204, 304) or 100 <= status < 200:
         length = 0
     elif not chunked and b"content-length" in fields:
-        text = fields[b"content-length"].split(b",")[0].strip()
-        if not text.isdigit() or len(text) > 15:
-            raise ProtocolError(502, "invalid Content-Length in the answer")
-        length = int(text)
+        length = content_length(fields[b"content-length"].decode("latin-1"), 502, " in the answer")
     tokens = {t.strip() for t in fields.get(b"connection", b"").lower().split(b",")}
     framed = chunked or length is not None
     retry_after = fields.get(b"retry-after")

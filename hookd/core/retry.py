@@ -8,7 +8,8 @@ Rules (the spec's "Retentativas", DESIGN §1):
 - A 2xx is delivered. Everything else (3xx, 4xx, 5xx, timeouts, network errors, refused
   addresses) is a failed attempt.
 - On 429 and 503, `Retry-After` (seconds or an HTTP date) can push the next attempt
-  later, up to twice the scheduled delay, never earlier.
+  later, up to twice the scheduled delay, never earlier. An unreadable value (whatever
+  the receiver sent) is ignored.
 - Attempts count within a round; `hookd retry` starts a new round at attempt 1.
 """
 
@@ -63,7 +64,7 @@ def parse_retry_after(value: str, now: float) -> float | None:
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # whatever a receiver sends
         return None
     if when.tzinfo is None:
         return None

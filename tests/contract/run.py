@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ADDRESS = "127.0.0.1:8787"  # nothing else listens in a fresh namespace
-TOKEN = "contract-token"
+TOKEN = "contract-token-0123456789abcdef0123"  # an API token has 32 characters or more
 CONFIG = """
 [server]
 socket = "{out}/hookd.sock"

@@ -458,6 +458,9 @@ def test_continue_is_a_whole_interim_response() -> None:
             {"keep_alive": False},
         ),
         (b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0", {"content_length": 0}),
+        # Repeats of one value are that value (RFC 9110 section 8.6), in a list or not.
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5", {"content_length": 5}),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5", {"content_length": 5}),
     ],
 )
 def test_parse_response_head_accepts(data: bytes, expected: dict[str, Any]) -> None:
@@ -479,6 +482,11 @@ def test_parse_response_head_accepts(data: bytes, expected: dict[str, Any]) -> N
         b"HTTP/1.1 200 OK\r\nContent-Length: abc",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456",
+        # Two different lengths: where the answer ends is unknown (as for a request).
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5,",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5, abc",
     ],
 )
 def test_parse_response_head_refuses(data: bytes) -> None:

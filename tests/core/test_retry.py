@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookd.core.retry import (
     DEFAULT_SCHEDULE,
@@ -139,10 +141,30 @@ def test_retry_after_http_date() -> None:
         ("", NOW, None),  # empty
         ("1.5", NOW, None),  # not an integer
         ("\u00b2", NOW, None),  # "²": isdigit() but not a number
+        ("Tue, 8064217578 Feb 59 524:516:712 53F7O9", NOW, None),  # OverflowError inside
     ],
 )
 def test_parse_retry_after(value: str, now: float, seconds: float | None) -> None:
     assert parse_retry_after(value, now) == seconds
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(),
+        st.from_regex(
+            r"(Mon|Tue), [0-9]{1,12} (Jan|Feb) [0-9]{1,12} [0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3} "
+            r"[A-Z0-9+-]{1,6}",
+            fullmatch=True,
+        ),
+    )
+)
+def test_any_retry_after_from_a_receiver_is_a_delay_or_none(value: str) -> None:
+    """Whatever a receiver sends as Retry-After, the decision is made: nothing raises."""
+    seconds = parse_retry_after(value, NOW)
+    assert seconds is None or seconds >= 0
+    result = AttemptResult(status_code=503, retry_after=value)
+    assert isinstance(decide(result, 1, DEFAULT_SCHEDULE, NOW), Retry)
 
 
 @pytest.mark.parametrize(
