@@ -716,3 +716,18 @@ def test_request_bytes_is_what_hookd_sends() -> None:
 
 def test_response_bytes_of_an_unknown_status() -> None:
     assert response_bytes(299, [], b"") == b"HTTP/1.1 299 Unknown\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_request_header_values_keep_colons_and_lose_only_spaces_and_tabs() -> None:
+    head = parse_head(GET + b":8080\r\nX-Tag: \t XaX:b \t")  # Host: hookd:8080
+    assert head.headers == {"host": "hookd:8080", "x-tag": "XaX:b"}
+    with pytest.raises(ProtocolError) as info:  # a form feed is not stripped: it is refused
+        parse_head(GET + b"\r\nX-Tag: a\x0c")
+    assert (info.value.status, str(info.value)) == (400, "control character in a header value")
+
+
+def test_response_header_values_lose_only_spaces_and_tabs() -> None:
+    head = parse_response_head(
+        response(b"HTTP/1.1 503 Busy", b"Retry-After:\t X1X\x0b", b"Content-Length: 0")
+    )
+    assert head.retry_after == "X1X\x0b"
