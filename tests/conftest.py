@@ -19,11 +19,16 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from hypothesis import settings
 
 from hookd.runtime import config
 from hookd.runtime.daemon import Daemon
 
 API_TOKEN = "t0k-0123456789abcdef0123456789ab"  # 32 characters: the shortest token taken
+
+# `make mutate` runs with --hypothesis-profile=mutate: the same examples on every run and no
+# example database, so whether a mutant is killed never depends on what ran before it.
+settings.register_profile("mutate", derandomize=True, database=None)
 
 
 @pytest.fixture

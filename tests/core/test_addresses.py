@@ -113,3 +113,31 @@ def test_refusal_names_the_address_and_the_way_out() -> None:
     assert problem is not None
     assert "10.0.0.1" in problem
     assert "allowed_networks" in problem
+
+
+WAY_OUT = (
+    "; set delivery.allow_private_networks or list it in delivery.allowed_networks to deliver there"
+)
+
+
+@pytest.mark.parametrize(
+    ("ip", "problem"),
+    [
+        # the attempt's error says what kind of address it was, and the config keys to change
+        ("127.0.0.1", "127.0.0.1 is a loopback address" + WAY_OUT),
+        ("::1", "::1 is a loopback address" + WAY_OUT),  # not the IPv4-compatible 0.0.0.1
+        ("fe80::1%eth0", "fe80::1%eth0 is a link-local address" + WAY_OUT),
+        ("fe80::1%eth0%1", "fe80::1%eth0%1 is a link-local address" + WAY_OUT),  # zone dropped
+        ("10.0.0.1", "10.0.0.1 is a private address" + WAY_OUT),
+        ("::2", "::2 is a private address" + WAY_OUT),  # IPv4-compatible 0.0.0.2
+        ("100.64.0.1", "100.64.0.1 is not a globally routable address" + WAY_OUT),
+        # no way out for these: even allow_private_networks refuses them
+        ("0.0.0.0", "0.0.0.0 is unspecified"),
+        ("::", ":: is unspecified"),
+        ("224.0.0.1", "224.0.0.1 is multicast"),
+        ("ff02::1", "ff02::1 is multicast"),
+        ("example.com", "'example.com' is not an IP address"),
+    ],
+)
+def test_refusal_says_why(ip: str, problem: str) -> None:
+    assert STRICT.problem(ip) == problem

@@ -34,6 +34,12 @@ BEFORE = {
         ({**BEFORE, "secret": "s2", "url": "https://x/"}, Change("update", ["url", "secret"])),
         ({**BEFORE, "origin": "config"}, Change("update", ["origin"])),  # taken over by the file
         ({"secret": "whsec_new"}, Change("rotate_secret", ["secret"])),  # fields not given: same
+        # a next secret staged alone: its own action, and never its value
+        ({**BEFORE, "next_secret": "whsec_next"}, Change("stage_secret", ["next_secret"])),
+        (
+            {**BEFORE, "next_secret": "whsec_next", "description": "d"},
+            Change("update", ["description", "next_secret"]),
+        ),
     ],
 )
 def test_change_of_an_existing_endpoint(after: dict[str, Any], change: Change | None) -> None:

@@ -21,12 +21,24 @@ from hookd.domain.envelope import decode_batch, decode_event
 from hookd.domain.errors import Invalid
 from tests.test_spec_receivers import SPEC_EXAMPLES, spec_text
 
-KNOWN = Catalog(mode="known")  # refuses every departure in the catalog's types
+
+def known() -> Catalog:
+    """A catalog that refuses every departure in its types. Built in each test, not at
+    import: its checks are closures made then, and `make mutate` must see them run."""
+    return Catalog(mode="known")
 
 
-def refusal(cat: Catalog, event: str, data: dict[str, Any], item: int | None = None) -> str:
+def refusal(
+    cat: Catalog,
+    event: str,
+    data: dict[str, Any],
+    item: int | None = None,
+    code: str = "invalid_event",
+    timestamp: str | None = None,
+) -> str:
     with pytest.raises(Invalid) as info:
-        cat.check(event, data, item)
+        cat.check(event, data, item, timestamp)
+    assert info.value.code == code  # the code is for programs
     return info.value.message
 
 
@@ -105,7 +117,7 @@ def test_a_broken_variant_is_refused_naming_its_field(
     name: str, change: dict[str, Any], path: str, words: str
 ) -> None:
     data = {**example(name), **change}
-    message = refusal(KNOWN, name, {k: v for k, v in data.items() if v is not None})
+    message = refusal(known(), name, {k: v for k, v in data.items() if v is not None})
     assert message.startswith(f"{path}")
     assert words in message
 
@@ -113,7 +125,7 @@ def test_a_broken_variant_is_refused_naming_its_field(
 def test_missing_id_is_named() -> None:
     data = example("chamado.respondido")
     del data["chamadoId"]
-    assert refusal(KNOWN, "chamado.respondido", data) == "$.data.chamadoId is required"
+    assert refusal(known(), "chamado.respondido", data) == "$.data.chamadoId is required"
 
 
 def test_optional_fields_may_be_absent_or_null_and_unknown_fields_pass() -> None:
@@ -124,19 +136,19 @@ def test_optional_fields_may_be_absent_or_null_and_unknown_fields_pass() -> None
 
 def test_a_batch_item_is_named() -> None:
     data = {**example("tarefa.criada"), "prioridade": "X"}
-    message = refusal(KNOWN, "tarefa.criada", data, item=3)
+    message = refusal(known(), "tarefa.criada", data, item=3)
     assert message.startswith("item 3: $.data.prioridade: ")
 
 
 def test_nested_paths_are_named() -> None:
     data = {**example("tarefa.atualizada"), "alteracoes": {"status": {"novo": 1}, "x": []}}
-    assert refusal(KNOWN, "tarefa.atualizada", data).startswith("$.data.alteracoes[...]: ")
+    assert refusal(known(), "tarefa.atualizada", data).startswith("$.data.alteracoes[...]: ")
 
 
 def test_a_float_where_a_string_belongs_is_called_a_float() -> None:
     # At ingest, floats arrive as msgspec.Raw (envelope.js_number): the message says float.
     request = decode_event(b'{"event":"cliente.criado","data":{"id":"c","nome":1.5}}').requests[0]
-    message = refusal(KNOWN, request.event, request.data)
+    message = refusal(known(), request.event, request.data)
     assert message == "$.data.nome: Expected `str | null`, got `float`"
 
 
@@ -144,7 +156,7 @@ def test_times_must_be_rfc3339() -> None:
     for good in ("2024-01-01T10:00:00Z", "2024-06-30T23:59:59.123-03:00"):
         Catalog().check("cliente.criado", {"id": "c", "createdAt": good})
     for bad in ("", "2024-01-01", "2024-01-01 10:00:00", "2024-02-30T10:00:00Z"):
-        message = refusal(KNOWN, "cliente.criado", {"id": "c", "createdAt": bad})
+        message = refusal(known(), "cliente.criado", {"id": "c", "createdAt": bad})
         assert message.startswith("$.data.createdAt must be RFC 3339")
 
 
@@ -163,7 +175,7 @@ def test_checking_leaves_data_as_it_was() -> None:
 
 def test_known_lets_unknown_types_through_strict_refuses_them_off_checks_nothing() -> None:
     Catalog(mode="known").check("pedido.criado", {"anything": 1})
-    message = refusal(Catalog(mode="strict"), "pedido.criado", {}, item=2)
+    message = refusal(Catalog(mode="strict"), "pedido.criado", {}, 2, "unknown_event_type")
     assert message.startswith("item 2: $.event: 'pedido.criado' is not in the event catalog")
     Catalog(mode="off").check("pedido.criado", {})
     Catalog(mode="off").check("cliente.criado", {"id": 5})
@@ -251,6 +263,7 @@ def test_report_is_the_default_and_refuses_only_a_missing_entity() -> None:
     for name, data in SPEC_EXAMPLES:
         assert report.check(name, data) == ()
         entity = catalog.ENTITY_FIELDS[name]
+        bad: object
         for bad in (None, False, [], {}):
             message = refusal(report, name, {**data, entity: bad}, item=1)
             assert message.startswith(f"item 1: $.data.{entity} is required"), message
@@ -301,4 +314,160 @@ def test_report_checks_the_timestamp_of_any_type_and_refuses_operators_required(
     ]
     assert refusal(report, "pedido.criado", {}) == "$.data.pedidoId is required"
     with pytest.raises(Invalid):
-        KNOWN.check("x.y", {}, timestamp="2024-01-01")
+        known().check("x.y", {}, timestamp="2024-01-01")
+
+
+# -- word for word: what the 422s and the findings say, and what GET /v1/event-types shows
+
+
+def test_every_entry_of_the_listing_is_complete() -> None:
+    cat = Catalog([CustomType(name="pedido.criado", description="Um pedido.")])
+    for name, group, description, kind, data in catalog._SPEC:
+        entry = cat.get(name)
+        assert entry is not None
+        assert (entry.group, entry.description, entry.source) == (group, description, "spec")
+        assert entry.entity_field == catalog.ENTITY_FIELDS[name]
+        assert entry.example == {"event": name, "timestamp": "2024-01-01T10:00:00Z", "data": data}
+        assert entry.schema == msgspec.json.schema(kind, ref_template="#/$defs/{name}")
+    for name, description, kind in catalog._HOOKD:
+        entry = cat.get(name)
+        assert entry is not None
+        assert (entry.description, entry.entity_field) == (description, None)
+        assert entry.schema == msgspec.json.schema(kind, ref_template="#/$defs/{name}")
+    own = cat.get("pedido.criado")
+    assert own is not None
+    assert (own.description, own.example, own.entity_field) == ("Um pedido.", None, None)
+    assert own.schema == {"type": "object"}
+
+
+def test_every_schema_reference_resolves_inside_its_document() -> None:
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [v for k, v in node.items() if k == "$ref"] + [
+                r for v in node.values() for r in refs(v)
+            ]
+        return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+    schema = Catalog().get("cliente.atualizado")
+    assert schema is not None
+    found = refs(schema.schema)
+    assert "#/$defs/Alteracao" in found
+    for ref in found:
+        assert ref.removeprefix("#/$defs/") in schema.schema["$defs"]
+
+
+def test_a_custom_types_schema_requires_its_fields_not_null() -> None:
+    own = CustomType(name="pedido.criado", required=["pedidoId", "valor"])
+    entry = Catalog([own]).get("pedido.criado")
+    assert entry is not None
+    present = {"type": ["boolean", "number", "string", "array", "object"]}
+    assert entry.schema == {
+        "type": "object",
+        "required": ["pedidoId", "valor"],
+        "properties": {"pedidoId": present, "valor": present},
+    }
+
+
+@pytest.mark.parametrize(
+    ("custom", "problem"),
+    [
+        (
+            CustomType(name="Pedido"),
+            "name must be a dotted lowercase name like 'pedido.criado', got 'Pedido'",
+        ),
+        (
+            CustomType(name="a." + "b" * 127),
+            f"name must be a dotted lowercase name like 'pedido.criado', got {'a.' + 'b' * 127!r}",
+        ),
+        (CustomType(name="hookd.meu"), "names starting with 'hookd.' are hookd's own events"),
+        (CustomType(name="cliente.criado"), "'cliente.criado' is already in the spec's catalog"),
+        (CustomType(name="a.b", required=["x", ""]), "required[1] must name a field of data"),
+        (CustomType(name="a.b", required=["x", "x"]), "required names a field twice"),
+        (
+            CustomType(name="a.b", required=["x", "y"], example={"x": 1, "y": None}),
+            "example lacks required field 'y'",
+        ),
+        (CustomType(name="a." + "b" * 126), None),  # 128 characters
+        (CustomType(name="a.b", required=["x"], example={"x": 0}), None),
+    ],
+)
+def test_custom_error_says_what_is_wrong(custom: CustomType, problem: str | None) -> None:
+    assert catalog.custom_error(custom) == problem
+
+
+def test_strict_names_the_unknown_type_and_the_setting() -> None:
+    message = refusal(Catalog(mode="strict"), "p" * 100 + ".x", {}, 0, "unknown_event_type")
+    assert message == (
+        f"item 0: $.event: {'p' * 80!r} is not in the event catalog "
+        "(ingest.validate is 'strict'; see GET /v1/event-types)"
+    )
+
+
+def test_known_refuses_a_timestamp_that_is_not_rfc3339_word_for_word() -> None:
+    message = refusal(known(), "x.y", {}, 4, timestamp="2" * 100)
+    assert message == (
+        f"item 4: $.timestamp must be RFC 3339, like '2024-01-01T10:00:00Z', got {'2' * 80!r}"
+    )
+    message = refusal(known(), "cliente.criado", {"id": "c", "createdAt": "ontem"}, 1)
+    assert message == (
+        "item 1: $.data.createdAt must be RFC 3339, like '2024-01-01T10:00:00Z', got 'ontem'"
+    )
+
+
+def test_known_names_the_values_an_enumeration_expects() -> None:
+    data = {**example("tarefa.criada"), "prioridade": "X"}
+    assert refusal(known(), "tarefa.criada", data) == (
+        "$.data.prioridade: Invalid enum value 'X'; expected one of ALTA, BAIXA, MEDIA, URGENTE"
+    )
+    assert refusal(known(), "tarefa.criada", {"id": 5}) == ("$.data.id: Expected `str`, got `int`")
+
+
+def test_report_refuses_a_missing_entity_word_for_word() -> None:
+    message = refusal(Catalog(), "cliente.criado", {"nome": "x"}, 2)
+    assert message == (
+        "item 2: $.data.id is required: the id of what the event is about, a string or a number"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "findings"),
+    [
+        (  # another required field missing is reported, an optional one is not
+            "chamado.respondido",
+            {"chamadoId": "c1", "mensagem": 5},
+            [
+                ("$.data.respostaId", "is required"),
+                ("$.data.mensagem", "Expected `str | null`, got `int`"),
+            ],
+        ),
+        (
+            "tarefa.criada",
+            {"id": "t", "status": "AGUARDANDO"},
+            [
+                (
+                    "$.data.status",
+                    "Invalid enum value 'AGUARDANDO'; the spec shows "
+                    "CANCELADA, CONCLUIDA, EM_ANDAMENTO, PENDENTE",
+                )
+            ],
+        ),
+        (  # not a value of the enumeration but of the wrong type: no list of values
+            "tarefa.criada",
+            {"id": "t", "status": 5},
+            [("$.data.status", "Expected `str | null`, got `int`")],
+        ),
+    ],
+)
+def test_report_findings_word_for_word(
+    name: str, data: dict[str, Any], findings: list[tuple[str, str]]
+) -> None:
+    assert Catalog().check(name, data) == [catalog.Finding(*f) for f in findings]
+
+
+def test_report_calls_a_float_a_float() -> None:
+    request = decode_event(
+        b'{"event":"email.enviado","data":{"mensagemId":"m","contaId":"c","assunto":1.5}}'
+    ).requests[0]
+    assert Catalog().check(request.event, request.data) == [
+        catalog.Finding("$.data.assunto", "Expected `str | null`, got `float`")
+    ]

@@ -49,6 +49,7 @@ def test_parse_duration(value: str | int | float, seconds: float) -> None:
         True,  # a bool is not a number of seconds
         False,
         float("nan"),  # NaN is no duration (TOML can write `nan`)
+        float("inf"),  # nor is infinity (TOML's `inf`): a retry never due
     ],
 )
 def test_parse_duration_refuses(value: str | int | float) -> None:

@@ -23,6 +23,7 @@ from hookd.domain.envelope import (
     decode_batch,
     decode_event,
     format_timestamp,
+    internal_event,
     is_rfc3339,
     js_number,
     prepare,
@@ -559,3 +560,175 @@ def test_any_timestamp_string_is_passed_through(timestamp: str) -> None:
             {"event": "a.b", "timestamp": timestamp, "data": {}}, separators=(",", ":")
         ).encode()
     )
+
+
+# --- word for word: status, code and message of each refusal --------------------------
+
+NESTED = b'{"event":"a.b","data":{"x":' + b"[" * DEEP + b"]" * DEEP + b"}}"
+UNSAFE = b'{"event":"a.b","data":{"a":[1,9007199254740993]}}'
+NOT_EXACT = " is an integer JavaScript cannot hold exactly (9007199254740993); send it as a string"
+
+
+@pytest.mark.parametrize(
+    ("call", "raw", "status", "code", "message"),
+    [
+        ("event", b"", 400, "empty_body", "empty body: expected a JSON object"),
+        ("event", b"{", 400, "invalid_json", "invalid JSON: Input data was truncated"),
+        ("event", NESTED, 400, "invalid_json", "invalid JSON: nested too deeply"),
+        ("event", UNSAFE, 422, "invalid_event", "$.data.a[1]" + NOT_EXACT),
+        (  # an extra envelope key is checked like data
+            "event",
+            b'{"event":"a.b","data":{},"x":{"a":[1,9007199254740993]}}',
+            422,
+            "invalid_event",
+            "$.x.a[1]" + NOT_EXACT,
+        ),
+        (
+            "event",
+            b'{"event":"a.b","data":[],"x":1}',
+            422,
+            "invalid_event",
+            "Expected `object`, got `array` - at `$.data`",
+        ),
+        (
+            "json",
+            b"[" + ITEM + b"," + NESTED + b"]",
+            400,
+            "invalid_json",
+            "invalid JSON: nested too deeply",
+        ),
+        (
+            "json",
+            b"[" + ITEM + b"," + UNSAFE + b"]",
+            422,
+            "invalid_event",
+            "item 1: $.data.a[1]" + NOT_EXACT,
+        ),
+        ("json", b"[]", 422, "invalid_batch", "a batch needs at least one event"),
+        (
+            "json",
+            b" " + ITEM,
+            422,
+            "invalid_batch",
+            "a batch is a JSON array of events (or NDJSON)",
+        ),
+        (
+            "json",
+            b"[" + b",".join([ITEM] * (MAX_BATCH + 1)) + b"]",
+            413,
+            "batch_too_large",
+            "a batch holds at most 1000 events, got 1001",
+        ),
+        ("ndjson", b"\n \n", 400, "empty_body", "empty body: expected one JSON object per line"),
+        (
+            "ndjson",
+            ITEM + b"\n" + NESTED,
+            400,
+            "invalid_json",
+            "line 2: invalid JSON: nested too deeply",
+        ),
+        (  # a type error found before the syntax error: still a 400, still naming the line
+            "ndjson",
+            ITEM + b'\n{"event": 5',
+            400,
+            "invalid_json",
+            "line 2: invalid JSON: Input data was truncated",
+        ),
+        (
+            "ndjson",
+            ITEM + b'\n{"event":"a.b"}',
+            422,
+            "invalid_event",
+            "line 2: Object missing required field `data`",
+        ),
+        (
+            "ndjson",
+            ITEM + b'\n{"event":"a.b","data":[],"extra":1}',
+            422,
+            "invalid_event",
+            "line 2: Expected `object`, got `array` - at `$.data`",
+        ),
+        (
+            "ndjson",
+            ITEM + b'\n{"event":"a.b","data":{},"extra":[1,{"n":9007199254740993}]}',
+            422,
+            "invalid_event",
+            "item 1: $.extra[1].n" + NOT_EXACT,
+        ),
+    ],
+)
+def test_refusals_word_for_word(
+    call: str, raw: bytes, status: int, code: str, message: str
+) -> None:
+    error = (
+        refusal(decode_event, raw)
+        if call == "event"
+        else refusal(decode_batch, raw, call == "ndjson")
+    )
+    assert (error.status, error.code, error.message) == (status, code, message)
+
+
+def test_prepare_names_the_item_word_for_word() -> None:
+    own = decode_event(b'{"event":"hookd.x","data":{}}').requests[0]
+    reserved = "$.event: names starting with 'hookd.' are hookd's own events"
+    for item, where in ((None, ""), (3, "item 3: ")):
+        error = refusal(prepare, own, RECEIVED, item)
+        assert (error.status, error.code, error.message) == (422, "invalid_event", where + reserved)
+    bad_id = decode_event(b'{"event":"a.b","data":{},"id":"' + b"-" * 100 + b'"}').requests[0]
+    for item, where in ((None, ""), (2, "item 2: ")):
+        error = refusal(prepare, bad_id, RECEIVED, item)
+        assert (error.code, error.message) == (
+            "invalid_event",
+            f"{where}$.id must be 1-128 characters of letters, digits and . _ : -, "
+            f"got {'-' * 80!r}",
+        )
+
+
+def test_check_event_name_word_for_word() -> None:
+    error = refusal(check_event_name, "B" * 100)
+    assert (error.code, error.message) == (
+        "invalid_event",
+        f"$.event must be a dotted lowercase name like 'cliente.criado', got {'B' * 80!r}",
+    )
+    check_event_name("a." + "b" * 126)  # 128 characters
+
+
+def test_internal_event_body() -> None:
+    event = internal_event("hookd.teste", {"a": 1}, "2024-01-01T10:00:00.000Z")
+    assert (event.event, event.timestamp, event.body, event.id) == (
+        "hookd.teste",
+        "2024-01-01T10:00:00.000Z",
+        b'{"event":"hookd.teste","timestamp":"2024-01-01T10:00:00.000Z","data":{"a":1}}',
+        None,
+    )
+
+
+def test_index_like_keys_come_first_in_javascripts_order() -> None:
+    # JavaScript puts array-index keys (0 .. 2**32 - 2, no leading zeros) first, ascending;
+    # "01" and 2**32 - 1 are ordinary keys and keep their place.
+    raw = event_with(
+        b'{"b":1,"01":2,"1":3,"0":4,"4294967294":5,"4294967295":6,"n":1234567890123456}'
+    )
+    assert body_of(raw) == (
+        b'{"event":"cliente.criado","timestamp":"2024-01-01T10:00:00Z","data":'
+        b'{"0":4,"1":3,"4294967294":5,"b":1,"01":2,"4294967295":6,"n":1234567890123456}}'
+    )
+
+
+def test_extras_are_kept_when_the_body_is_rewritten_for_javascript() -> None:
+    decoded = decode_event(b'{"event":"a.b","data":{"1":0,"0":0},"x":{"1":1,"0":0}}')
+    assert decoded.extras == [{"x": {"0": 0, "1": 1}}]
+    assert list(decoded.extras[0]["x"]) == ["0", "1"]  # type: ignore[index]
+
+
+def test_repaired_surrogates_are_counted() -> None:
+    assert decode_event(b'{"event":"a.b","data":{}}').repaired == 0
+    single = decode_event(b'{"event":"a.b","data":{"s":"\\ud800\\udc00 \\ud800 \\udfff"}}')
+    assert single.repaired == 2  # a pair is no lone surrogate
+    lines = b'{"event":"a.b","data":{"s":"\\ud800"}}\n{"event": "a.b", "data": {"s": "\\udfff"}}'
+    batch = decode_batch(lines, ndjson=True)  # spaces inside a line are not line breaks
+    assert (batch.repaired, len(batch.requests)) == (2, 2)
+
+
+def test_a_json_batch_may_start_with_whitespace() -> None:
+    assert len(decode_batch(b" \n [" + ITEM + b"]", ndjson=False).requests) == 1

@@ -729,3 +729,241 @@ def test_answer_head_limit() -> None:
     assert response.head.status == 200
     with pytest.raises(ProtocolError, match="answer head too large"):
         read_responses(ResponseReader(max_head_bytes=len(head) - 1), head + b"b")
+
+
+# -- what a wrong line would change (each case was a surviving mutant) -------------------
+
+
+def response(*lines: bytes) -> bytes:
+    return b"\r\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # a value holding ':' (an HTTP date) is the whole value after the first colon
+        (
+            response(
+                b"HTTP/1.1 503 Busy",
+                b"Retry-After: Wed, 21 Oct 2015 07:28:00 GMT",
+                b"Content-Length: 0",
+            ),
+            (503, "Wed, 21 Oct 2015 07:28:00 GMT", 0, False, True),
+        ),
+        # repeated fields are joined; repeats of one Content-Length are that length
+        (
+            response(
+                b"HTTP/1.1 200 OK",
+                b"Content-Length: 5",
+                b"content-length:5",
+                b"Retry-After: 1",
+                b"Retry-After: 2",
+            ),
+            (200, "1, 2", 5, False, True),
+        ),
+        (response(b"HTTP/1.1 200 OK", b"Content-Length: 5, 5"), (200, None, 5, False, True)),
+        # Connection tokens with or without spaces, in one field or several
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: 0", b"Connection: keep-alive,close"),
+            (200, None, 0, False, False),
+        ),
+        (
+            response(
+                b"HTTP/1.1 200 OK",
+                b"Content-Length: 0",
+                b"Connection: keep-alive",
+                b"Connection: Close",
+            ),
+            (200, None, 0, False, False),
+        ),
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: 0", b"Connection: closed"),
+            (200, None, 0, False, True),
+        ),
+        # no body for 1xx, 204 and 304, whatever they announce
+        (response(b"HTTP/1.1 100 Continue", b"Content-Length: 9"), (100, None, 0, False, True)),
+        (response(b"HTTP/1.1 199 Odd", b"Content-Length: 9"), (199, None, 0, False, True)),
+        (response(b"HTTP/1.1 204 No Content", b"Content-Length: 9"), (204, None, 0, False, True)),
+        (response(b"HTTP/1.1 304 Not Modified", b"Content-Length: 9"), (304, None, 0, False, True)),
+        (response(b"HTTP/1.1 200 OK", b"Content-Length: 9"), (200, None, 9, False, True)),
+        (response(b"HTTP/1.1 205 Reset", b"Content-Length: 9"), (205, None, 9, False, True)),
+        # chunked wins over Content-Length; any coding list ending in chunked is chunked
+        (
+            response(b"HTTP/1.1 200 OK", b"Transfer-Encoding: gzip, CHUNKED", b"Content-Length: 9"),
+            (200, None, None, True, True),
+        ),
+        # no framing: the body runs to the end of the connection, which cannot be kept
+        (response(b"HTTP/1.1 200 OK", b"Server: x"), (200, None, None, False, False)),
+        (b"HTTP/1.1 200 OK", (200, None, None, False, False)),
+        (b"HTTP/1.1 204", (204, None, 0, False, True)),  # no reason phrase
+        (response(b"HTTP/1.0 200 OK", b"Content-Length: 0"), (200, None, 0, False, False)),
+        # the longest Content-Length taken: 15 digits
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: 999999999999999"),
+            (200, None, 999999999999999, False, True),
+        ),
+    ],
+)
+def test_response_heads(
+    data: bytes, expected: tuple[int, str | None, int | None, bool, bool]
+) -> None:
+    head = parse_response_head(data)
+    assert (
+        head.status,
+        head.retry_after,
+        head.content_length,
+        head.chunked,
+        head.keep_alive,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: 5, 6"),
+            "conflicting Content-Length values in the answer",
+        ),
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: 5", b"Content-Length: 6"),
+            "conflicting Content-Length values in the answer",
+        ),
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: 1000000000000000"),
+            "invalid Content-Length in the answer",
+        ),
+        (
+            response(b"HTTP/1.1 200 OK", b"Content-Length: +5"),
+            "invalid Content-Length in the answer",
+        ),
+        (
+            response(
+                b"HTTP/1.1 200 OK", "Content-Length: \u0665".encode("latin-1", "ignore") + b"\xb2"
+            ),
+            "invalid Content-Length in the answer",
+        ),
+        (b"HTTP/2 200", "malformed status line b'HTTP/2 200'"),
+        (
+            b"HTTP/1.1 20" + b"x" * 100,
+            "malformed status line " + repr(b"HTTP/1.1 20" + b"x" * 49),
+        ),
+        (response(b"HTTP/1.1 200 OK", b"Bad Name: x"), "malformed header line in the answer"),
+    ],
+)
+def test_response_heads_refused_word_for_word(data: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_response_head(data)
+    assert (info.value.status, str(info.value)) == (502, message)
+
+
+@pytest.mark.parametrize(
+    ("data", "keep_alive"),
+    [
+        (GET + b"\r\nConnection: keep-alive,close", False),  # no space after the comma
+        (GET + b"\r\nConnection: Upgrade,Close", False),
+        (GET + b"\r\nConnection: closed", True),
+        (b"GET / HTTP/1.0\r\nConnection: Upgrade,Keep-Alive", True),
+        (b"GET / HTTP/1.0\r\nConnection: close", False),
+    ],
+)
+def test_request_connection_tokens(data: bytes, keep_alive: bool) -> None:
+    assert parse_head(data).keep_alive is keep_alive
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (
+            POST + b"\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            POST + b"\r\nTransfer-Encoding: gzip",
+            501,
+            "only the chunked transfer coding is supported",
+        ),
+        (
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked",
+            501,
+            "only the chunked transfer coding is supported",
+        ),
+        (POST + b"\r\nContent-Length: 1, 2", 400, "conflicting Content-Length values"),
+        (POST + b"\r\nContent-Length: 1000000000000000", 400, "invalid Content-Length"),
+        (b"GET / HTTP/2.0", 505, "only HTTP/1.0 and HTTP/1.1 are served"),
+        (b"GET / HTTP/1.1 x", 400, "malformed request line"),
+        (b"GET / HTTPS/1.1", 400, "malformed request line"),
+        (GET + b"\r\nBad Name: x", 400, "malformed header line"),
+        (GET + b"\r\nX: a\x01b", 400, "control character in a header value"),
+    ],
+)
+def test_request_heads_refused_word_for_word(data: bytes, status: int, message: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_head(data)
+    assert (info.value.status, str(info.value)) == (status, message)
+
+
+def test_request_content_length_repeats_and_digits() -> None:
+    assert parse_head(POST + b"\r\nContent-Length: 5, 5").content_length == 5
+    assert parse_head(POST + b"\r\nContent-Length: 5\r\nContent-Length: 5").content_length == 5
+    assert (
+        parse_head(POST + b"\r\nContent-Length: 999999999999999").content_length == 999999999999999
+    )
+    assert parse_head(b"POST / HTTP/1.0\r\nExpect: 100-continue").expects_continue is False
+    assert parse_head(POST + b"\r\nExpect: 100-Continue ").expects_continue is True
+
+
+def test_a_size_line_of_exactly_4096_bytes_waits_for_its_end() -> None:
+    decoder = ChunkedBody()
+    buffer = bytearray(b"0" * 4096)
+    decoder.feed(buffer)  # not yet too long: the CRLF may still come
+    assert (decoder.done, len(buffer)) == (False, 4096)
+    buffer += b"0"
+    with pytest.raises(ProtocolError) as info:
+        decoder.feed(buffer)
+    assert (info.value.status, str(info.value)) == (400, "chunk size line too long")
+
+
+def test_chunk_sizes_of_16_hex_digits_are_read_17_are_refused() -> None:
+    decoder, _ = decode(b"000000000000000" + b"3\r\nabc\r\n0\r\n\r\n")
+    assert (decoder.done, bytes(decoder.body)) == (True, b"abc")
+    with pytest.raises(ProtocolError) as info:
+        decode(b"0000000000000000" + b"3\r\nabc\r\n0\r\n\r\n")
+    assert (info.value.status, str(info.value)) == (400, "malformed chunk size")
+    with pytest.raises(ProtocolError) as info:
+        decode(b"3\r\nabcX\r\n0\r\n\r\n")
+    assert (info.value.status, str(info.value)) == (400, "malformed chunk")
+
+
+def test_request_bytes_is_what_hookd_sends() -> None:
+    data = request_bytes(
+        b"/hook?a=1",
+        [("Host", "erp.example.com"), ("Content-Type", "application/json")],
+        b'{"a":1}',
+    )
+    assert data == (
+        b"POST /hook?a=1 HTTP/1.1\r\nHost: erp.example.com\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 7\r\n\r\n{"a":1}'
+    )
+    assert request_bytes(b"/", [("X-Caf\xe9", "\xe9")], b"") == (
+        b"POST / HTTP/1.1\r\nX-Caf\xe9: \xe9\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+def test_response_bytes_of_an_unknown_status() -> None:
+    assert response_bytes(299, [], b"") == b"HTTP/1.1 299 Unknown\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_request_header_values_keep_colons_and_lose_only_spaces_and_tabs() -> None:
+    head = parse_head(GET + b":8080\r\nX-Tag: \t XaX:b \t")  # Host: hookd:8080
+    assert head.headers == {"host": "hookd:8080", "x-tag": "XaX:b"}
+    with pytest.raises(ProtocolError) as info:  # a form feed is not stripped: it is refused
+        parse_head(GET + b"\r\nX-Tag: a\x0c")
+    assert (info.value.status, str(info.value)) == (400, "control character in a header value")
+
+
+def test_response_header_values_lose_only_spaces_and_tabs() -> None:
+    head = parse_response_head(
+        response(b"HTTP/1.1 503 Busy", b"Retry-After:\t X1X\x0b", b"Content-Length: 0")
+    )
+    assert head.retry_after == "X1X\x0b"

@@ -122,3 +122,57 @@ def test_router_with_only_disabled_endpoints() -> None:
 def test_router_lists_an_endpoint_once_when_several_patterns_match() -> None:
     router = Router([Subscription("ep_a", ("cliente.*", "cliente.criado", "*"))])
     assert tuple(router.endpoints_for("cliente.criado")) == ("ep_a",)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (None, "a pattern must be a string, got NoneType"),
+        (5, "a pattern must be a string, got int"),
+        (
+            "Cliente",
+            "'Cliente' is not a pattern: use an event name like 'cliente.criado', "
+            "a prefix like 'cliente.*', or '*'",
+        ),
+        (  # a long pattern is quoted to 80 characters
+            "A" * 200,
+            f"{'A' * 80!r} is not a pattern: use an event name like 'cliente.criado', "
+            "a prefix like 'cliente.*', or '*'",
+        ),
+        ("cliente", "'cliente' is not a pattern: event names are dotted, e.g. 'cliente.*'"),
+    ],
+)
+def test_pattern_error_says_what_to_write(pattern: object, message: str) -> None:
+    # the API returns these in its 422s: they are what the user reads to fix the pattern
+    assert pattern_error(pattern) == message
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("*", False),  # the catch-all is for the CRM's events, not hookd's own alerts
+        ("hookd.*", True),  # those go to endpoints that ask for them
+        ("hookd.endpoint.disabled", True),
+        ("cliente.*", False),
+    ],
+)
+def test_hookd_events_go_only_to_endpoints_that_name_them(pattern: str, expected: bool) -> None:
+    assert matches(pattern, "hookd.endpoint.disabled") is expected
+    assert Router([Subscription("ep", (pattern,))]).endpoints_for("hookd.endpoint.disabled") == (
+        ("ep",) if expected else ()
+    )
+
+
+def test_router_caches_answers_up_to_10000_event_types() -> None:
+    router = Router([Subscription("ep", ("*",))])
+    first = router.endpoints_for("cliente.criado")
+    assert router.endpoints_for("cliente.criado") is first  # the cached tuple itself
+    for n in range(9_998):
+        router.endpoints_for(f"evento.n{n}")
+    last = router.endpoints_for("evento.ultimo")  # the 10,000th type: still cached
+    assert router.endpoints_for("evento.ultimo") is last
+    # past the bound the answer is computed every time (nothing grows without limit)
+    over = router.endpoints_for("evento.alem")
+    assert over == ("ep",)
+    assert router.endpoints_for("evento.alem") is not over
+    assert router.endpoints_for("evento.alem") == ("ep",)

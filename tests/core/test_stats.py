@@ -93,3 +93,55 @@ def test_health_delta_follows_the_order_of_attempts() -> None:
         "first_failure": None,
         "last_success": 50,
     }
+
+
+def test_counts_add_up() -> None:
+    counts = stats.PeriodCounts()
+    counts.add_attempt(1.0, ok=True)
+    counts.add_attempt(1.5, ok=False)  # the same bucket twice
+    counts.add_finished("failed")
+    counts.add_finished("failed")
+    counts.add_finished("succeeded")
+    counts.add_finished("succeeded")
+    counts.add_finished("cancelled")  # neither: not counted
+    assert (counts.attempts, counts.attempts_failed) == (2, 1)
+    assert (counts.succeeded, counts.failed) == (2, 2)
+    assert counts.latency == [2] + [0] * (stats.BUCKETS - 1)
+
+
+def test_a_row_reads_back_as_written() -> None:
+    counts = stats.PeriodCounts(
+        attempts=9, attempts_failed=4, succeeded=3, failed=2, latency=list(range(stats.BUCKETS))
+    )
+    assert stats.PeriodCounts.from_row(counts.row()) == counts
+
+
+def histogram(**by_bucket: int) -> list[int]:
+    """A latency histogram with `b<index>=count` entries."""
+    latency = [0] * stats.BUCKETS
+    for name, count in by_bucket.items():
+        latency[int(name[1:])] = count
+    return latency
+
+
+@pytest.mark.parametrize(
+    ("latency", "q", "expected"),
+    [
+        (histogram(b0=1), 0.5, 1.0),  # one attempt is enough; bucket 0 starts at 0 ms
+        (histogram(b0=4), 0.1, 0.2),  # a rank below 1 interpolates from the bucket's start
+        # a rank at the end of a bucket stays in it, not in the next non-empty one
+        (histogram(b0=2, b2=2), 0.5, 2.0),
+        # the overflow bucket runs from the last bound to twice it
+        (histogram(b17=2), 0.5, 9000.0),
+        (histogram(b17=1), 1.0, 12000.0),
+    ],
+)
+def test_percentile_edges(latency: list[int], q: float, expected: float) -> None:
+    assert stats.percentile(latency, q) == expected
+
+
+def test_summary_names_its_percentiles_and_rounds_the_rate() -> None:
+    counts = stats.PeriodCounts(succeeded=1, failed=2, latency=histogram(b0=100))
+    summary = stats.summarize(counts)
+    assert summary.success_rate == 0.3333
+    assert summary.latency_ms == {"p50": 1.0, "p95": 1.9, "p99": 2.0}

@@ -159,3 +159,43 @@ def test_heavy_churn_keeps_only_live_keys() -> None:
     assert timers.next_deadline() == 1.0
     assert timers.pop_due(float("inf")) == [key for _, key in expected]
     assert len(timers) == 0
+
+
+def heap_size(timers: Timers[int]) -> int:
+    """Entries in the heap, stale ones included: what the compaction rule bounds."""
+    return len(timers._heap)
+
+
+def test_the_heap_is_rebuilt_when_stale_entries_outnumber_live_ones() -> None:
+    # one key moved again and again: the heap keeps its stale entries up to 64 ...
+    timers: Timers[int] = Timers()
+    for step in range(64):
+        timers.add(0, float(step))
+    assert heap_size(timers) == 64
+    timers.add(0, 99.0)  # ... and is rebuilt past that, down to the live key
+    assert heap_size(timers) == 1
+    assert timers.pop_due(100.0) == [0]
+
+
+def test_the_heap_is_rebuilt_only_past_twice_the_live_keys() -> None:
+    timers: Timers[int] = Timers()
+    for key in range(40):
+        timers.add(key, float(key))
+    for key in range(40):
+        timers.add(key, float(key) + 0.5)  # every key moved once: 80 entries for 40 keys
+    assert heap_size(timers) == 80  # exactly twice the live keys: kept
+    timers.add(0, 100.0)  # 81 > 2 x 40: rebuilt
+    assert heap_size(timers) == 40
+    assert timers.pop_due(100.0) == [*range(1, 40), 0]
+
+
+def test_cancel_rebuilds_the_heap_too() -> None:
+    timers: Timers[int] = Timers()
+    for key in range(65):
+        timers.add(key, float(key))
+    for key in range(32):
+        assert timers.cancel(key)
+    assert heap_size(timers) == 65  # 33 live keys: 65 entries are not yet twice as many
+    assert timers.cancel(32)
+    assert heap_size(timers) == 32  # 32 live keys: rebuilt
+    assert timers.pop_due(100.0) == list(range(33, 65))
