@@ -58,8 +58,9 @@ bench: venv  # e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only ingest
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Mutation testing of the pure core ([tool.mutmut] in pyproject.toml): every mutant of
-# hookd/core/ is run against tests/core/ only; fails when a module scores under 90%.
-# Survivors left on purpose: tests/core/EQUIVALENT_MUTANTS.md. Not part of `make test`.
+# hookd/domain/ and hookd/protocol/ is run against tests/unit/ only; fails when a module
+# scores under 90%.
+# Survivors left on purpose: tests/unit/EQUIVALENT_MUTANTS.md. Not part of `make test`.
 mutate: venv
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2

@@ -56,8 +56,8 @@ allow_private_networks = true
 shutdown_grace = "2s"
 
 # The suite's events carry whatever data each test needs; the catalog's checks (the
-# default, "report") are tested where a test asks for them (tests/test_catalog_api.py,
-# tests/test_ingest_variants.py).
+# default, "report") are tested where a test asks for them (tests/system/test_catalog_api.py,
+# tests/system/test_ingest_variants.py).
 [ingest]
 validate = "off"
 """

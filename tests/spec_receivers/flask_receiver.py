@@ -3,7 +3,7 @@
 # `import sys` below; WEBHOOK_SECRET comes from the environment (default: the spec's);
 # the port is the first command-line argument; the missing no-op handle_tarefa_criada.
 # Usage: WEBHOOK_SECRET=... python flask_receiver.py PORT
-# tests/test_spec_receivers.py checks this file still matches the spec.
+# tests/system/test_spec_receivers.py checks this file still matches the spec.
 # fmt: off
 # ruff: noqa: F401, I001, W293
 import os

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from tests.conftest import API_TOKEN, Running
-from tests.test_api_events import (
+from tests.system.test_api_events import (
     assert_error,
     count,
     create_endpoint,

@@ -16,9 +16,9 @@ from hookd import __version__
 from hookd.db import schema, stats
 from tests.conftest import API_TOKEN, Running
 from tests.receiver import serve_receiver
-from tests.test_api_endpoints import free_port
-from tests.test_api_events import assert_error, create_endpoint, ingest
-from tests.test_delivery import wait_delivery
+from tests.system.test_api_endpoints import free_port
+from tests.system.test_api_events import assert_error, create_endpoint, ingest
+from tests.system.test_delivery import wait_delivery
 
 Factory = Callable[..., Awaitable[Running]]
 

@@ -14,7 +14,7 @@ import trio
 from hookd.delivery import scheduler as dispatcher
 from tests.conftest import Running
 from tests.receiver import Answer, Received, serve_receiver
-from tests.test_delivery import subscribe
+from tests.system.test_delivery import subscribe
 
 Start = Callable[..., Awaitable[Running]]
 

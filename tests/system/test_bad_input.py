@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tests.conftest import Running, socket_client
-from tests.test_api_events import assert_error, count, counts
+from tests.system.test_api_events import assert_error, count, counts
 
 JSON = "application/json"
 
@@ -62,7 +62,7 @@ BAD_REQUESTS = [
     # data null
     ("POST", "/v1/events", JSON, _event(data=None), 422),
     # timestamp a number (any string is relayed as sent; its format is the catalog's
-    # question: tests/test_ingest_variants.py)
+    # question: tests/system/test_ingest_variants.py)
     ("POST", "/v1/events", JSON, _event(timestamp=1704103200), 422),
     # timestamp a list
     ("POST", "/v1/events", JSON, _event(timestamp=["2024-01-01T10:00:00Z"]), 422),

@@ -16,10 +16,10 @@ import pytest
 from hookd.domain.envelope import decode_event, prepare
 from tests.cli_runner import cli
 from tests.conftest import Running
-from tests.core.test_catalog import BROKEN
 from tests.receiver import serve_receiver
-from tests.test_delivery import subscribe
-from tests.test_spec_receivers import SPEC_EXAMPLES
+from tests.system.test_delivery import subscribe
+from tests.system.test_spec_receivers import SPEC_EXAMPLES
+from tests.unit.test_catalog import BROKEN
 
 Start = Callable[..., Awaitable[Running]]
 KNOWN = '[ingest]\nvalidate = "known"\n'

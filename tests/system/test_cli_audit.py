@@ -9,7 +9,7 @@ import pytest
 
 from tests.cli_runner import cli
 from tests.conftest import Running
-from tests.test_api_events import create_endpoint
+from tests.system.test_api_events import create_endpoint
 
 
 async def test_audit_table_newest_first(hookd: Running) -> None:

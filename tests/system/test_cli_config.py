@@ -17,7 +17,7 @@ from hookd.runtime import config
 from tests.cli_runner import run_main
 from tests.conftest import write_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = """
 [server]
 listen = "127.0.0.1:8787"

@@ -12,8 +12,8 @@ import trio
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.receiver import Answer, Received, serve_receiver
-from tests.test_api_events import create_endpoint
-from tests.test_delivery import wait_attempts, wait_delivery, wait_status
+from tests.system.test_api_events import create_endpoint
+from tests.system.test_delivery import wait_attempts, wait_delivery, wait_status
 
 Factory = Callable[..., Awaitable[Running]]
 

@@ -14,8 +14,8 @@ import pytest
 
 from tests.cli_runner import cli
 from tests.conftest import Running
-from tests.test_api_endpoints import CONFIG_ENDPOINT, get_endpoint
-from tests.test_api_events import REFUSING_URL
+from tests.system.test_api_endpoints import CONFIG_ENDPOINT, get_endpoint
+from tests.system.test_api_events import REFUSING_URL
 
 Factory = Callable[..., Awaitable[Running]]
 GENERATED_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{43}=")

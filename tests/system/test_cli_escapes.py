@@ -18,8 +18,8 @@ from hookd.cli.output import Screen, Styled, printable
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
-from tests.test_api_events import create_endpoint
-from tests.test_delivery import wait_attempts
+from tests.system.test_api_events import create_endpoint
+from tests.system.test_delivery import wait_attempts
 
 Factory = Callable[..., Awaitable[Running]]
 

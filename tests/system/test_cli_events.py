@@ -16,7 +16,7 @@ from hookd.cli.client import UsageError
 from hookd.cli.commands import since_time
 from tests.cli_runner import cli
 from tests.conftest import Running
-from tests.test_api_events import create_endpoint
+from tests.system.test_api_events import create_endpoint
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 

@@ -30,7 +30,7 @@ from hookd.cli.receiver import Options, Receiver, check_signatures
 from hookd.domain import signing
 from tests.cli_runner import cli, hookd_cli
 from tests.conftest import Running
-from tests.test_delivery import wait_attempts, wait_status
+from tests.system.test_delivery import wait_attempts, wait_status
 
 Factory = Callable[..., Awaitable[Running]]
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from tests.conftest import Running
-from tests.test_api_events import create_endpoint
+from tests.system.test_api_events import create_endpoint
 
 HOOKD = [sys.executable, "-m", "hookd"]
 

@@ -17,8 +17,8 @@ import trio
 
 from tests.cli_runner import cli
 from tests.conftest import Running
-from tests.test_api_endpoints import stored_secret
-from tests.test_api_events import REFUSING_URL
+from tests.system.test_api_endpoints import stored_secret
+from tests.system.test_api_events import REFUSING_URL
 
 REMINDER = "keep the secret now"
 CHOSEN = "minha_chave_secreta"

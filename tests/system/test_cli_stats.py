@@ -12,7 +12,7 @@ import trio
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.receiver import serve_receiver
-from tests.test_delivery import ingest, subscribe
+from tests.system.test_delivery import ingest, subscribe
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.cli_runner import run_main
-from tests.test_cli_listen import SECRET, SPEC_BODY, SPEC_DIGEST, SPEC_SECRET
+from tests.system.test_cli_listen import SECRET, SPEC_BODY, SPEC_DIGEST, SPEC_SECRET
 
 SPEC_ARGS = ["verify", "--secret", SPEC_SECRET, "--signature", f"sha256={SPEC_DIGEST}"]
 

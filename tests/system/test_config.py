@@ -9,7 +9,7 @@ import pytest
 
 from hookd.runtime.config import Config, ConfigError, endpoint_id, load, parse, socket_mode
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENDPOINT = '[[endpoint]]\nurl = "https://erp.example.com/hook"\nevents = ["cliente.*"]\n'
 TOKEN = "0123456789abcdef0123456789abcdef"  # 32 characters: the shortest API token
 

@@ -25,7 +25,7 @@ import trio
 from hookd.runtime import descriptors
 from tests.conftest import Running, socket_client, write_config
 from tests.receiver import Answer, serve_receiver
-from tests.test_api_endpoints import free_port
+from tests.system.test_api_endpoints import free_port
 
 Factory = Callable[..., Awaitable[Running]]
 TOKEN = "k" * 32

@@ -22,7 +22,7 @@ import pytest
 import trio
 
 from tests.conftest import Running, socket_client, write_config
-from tests.test_api_events import create_endpoint, db_rows
+from tests.system.test_api_events import create_endpoint, db_rows
 
 Factory = Callable[..., Awaitable[Running]]
 DURABLE = '[storage]\ndurability = "full"'

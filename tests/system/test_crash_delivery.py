@@ -24,8 +24,8 @@ import trio
 
 from tests.conftest import socket_client, write_config
 from tests.receiver import Answer, Receiver, serve_receiver
-from tests.test_api_events import create_endpoint
-from tests.test_crash import BATCH_CLIENTS, RUN_FOR, Load, hammer, wait_until_serving
+from tests.system.test_api_events import create_endpoint
+from tests.system.test_crash import BATCH_CLIENTS, RUN_FOR, Load, hammer, wait_until_serving
 
 CONFIG = """
 [storage]

@@ -22,7 +22,7 @@ import trio
 from tests.cli_runner import run_main
 from tests.conftest import Running
 from tests.daemon_process import DaemonProcess
-from tests.test_api_events import create_endpoint, db_path
+from tests.system.test_api_events import create_endpoint, db_path
 
 Factory = Callable[..., Awaitable[Running]]
 PAGE = 8192

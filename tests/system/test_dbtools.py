@@ -20,7 +20,7 @@ from hookd.cli import dbtools
 from hookd.runtime import config
 from hookd.runtime.daemon import Daemon
 from tests.conftest import Running, write_config
-from tests.test_api_events import create_endpoint, db_path
+from tests.system.test_api_events import create_endpoint, db_path
 
 Factory = Callable[..., Awaitable[Running]]
 

@@ -24,7 +24,7 @@ from hookd.domain.views import EndpointStats
 from hookd.runtime import ids
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
-from tests.test_delivery import ingest, subscribe, wait_status
+from tests.system.test_delivery import ingest, subscribe, wait_status
 
 Start = Callable[..., Awaitable[Running]]
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

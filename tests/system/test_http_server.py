@@ -66,7 +66,7 @@ class Reply:
 
 class Connection:
     """A raw client connection that reads responses one at a time (framed by hookd's
-    codec, whose readers are checked against h11 in tests/core/test_http1_codec.py)."""
+    codec, whose readers are checked against h11 in tests/unit/test_http1_codec.py)."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream

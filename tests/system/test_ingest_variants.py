@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 from tests.conftest import Running
 from tests.receiver import serve_receiver
-from tests.test_delivery import subscribe
-from tests.test_spec_receivers import SPEC_EXAMPLES
+from tests.system.test_delivery import subscribe
+from tests.system.test_spec_receivers import SPEC_EXAMPLES
 
 Start = Callable[..., Awaitable[Running]]
 EXAMPLES = dict(SPEC_EXAMPLES)

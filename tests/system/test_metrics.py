@@ -22,8 +22,8 @@ from hookd.domain.retry import AttemptResult
 from hookd.runtime import metrics
 from tests.conftest import API_TOKEN, Running
 from tests.receiver import Answer, Received, serve_receiver
-from tests.test_api_endpoints import free_port
-from tests.test_api_events import REFUSING_URL, assert_error, create_endpoint, ingest
+from tests.system.test_api_endpoints import free_port
+from tests.system.test_api_events import REFUSING_URL, assert_error, create_endpoint, ingest
 
 Factory = Callable[..., Awaitable[Running]]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -33,7 +33,7 @@ from hookd.runtime.metrics import CONTENT_TYPE as METRICS_TYPE
 from tests.conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
-RUNNER = Path(__file__).parent / "contract" / "run.py"
+RUNNER = Path(__file__).parents[1] / "contract" / "run.py"
 DEFAULT_SEED = "20261129"
 
 

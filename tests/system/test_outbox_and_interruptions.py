@@ -18,7 +18,7 @@ import trio
 from tests.conftest import Running
 from tests.daemon_process import DaemonProcess
 from tests.receiver import Answer, serve_receiver
-from tests.test_delivery import ingest, subscribe
+from tests.system.test_delivery import ingest, subscribe
 
 Start = Callable[..., Awaitable[Running]]
 

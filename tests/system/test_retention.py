@@ -28,7 +28,7 @@ from hookd.runtime.clock import Clock
 from hookd.runtime.retention import Retention, Totals
 from tests.conftest import Running
 from tests.receiver import serve_receiver
-from tests.test_delivery import subscribe
+from tests.system.test_delivery import subscribe
 
 Start = Callable[..., Awaitable[Running]]
 DAY = 86400.0

@@ -33,9 +33,9 @@ from hookd.domain import views
 from hookd.domain.signing import verify_spec
 from tests.conftest import Running
 from tests.receiver import Answer, Received, serve_receiver
-from tests.test_api_events import db_path, db_rows
-from tests.test_delivery import ingest, subscribe
-from tests.test_spec_receivers import readme_block
+from tests.system.test_api_events import db_path, db_rows
+from tests.system.test_delivery import ingest, subscribe
+from tests.system.test_spec_receivers import readme_block
 
 Start = Callable[..., Awaitable[Running]]
 FAST = '[server]\nidle_timeout = "2h"\nrequest_timeout = "2h"\n'

@@ -21,7 +21,7 @@ import trio.testing
 
 from tests.conftest import Running
 from tests.receiver import Answer, Policy, Received, serve_receiver
-from tests.test_delivery import ingest, subscribe
+from tests.system.test_delivery import ingest, subscribe
 
 Start = Callable[..., Awaitable[Running]]
 FAST = '[server]\nidle_timeout = "2h"\nrequest_timeout = "2h"\n'

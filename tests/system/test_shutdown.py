@@ -122,7 +122,7 @@ async def test_a_second_daemon_refused_the_socket_leaves_the_first_one_reachable
         first = DaemonProcess(short_dir)
         client = await first.start(nursery)
         # Its own database (one on the same database is refused before the socket: see
-        # tests/test_db_safety.py), the same socket.
+        # tests/system/test_db_safety.py), the same socket.
         second = DaemonProcess(short_dir, f'[storage]\npath = "{short_dir / "second.db"}"')
         command = [sys.executable, "-m", "hookd", "serve", "--config", str(second.config)]
         result = await trio.run_process(command, check=False, capture_stderr=True)

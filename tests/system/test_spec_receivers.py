@@ -44,18 +44,18 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from hookd.domain.catalog import Catalog
 from tests.conftest import Running
 from tests.receiver import serve_receiver
-from tests.test_delivery import subscribe
+from tests.system.test_delivery import subscribe
 
 Start = Callable[..., Awaitable[Running]]
 
-RECEIVERS = Path(__file__).parent / "spec_receivers"
-README = Path(__file__).parents[1] / "README.md"
+RECEIVERS = Path(__file__).parents[1] / "spec_receivers"
+README = Path(__file__).parents[2] / "README.md"
 SPEC_SECRET = "sua_chave_secreta"  # the spec's example secret
 SPEC_TIMESTAMP = "2024-01-01T10:00:00Z"  # the timestamp of every spec example
 NO_RETRIES = '[delivery]\nretry_schedule = ["0s"]'
 # The spec: spec/webhooks-disponiveis.md, next to DESIGN.md, outside the repository.
 SPEC_FILE = Path(
-    os.environ.get("HOOKD_SPEC", Path(__file__).parents[2] / "shared/spec/webhooks-disponiveis.md")
+    os.environ.get("HOOKD_SPEC", Path(__file__).parents[3] / "shared/spec/webhooks-disponiveis.md")
 )
 
 # -- the payloads ------------------------------------------------------------------------

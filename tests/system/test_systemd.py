@@ -27,8 +27,8 @@ from hookd.domain.views import Status
 from hookd.runtime import systemd
 from hookd.runtime.daemon import status_line
 from tests.conftest import Running, write_config
-from tests.test_api_events import create_endpoint
-from tests.test_delivery import wait_status
+from tests.system.test_api_events import create_endpoint
+from tests.system.test_delivery import wait_status
 
 Factory = Callable[..., Awaitable[Running]]
 SERVE = [sys.executable, "-m", "hookd", "serve", "--config"]

@@ -33,7 +33,7 @@ from hookd.runtime.clock import Clock
 from hookd.runtime.daemon import Daemon
 from tests.conftest import socket_client, write_config
 from tests.daemon_process import DaemonProcess
-from tests.test_sender import make_job
+from tests.system.test_sender import make_job
 
 LABEL_CHARS = string.ascii_letters + string.digits + "-_.%!*~ é☃⒈\ufffd\u00ad\u200b"
 

@@ -2,7 +2,7 @@
 
 Every spec example must pass, and one broken variant per type must be refused with a
 422 naming the field's path. The examples are compared with the spec's own payloads
-(`tests.test_spec_receivers.SPEC_EXAMPLES`, itself checked against the spec's text).
+(`tests.system.test_spec_receivers.SPEC_EXAMPLES`, itself checked against the spec's text).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hookd.domain import catalog
 from hookd.domain.catalog import Catalog, CustomType
 from hookd.domain.envelope import decode_batch, decode_event
 from hookd.domain.errors import Invalid
-from tests.test_spec_receivers import SPEC_EXAMPLES, spec_text
+from tests.system.test_spec_receivers import SPEC_EXAMPLES, spec_text
 
 
 def known() -> Catalog:
