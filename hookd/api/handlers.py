@@ -15,7 +15,7 @@ Rules (docs/ARCHITECTURE.md; the contract is the README's API section):
   config carries it as a bearer token). Ingested events are counted after their commit.
 - Every endpoint change is written to the audit log (`GET /v1/audit`) in the same
   transaction, with the request's origin (`socket` or `tcp`).
-- Ingest checks each event's `data` against the catalog (`core.catalog`, as
+- Ingest checks each event's `data` against the catalog (`domain.catalog`, as
   `ingest.validate` says) after the envelope's own checks; the body stored is the one
   `envelope.prepare` built, whatever the check read. What the check only reports is
   recorded (`conformance`) once the event is stored, and shown per type by

@@ -291,7 +291,7 @@ _ENTITY = {  # the entity field of a spec type, with ingest.validate = "report"
 }
 _RFC3339 = {"type": "string", "format": "date-time"}
 _EVENT_ID = {"type": "string", "pattern": f"^{envelope.EVENT_ID.pattern}$"}
-# core.routing.pattern_error: '*', 'prefix.*', or a dotted name (with '.*' after it).
+# domain.routing.pattern_error: '*', 'prefix.*', or a dotted name (with '.*' after it).
 _SUBSCRIPTION = {
     "type": "string",
     "maxLength": 128,
@@ -300,7 +300,7 @@ _SUBSCRIPTION = {
         r"|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$"
     ),
 }
-# core.endpoints.url_error: http(s), no user:password, a host resolvable as written (at
+# domain.endpoints.url_error: http(s), no user:password, a host resolvable as written (at
 # most 253 characters; its rules on labels and IDNA are the code's). An IRI, since an
 # internationalised host is accepted (and sent as IDNA).
 _URL = {
@@ -309,7 +309,7 @@ _URL = {
     "maxLength": endpoint_rules.MAX_URL,
     "pattern": rf"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]{{1,{endpoint_rules.MAX_HOST}}}([/?#]|$)",
 }
-# core.endpoints.secret_error: no control characters, no whitespace (str.isspace) at
+# domain.endpoints.secret_error: no control characters, no whitespace (str.isspace) at
 # either end; a `whsec_` one must be that prefix and the base64 of its key
 # (signing.standard_key).
 _SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x20, 0x3001)) if c.isspace())

@@ -4,7 +4,7 @@ Over 400 lines: the lanes, the loop, the workers and the recorder share the sche
 state (tracked ids, timers, the in-flight set); split apart they would pass it around.
 
 Rules:
-- The database is the source of truth; the timer set (`core.timers`) is a cache of what
+- The database is the source of truth; the timer set (`domain.timers`) is a cache of what
   is due soon. Each endpoint has a lane that tracks at most LANE_MAX of its pending
   deliveries: every pending delivery of that endpoint whose (due time, id) is at or
   before the lane's cursor is tracked (in the timers, queued for a worker, or in
@@ -20,7 +20,7 @@ Rules:
 - A retry tracked after its attempt keeps the job it needs (body, URL, secret) in its
   lane, so it goes out without a read; anything that changes an endpoint drops its lane,
   and a retry through the API drops the kept job.
-- After each attempt the decision (`core.retry`) and the attempt are written together, by
+- After each attempt the decision (`domain.retry`) and the attempt are written together, by
   one recorder that writes whatever attempts have finished in one transaction while the
   workers go on sending; a delivery stays tracked until its record is on disk, and only
   then is a retry tracked again. A delivery cancelled meanwhile (endpoint disabled or

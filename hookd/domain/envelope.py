@@ -4,7 +4,7 @@ Rules (docs: the README's "Sending events"; the spec's payloads):
 - A request is `{"event", "data", "timestamp"?, "id"?, ...}`: `event` a dotted lowercase
   name (`cliente.criado`, `whatsapp.mensagem.recebida`), `data` an object, `timestamp` a
   string (passed through unchanged: whether it is RFC 3339 is the catalog's question,
-  `core.catalog`), `id` a header-safe token. That is all this module refuses: a relay
+  `domain.catalog`), `id` a header-safe token. That is all this module refuses: a relay
   refuses as little as it can.
 - Envelope keys beyond these four are accepted and delivered unchanged after the three
   the spec defines (`id` is hookd's metadata and never delivered). The common request
@@ -48,7 +48,7 @@ EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 # The ranges of every field are in the pattern (hour 00-23, second 00-60, ...); only a
 # day from 29 on needs the calendar, so most times cost one match (checked per time
-# field of every catalog event at ingest: core.catalog).
+# field of every catalog event at ingest: domain.catalog).
 _RFC3339 = re.compile(
     r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
     r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?"

@@ -9,7 +9,7 @@ Rules (the README's "What a receiver gets"; docs/ARCHITECTURE.md):
   decoded as the Standard Webhooks and Svix libraries (JavaScript's and Python's) all
   decode it: the standard base64 alphabet, at least 4 characters, `=` padding optional
   (at most two). A `whsec_` secret that does not decode so is no such secret:
-  `core.endpoints` refuses it, so no endpoint is signed without the headers its
+  `domain.endpoints` refuses it, so no endpoint is signed without the headers its
   `whsec_` secret promises.
 - `X-Webhook-Signature` is always the current secret's alone, as the spec's receivers
   check it. During a rotation's overlap the previous secret signs

@@ -7,7 +7,7 @@ Rules (the README's "Configuration"; docs/ARCHITECTURE.md):
 - Durations are strings ("500ms", "5s", "1m", "1h", "30d") or seconds.
 - Endpoints declared in `[[endpoint]]` tables are loaded at start with ids derived from
   their URL (or the `id` they give), beside the ones made through the API.
-- Event types declared in `[[event_type]]` tables join the catalog (`core.catalog`);
+- Event types declared in `[[event_type]]` tables join the catalog (`domain.catalog`);
   `ingest.validate` says how events are checked against it.
 - The TCP API's token comes from one of `server.api_token` (inline),
   `server.api_token_file` (a file holding it) or `server.api_token_credential` (a

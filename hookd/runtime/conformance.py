@@ -2,7 +2,7 @@
 
 Rules:
 - With `ingest.validate = "report"` (the default) an event is refused only for what
-  hookd cannot relay without (`core.catalog`); every other departure is a `Finding`
+  hookd cannot relay without (`domain.catalog`); every other departure is a `Finding`
   recorded here: counted in `hookd_events_nonconforming_total{event,field}`, logged at
   INFO at most once a minute per type and field, and kept (count, last time, last
   problem) for `GET /v1/event-types/{name}`.

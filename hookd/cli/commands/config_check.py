@@ -27,7 +27,7 @@ from hookd.domain.durations import format_duration
 from hookd.runtime import config
 
 MASK = "********"
-STANDARD_MASK = "whsec_MASKED"  # whsec_ + base64, as core.endpoints wants such secrets
+STANDARD_MASK = "whsec_MASKED"  # whsec_ + base64, as domain.endpoints wants such secrets
 
 
 def register(commands: Any) -> None:

@@ -1,4 +1,4 @@
-"""`hookd listen`: the command line of the local test receiver (see `hookd.listen`).
+"""`hookd listen`: the command line of the local test receiver (see `hookd.cli.receiver`).
 
 Rules: `--fail-rate` draws from a generator seeded by `--seed` when given, so a run can
 be repeated; `--delay` takes a duration ("2s", "500ms"). The secret comes from
