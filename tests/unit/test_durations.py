@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookd.domain.durations import format_duration, parse_duration
+from hookd.domain.durations import format_duration, parse_duration, span
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,24 @@ def test_parse_duration_refuses(value: str | int | float) -> None:
 def test_format_duration_reads_back_the_same(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0s"),
+        (59.9, "59s"),  # whole seconds, rounded down
+        (60, "1m"),  # no "0s" after a whole unit
+        (200, "3m 20s"),
+        (3599, "59m 59s"),
+        (3600, "1h"),
+        (3900, "1h 5m"),
+        (3959, "1h 5m"),  # two units at most: the seconds go
+        (86399, "23h 59m"),
+        (86400, "1d"),
+        (183600, "2d 3h"),
+        (90061, "1d 1h"),
+    ],
+)
+def test_span_shows_two_units_at_most(seconds: float, shown: str) -> None:
+    assert span(seconds) == shown
