@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hookd.domain.views import DELIVERY_STATUSES, iso
@@ -23,3 +25,13 @@ def test_iso_is_utc_with_milliseconds(unix: float | None, shown: str | None) -> 
 
 def test_the_delivery_statuses() -> None:
     assert DELIVERY_STATUSES == ("pending", "succeeded", "failed", "cancelled")
+
+
+def test_iso_is_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")  # UTC-3: a local time would show 21:00
+    time.tzset()
+    try:
+        assert iso(0) == "1970-01-01T00:00:00.000Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
