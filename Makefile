@@ -7,7 +7,7 @@ DIST_STAMP := $(VENV)/.installed-dist
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
 DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec)
 
-.PHONY: venv run test lint bench mutate dist dist-check clean
+.PHONY: venv run test lint bench mutate dist dist-check deb systemd-check clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,34 @@ dist/hookd: $(DIST_SOURCES)
 dist-check: dist
 	$(PYTHON) packaging/smoke.py dist/hookd
 
+# The Debian package, from the binary (packaging/deb.py): offline, with dpkg-deb. The
+# version is hookd's; `make deb DEB_VERSION=...` builds another.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' hookd/__init__.py)
+DEB_VERSION ?= $(VERSION)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB := dist/hookd_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: $(DEB)
+
+$(DEB): dist/hookd dist/copyright packaging/deb.py $(wildcard packaging/deb/*) \
+		systemd/hookd.service systemd/hookd.socket systemd/hookd.sysusers \
+		systemd/hookd-ip-allow.conf conf/hookd.toml README.md
+	$(PYTHON) packaging/deb.py --binary dist/hookd --copyright dist/copyright --out dist \
+		--version $(DEB_VERSION)
+
+# Debian's tools for the checks below, from apt when missing (they are not needed to build).
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+
+# The package under a real systemd (packaging/systemd_check.py; needs root): lintian first,
+# then a Debian root made with debootstrap (cached in ~/.cache/hookd) booted with
+# systemd-nspawn, the package installed with dpkg -i and checked there.
+systemd-check: deb
+	@command -v lintian >/dev/null && command -v debootstrap >/dev/null && \
+		command -v systemd-nspawn >/dev/null || \
+		{ apt-get update -qq && $(APT_INSTALL) lintian debootstrap systemd-container; }
+	lintian --fail-on error --no-tag-display-limit $(DEB)
+	$(PYTHON) packaging/systemd_check.py $(DEB)
+
 # The development config's TCP listener reads its API token from var/api-token: made on
 # the first run and shown then (later: cat var/api-token).
 run: venv
@@ -47,7 +75,7 @@ run: venv
 	$(BIN)/hookd serve --config conf/hookd.dev.toml
 
 lint: venv
-	$(BIN)/ruff check hookd tests bench tools
+	$(BIN)/ruff check hookd tests bench tools packaging
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
