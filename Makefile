@@ -47,11 +47,16 @@ DEB := dist/hookd_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 deb: $(DEB)
 
-$(DEB): dist/hookd dist/copyright packaging/deb.py $(wildcard packaging/deb/*) \
+$(DEB): dist/hookd dist/copyright dist/hookd.1 packaging/deb.py $(wildcard packaging/deb/*) \
 		systemd/hookd.service systemd/hookd.socket systemd/hookd.sysusers \
 		systemd/hookd-ip-allow.conf conf/hookd.toml README.md
-	$(PYTHON) packaging/deb.py --binary dist/hookd --copyright dist/copyright --out dist \
-		--version $(DEB_VERSION)
+	$(PYTHON) packaging/deb.py --binary dist/hookd --copyright dist/copyright \
+		--manpage dist/hookd.1 --out dist --version $(DEB_VERSION)
+
+# hookd(1), from the command line's own definition.
+dist/hookd.1: $(DIST_SOURCES) packaging/manpage.py
+	mkdir -p dist
+	$(BIN)/python packaging/manpage.py > $@.tmp && mv $@.tmp $@
 
 # Debian's tools for the checks below, from apt when missing (they are not needed to build).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends

@@ -1,6 +1,7 @@
 """Build the Debian package from the single-file binary: `make deb` runs
 
-    python3 packaging/deb.py --binary dist/hookd --copyright dist/copyright --out dist
+    python3 packaging/deb.py --binary dist/hookd --copyright dist/copyright \
+        --manpage dist/hookd.1 --out dist
 
 and writes dist/hookd_<version>_<arch>.deb with `dpkg-deb`, offline, from files of this
 repository only (standard library; needs dpkg-deb and gzip).
@@ -11,6 +12,7 @@ What the package holds (Debian bookworm's layout):
   at /usr/bin/hookd (the files in systemd/ name /usr/local/bin/hookd, for the manual install);
 - /usr/lib/sysusers.d/hookd.conf (the user and group) and /usr/lib/tmpfiles.d/hookd.conf
   (the data directory);
+- /usr/share/man/man1/hookd.1.gz, written by packaging/manpage.py;
 - /etc/hookd/hookd.toml from conf/hookd.toml, a conffile: an operator's edits survive upgrades;
 - /usr/share/doc/hookd/: the README, Debian's machine-readable copyright file (generated from
   the build's installed metadata, see packaging/README.md), a changelog, and under examples/
@@ -38,6 +40,7 @@ import sys
 import tempfile
 from email.utils import formatdate
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent / "deb"
@@ -159,9 +162,10 @@ class Tree:
         os.utime(self.root, (epoch, epoch))
 
 
-def stage(tree: Tree, binary: Path, copyright_file: Path, version: str, epoch: int) -> None:
+def stage(tree: Tree, inputs: Inputs, version: str, epoch: int) -> None:
     """Put every file of the package, and its control files, into `tree`."""
-    tree.put(PACKAGED_BINARY, binary.read_bytes(), 0o755)
+    tree.put(PACKAGED_BINARY, inputs.binary.read_bytes(), 0o755)
+    tree.put("/usr/share/man/man1/hookd.1.gz", gzipped(inputs.manpage.read_bytes()))
     for unit in ("hookd.service", "hookd.socket"):
         tree.put(f"/lib/systemd/system/{unit}", unit_for_package(ROOT / "systemd" / unit))
     tree.put("/usr/lib/sysusers.d/hookd.conf", (ROOT / "systemd" / "hookd.sysusers").read_bytes())
@@ -169,7 +173,7 @@ def stage(tree: Tree, binary: Path, copyright_file: Path, version: str, epoch: i
     tree.put(CONFFILE, (ROOT / "conf" / "hookd.toml").read_bytes())
     doc = "/usr/share/doc/hookd"
     tree.put(f"{doc}/README.md.gz", gzipped((ROOT / "README.md").read_bytes()))
-    tree.put(f"{doc}/copyright", copyright_file.read_bytes())
+    tree.put(f"{doc}/copyright", inputs.copyright.read_bytes())
     tree.put(f"{doc}/changelog.gz", gzipped(changelog(version, epoch)))
     example = (ROOT / "systemd" / "hookd-ip-allow.conf").read_bytes()
     tree.put(f"{doc}/examples/hookd-ip-allow.conf", example)
@@ -189,7 +193,15 @@ def stage(tree: Tree, binary: Path, copyright_file: Path, version: str, epoch: i
     tree.clamp_times(epoch)
 
 
-def build(binary: Path, copyright_file: Path, out_dir: Path, version: str) -> Path:
+class Inputs(NamedTuple):
+    """The built files the package is made of, besides this repository's."""
+
+    binary: Path
+    copyright: Path
+    manpage: Path
+
+
+def build(inputs: Inputs, out_dir: Path, version: str) -> Path:
     """Stage the package and build it with dpkg-deb; returns the .deb's path."""
     epoch = source_date_epoch()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +209,7 @@ def build(binary: Path, copyright_file: Path, out_dir: Path, version: str) -> Pa
     with tempfile.TemporaryDirectory(prefix="hookd-deb-") as staging:
         tree = Tree(Path(staging) / "hookd")
         tree.root.mkdir()
-        stage(tree, binary, copyright_file, version, epoch)
+        stage(tree, inputs, version, epoch)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
         subprocess.run(
             ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tree.root), str(deb)],
@@ -211,13 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", type=Path, required=True, help="the single-file hookd")
     parser.add_argument("--copyright", type=Path, required=True, help="DEP-5 copyright file")
+    parser.add_argument("--manpage", type=Path, required=True, help="hookd(1), in roff")
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output directory")
     parser.add_argument("--version", default=None, help="package version (default: hookd's)")
     args = parser.parse_args(argv)
     for tool in ("dpkg-deb", "dpkg-query"):
         if shutil.which(tool) is None:
             raise SystemExit(f"deb.py: {tool} not found (Debian's dpkg package)")
-    deb = build(args.binary, args.copyright, args.out, args.version or hookd_version())
+    inputs = Inputs(args.binary, args.copyright, args.manpage)
+    deb = build(inputs, args.out, args.version or hookd_version())
     print(f"{deb} ({deb.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -505,7 +505,7 @@ class Check:
         started = time.monotonic()
         self.c.run(["systemctl", "reload", "hookd.service"])
         took = time.monotonic() - started
-        status, endpoint = self.api.call("GET", "/v1/endpoints/added-by-reload")
+        status, _ = self.api.call("GET", "/v1/endpoints/added-by-reload")
         if status != 200 or self.c.main_pid() != before:
             raise CheckFailed(f"after systemctl reload: GET the new endpoint answered {status}, "
                               f"main PID {before} -> {self.c.main_pid()}")

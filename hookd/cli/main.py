@@ -42,7 +42,8 @@ from hookd.cli.output import Screen, colour_wanted
 from hookd.runtime import config, logs
 
 
-def _parser() -> argparse.ArgumentParser:
+def command_line() -> argparse.ArgumentParser:
+    """The whole command line: every subcommand and its options (also the man page's source)."""
     parser = argparse.ArgumentParser(prog="hookd", description="Outbound webhook daemon.")
     parser.add_argument("--version", action="version", version=f"hookd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -80,7 +81,7 @@ def _silence_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = command_line().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     screen = Screen(sys.stdout, sys.stderr, colour_wanted(sys.stdout, os.environ), time.time())
