@@ -137,6 +137,16 @@ LONG_URL = "https://erp.example.com/" + "a" * (MAX_URL - 24)
         ("https://:80" + "/a" * 50, f"url has no host: {('https://:80' + '/a' * 50)[:80]!r}"),
         ("http://\xad/", "url host '\\xad' cannot be resolved: not a valid internationalised name"),
         (
+            "http://a..b/",
+            "url host 'a..b' cannot be resolved: "
+            "an empty label (two dots in a row, or a dot at either end)",
+        ),
+        (
+            "http://a*.example/",
+            "url host 'a*.example' cannot be resolved: "
+            "labels hold only letters, digits, '-' and '_'",
+        ),
+        (
             "http://" + SOFT_HYPHEN * 90,  # quoted to 80 characters
             f"url host {SOFT_HYPHEN * 80!r} cannot be resolved: not a valid internationalised name",
         ),

@@ -539,6 +539,7 @@ def test_a_batch_keeps_each_items_extras() -> None:
         (rb"\\ud83d", "\\ud83d", 0),  # an escaped backslash, then text
         (rb"\\\ud83d", "\\\ufffd", 1),  # an escaped backslash, then a lone half
         (rb"\uD83D", "\ufffd", 1),  # upper-case hex
+        (rb"\u00e9", "\xe9", 0),  # an escape, but no surrogate: nothing repaired
     ],
 )
 def test_lone_surrogates_become_the_replacement_character(
@@ -567,6 +568,11 @@ def test_any_timestamp_string_is_passed_through(timestamp: str) -> None:
 NESTED = b'{"event":"a.b","data":{"x":' + b"[" * DEEP + b"]" * DEEP + b"}}"
 UNSAFE = b'{"event":"a.b","data":{"a":[1,9007199254740993]}}'
 NOT_EXACT = " is an integer JavaScript cannot hold exactly (9007199254740993); send it as a string"
+# Requests with an envelope key beyond the spec's ("x" first) take the slower path.
+WRONG_EVENT = b'{"x":1,"event":5,"data":{}}'
+TOO_LARGE = b'{"x":1,"event":"a.b","data":{"v":1e999}}'
+EXPECTED_STR = "Expected `str`, got `int` - at `$.event`"
+NO_DOUBLE = "number 1e999 is too large to deliver - at `$[...][...]`"
 
 
 @pytest.mark.parametrize(
@@ -576,6 +582,31 @@ NOT_EXACT = " is an integer JavaScript cannot hold exactly (9007199254740993); s
         ("event", b"{", 400, "invalid_json", "invalid JSON: Input data was truncated"),
         ("event", NESTED, 400, "invalid_json", "invalid JSON: nested too deeply"),
         ("event", UNSAFE, 422, "invalid_event", "$.data.a[1]" + NOT_EXACT),
+        (  # a type error first, then nesting only the syntax check reaches
+            "event",
+            b'{"event":5,"data":{"x":' + b"[" * DEEP + b"]" * DEEP + b"}}",
+            400,
+            "invalid_json",
+            "invalid JSON: nested too deeply",
+        ),
+        ("event", WRONG_EVENT, 422, "invalid_event", EXPECTED_STR),
+        ("event", TOO_LARGE, 422, "invalid_event", NO_DOUBLE),
+        (
+            "json",
+            b"[" + ITEM + b"," + WRONG_EVENT + b"]",
+            422,
+            "invalid_event",
+            "item 1: " + EXPECTED_STR,
+        ),
+        (
+            "json",
+            b'[{"x":1,"event":"a.b","data":{}},5]',
+            422,
+            "invalid_event",
+            "Expected `object`, got `int` - at `$[1]`",
+        ),
+        ("ndjson", ITEM + b"\n" + WRONG_EVENT, 422, "invalid_event", "line 2: " + EXPECTED_STR),
+        ("ndjson", ITEM + b"\n" + TOO_LARGE, 422, "invalid_event", "line 2: " + NO_DOUBLE),
         (  # an extra envelope key is checked like data
             "event",
             b'{"event":"a.b","data":{},"x":{"a":[1,9007199254740993]}}',
@@ -691,6 +722,8 @@ def test_check_event_name_word_for_word() -> None:
         f"$.event must be a dotted lowercase name like 'cliente.criado', got {'B' * 80!r}",
     )
     check_event_name("a." + "b" * 126)  # 128 characters
+    # A name no other test uses: one already checked is cached and never measured again.
+    check_event_name("length.limit_" + "z" * 115)  # 128 characters, checked afresh
 
 
 def test_internal_event_body() -> None:

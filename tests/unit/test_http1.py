@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from hookd.protocol.http1 import (
     CONTINUE,
     NEED_DATA,
     ChunkedBody,
+    Event,
     Incomplete,
     ProtocolError,
     RequestReader,
@@ -967,3 +969,152 @@ def test_response_header_values_lose_only_spaces_and_tabs() -> None:
         response(b"HTTP/1.1 503 Busy", b"Retry-After:\t X1X\x0b", b"Content-Length: 0")
     )
     assert head.retry_after == "X1X\x0b"
+
+
+def test_http_version_of_an_answer() -> None:
+    assert parse_response_head(response(OK.strip(), b"Content-Length: 0")).http_version == "1.1"
+    assert parse_response_head(b"HTTP/1.0 200 OK\r\nContent-Length: 0").http_version == "1.0"
+
+
+def test_an_empty_head_is_refused_not_awaited() -> None:
+    reader = RequestReader()
+    reader.feed(b"\r\n\r\n")
+    with pytest.raises(ProtocolError) as info:
+        reader.next_event()
+    assert (info.value.status, str(info.value)) == (400, "malformed request line")
+    with pytest.raises(ProtocolError) as info:
+        read_responses(ResponseReader(), b"\r\n\r\n")
+    assert (info.value.status, str(info.value)) == (502, "malformed status line b''")
+    with pytest.raises(ProtocolError) as info:  # an empty status line, then a status line
+        parse_response_head(b"\r\n" + OK.strip())
+    assert (info.value.status, str(info.value)) == (502, "malformed status line b''")
+
+
+LONG_HEAD = GET + b"\r\nX-Pad: " + b"a" * 100
+CHUNKED_POST = POST + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+IN_THE_MIDDLE = "the connection closed in the middle of a request"
+
+
+@pytest.mark.parametrize(
+    ("read", "status", "message"),
+    [
+        (  # the whole head, past the limit
+            lambda: read_requests(RequestReader(max_head_bytes=100), LONG_HEAD + b"\r\n\r\n"),
+            431,
+            "the request head is too large",
+        ),
+        (  # not ended yet, already past the limit
+            lambda: read_requests(RequestReader(max_head_bytes=100), LONG_HEAD),
+            431,
+            "the request head is too large",
+        ),
+        (lambda: read_requests(RequestReader(), GET, b""), 400, IN_THE_MIDDLE),
+        (
+            lambda: read_requests(RequestReader(), POST + b"\r\nContent-Length: 5\r\n\r\nh", b""),
+            400,
+            IN_THE_MIDDLE,
+        ),
+        (
+            lambda: read_requests(
+                RequestReader(max_body_bytes=4), POST + b"\r\nContent-Length: 5\r\n\r\n"
+            ),
+            413,
+            "request body is larger than 4 bytes",
+        ),
+        (
+            lambda: read_requests(
+                RequestReader(max_body_bytes=4), CHUNKED_POST + b"5\r\nhello\r\n"
+            ),
+            413,
+            "request body is larger than 4 bytes",
+        ),
+        (
+            lambda: read_responses(
+                ResponseReader(max_head_bytes=100), OK + b"X-Pad: " + b"a" * 100
+            ),
+            502,
+            "answer head too large",
+        ),
+        (lambda: read_responses(ResponseReader(), b""), 502, "connection closed before an answer"),
+        (
+            lambda: read_responses(ResponseReader(), OK + b"Content-Length: 2\r\n\r\nh", b""),
+            502,
+            "connection closed in the middle of the answer",
+        ),
+    ],
+)
+def test_reader_refusals_word_for_word(
+    read: Callable[[], object], status: int, message: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        read()
+    assert (info.value.status, str(info.value)) == (status, message)
+
+
+def test_request_limits_are_inclusive() -> None:
+    reader = RequestReader(max_head_bytes=len(LONG_HEAD), max_body_bytes=4)
+    # a head of exactly the limit, its empty line still to come
+    assert read_requests(reader, LONG_HEAD) == [NEED_DATA]
+    assert read_requests(reader, b"\r\n\r\n")[0].head.method == "GET"
+    # a chunked body of exactly the limit
+    [request, _] = read_requests(reader, CHUNKED_POST + b"4\r\nabcd\r\n0\r\n\r\n")
+    assert request.body == b"abcd"
+
+
+def test_default_request_limits() -> None:
+    head = b"GET / HTTP/1.1\r\nX-Pad: "
+    at_limit = head + b"a" * (16_384 - len(head))
+    assert read_requests(RequestReader(), at_limit + b"\r\n\r\n")[0].head.method == "GET"
+    with pytest.raises(ProtocolError) as info:
+        read_requests(RequestReader(), at_limit + b"a\r\n\r\n")
+    assert info.value.status == 431
+    announce = POST + b"\r\nContent-Length: %d\r\n\r\n"
+    assert read_requests(RequestReader(), announce % 1_048_576) == [NEED_DATA]
+    with pytest.raises(ProtocolError) as info:
+        read_requests(RequestReader(), announce % 1_048_577)
+    assert info.value.status == 413
+
+
+def test_default_response_limits() -> None:
+    head = OK + b"Content-Length: 0\r\nX-Pad: "
+    at_limit = head + b"a" * (65_536 - len(head))
+    [response, _] = read_responses(ResponseReader(), at_limit + b"\r\n\r\n")
+    assert response.head.status == 200
+    with pytest.raises(ProtocolError) as info:
+        read_responses(ResponseReader(), at_limit + b"a\r\n\r\n")
+    assert info.value.status == 502
+    reader = ResponseReader()  # a body to the end of the stream, one byte over the limit
+    [cut] = read_responses(reader, OK + b"\r\n" + b"b" * 65_537)
+    assert (len(cut.body), cut.complete) == (65_536, False)
+
+
+def test_answer_limits_are_inclusive() -> None:
+    # a chunked body that reaches the limit before its last chunk is waited on
+    reader = ResponseReader(max_body_bytes=4)
+    chunked = OK + b"Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n"
+    assert read_responses(reader, chunked) == [NEED_DATA]
+    [response, _] = read_responses(reader, b"0\r\n\r\n")
+    assert (response.body, response.complete) == (b"abcd", True)
+    # a body to the end of the stream, of exactly the limit, is whole
+    reader = ResponseReader(max_body_bytes=4)
+    assert read_responses(reader, OK + b"\r\nabcd") == [NEED_DATA]
+    [whole] = read_responses(reader, b"")
+    assert (whole.body, whole.complete) == (b"abcd", True)
+    # one byte more, with the end of the stream already there when it is asked for
+    reader = ResponseReader(max_body_bytes=4)
+    reader.feed(OK + b"\r\nabcde")
+    reader.feed(b"")
+    cut = reader.next_event()
+    assert not isinstance(cut, Event)
+    assert (cut.body, cut.complete) == (b"abcd", False)
+
+
+def test_continue_is_wanted_only_when_asked_for() -> None:
+    reader = RequestReader()
+    assert reader.expects_continue is False  # a fresh reader
+    assert read_requests(reader, POST + b"\r\nContent-Length: 2\r\n\r\n") == [NEED_DATA]
+    assert reader.expects_continue is False  # a body is coming, but nobody asked
+    reader.feed(b"{")
+    assert reader.expects_continue is False  # after a feed
+    assert read_requests(reader, b"}")[0].body == b"{}"
+    assert reader.expects_continue is False  # after a whole request
