@@ -409,6 +409,8 @@ class Scheduler:
                     self._slots.release()
         finally:
             lane.workers -= 1
+            if lane.ready and not (self._stopping or lane.dropped):
+                self._add_worker(lane)  # let go by a lowered limit: another takes its jobs
 
     async def _attempt(self, lane: _Lane, job: Job) -> None:
         """Send `job` and queue its record; the worker goes on without waiting for disk."""

@@ -185,6 +185,36 @@ async def test_event_types_and_the_validation_mode_change(short_dir: Path) -> No
         assert refused.json()["error"]["message"] == "$.data.pedidoId is required"
 
 
+async def test_a_lowered_per_endpoint_limit_lets_workers_go(short_dir: Path) -> None:
+    async with (
+        serve_receiver(lambda _: Answer(delay=0.5)) as receiver,
+        serving(short_dir, endpoint(receiver.url)) as (daemon, client),
+    ):
+        first = [await ingest(client, n) for n in range(4)]
+        for delivery_id in first:  # four workers made, now idle
+            await delivery_when(client, delivery_id, 1, "succeeded")
+        assert receiver.most_in_flight == 4
+        limits = "[delivery]\nper_endpoint_concurrency = 1\n"
+        await reload(daemon, limits + endpoint(receiver.url))
+        receiver.most_in_flight = 0
+        later = [await ingest(client, n) for n in range(4, 7)]
+        with trio.fail_after(5):  # not the 30 s an idle worker waits before it exits
+            for delivery_id in later:
+                await delivery_when(client, delivery_id, 1, "succeeded")
+        assert receiver.most_in_flight == 1
+
+
+async def test_a_concurrency_beyond_the_descriptor_limit_is_refused(short_dir: Path) -> None:
+    async with serving(short_dir) as (daemon, _):
+        daemon.rewrite('[delivery]\nconcurrency = 100000000\n[log]\nlevel = "debug"\n')
+        daemon.signal(signal.SIGHUP)
+        [line] = await daemon.wait_for_log("action=config.reloaded")
+        assert "refused=1 settings=log.level" in line
+        [warning] = daemon.lines("action=config.reload_refused")
+        assert "key=delivery.concurrency kept=64 wanted=100000000" in warning
+        assert "LimitNOFILE" in warning
+
+
 async def test_what_needs_a_restart_is_refused_and_the_rest_applied(short_dir: Path) -> None:
     other = short_dir / "other.sock"
     token = "a-token-nobody-may-read-0123456789"
