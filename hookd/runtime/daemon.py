@@ -205,7 +205,6 @@ class Daemon:
             if self._stop.is_set():
                 log.info("action=config.reload_skipped reason=stopping")
                 continue
-            log.info("action=config.reloading signal=SIGHUP")
             with trio.CancelScope(shield=True):  # a stop waits for the reload to end
                 self.config = await reloader.reload(self.config)
 
