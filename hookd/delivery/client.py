@@ -184,18 +184,18 @@ class Sender:
         """Take new settings (at start, and at a reload) for the attempts that start from
         now on. When the address policy, `require_https` or `ca_file` changed, or a CA
         file is set (its contents may have changed), the TLS context is made anew and
-        every connection is closed once idle: the next attempts connect afresh."""
-        self._timeout = timeout
+        every connection is closed once idle: the next attempts connect afresh. A CA file
+        that does not load raises (`ssl.SSLError`, `OSError`) before anything changed."""
         network = (policy.allow_private, policy.allowed, require_https, ca_file)
-        if network == self._network and not ca_file:
-            return
-        self._policy, self._require_https = policy, require_https
-        self._ssl = ssl.create_default_context()
-        if ca_file:
-            self._ssl.load_verify_locations(cafile=ca_file)
-        if self._network is not None:
-            self.close()
-        self._network = network
+        if network != self._network or ca_file:
+            context = ssl.create_default_context()
+            if ca_file:
+                context.load_verify_locations(cafile=ca_file)
+            self._ssl, self._policy, self._require_https = context, policy, require_https
+            if self._network is not None:
+                self.close()
+            self._network = network
+        self._timeout = timeout
 
     async def send(self, job: Job, progress: Progress | None = None) -> AttemptResult:
         """Make one attempt of `job`; the outcome is a value, whatever happens. `progress`

@@ -206,7 +206,10 @@ class Daemon:
                 log.info("action=config.reload_skipped reason=stopping")
                 continue
             with trio.CancelScope(shield=True):  # a stop waits for the reload to end
-                self.config = await reloader.reload(self.config)
+                try:
+                    self.config = await reloader.reload(self.config)
+                except Exception:  # a bug: logged, and hookd serves on
+                    log.exception("action=config.reload_crashed")
 
     async def _watchdog(self, period: float) -> None:
         """Ping systemd's watchdog every `period` seconds, from the trio loop."""

@@ -12,8 +12,9 @@ Rules (the README's "Reloading"; docs/ARCHITECTURE.md):
   endpoints declared in it are synced (`Service.sync_config_endpoints`: added, changed,
   removed; those that receive differently start anew in the scheduler, kept retry jobs
   included), the catalog and its OpenAPI document are rebuilt, the [delivery] settings
-  go to the sender and the scheduler, the log level is set. The sync, the one step that
-  can fail, comes first: a storage failure is an ERROR line and nothing changes.
+  go to the sender and the scheduler, the log level is set. The steps that can fail come
+  first (the sender's CA file, then the sync): such a failure is an ERROR line, and
+  nothing changes.
 - Connections and attempts in flight go on: nothing is closed or cut short but the
   attempts of an endpoint the file disables or removes (as through the API).
 - One INFO line per reload applied, `action=config.reloaded`, with counts and the names
@@ -25,6 +26,7 @@ Rules (the README's "Reloading"; docs/ARCHITECTURE.md):
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable
 from typing import TypedDict
 
@@ -155,18 +157,24 @@ class Reloader:
                 reason,
             )
         try:
+            self._sender.configure(**sender_settings(new))
+        except (ssl.SSLError, OSError) as exc:
+            error = f"delivery.ca_file: cannot load {new.delivery.ca_file!r}: {exc}"
+            log.error("action=config.reload_failed error=%r kept=running", error)
+            return running, None
+        try:
             synced = await self._service.sync_config_endpoints(
                 config_module.declared_endpoints(new)
             )
         except StorageError as exc:
             log.error("action=config.reload_failed error=%r kept=running", str(exc))
+            self._sender.configure(**sender_settings(running))
             return running, None
         catalog = catalog_of(new)
         self._service.catalog = catalog
         self._api.configure(
             openapi=document_of(catalog, new), secret_overlap=new.delivery.secret_overlap
         )
-        self._sender.configure(**sender_settings(new))
         self._scheduler.configure(**scheduler_settings(new))
         logs.set_level(new.log.level)
         summary = (

@@ -259,6 +259,18 @@ async def test_a_file_that_does_not_check_changes_nothing(short_dir: Path) -> No
         assert [a["action"] for a in audit] == ["create"]
 
 
+async def test_a_ca_file_that_does_not_load_changes_nothing(short_dir: Path) -> None:
+    bad = short_dir / "ca.pem"
+    bad.write_text("not a certificate\n")
+    async with serving(short_dir) as (daemon, client):
+        daemon.rewrite(f'[delivery]\nca_file = "{bad}"\n' + endpoint("https://erp.example.com/"))
+        daemon.signal(signal.SIGHUP)
+        [error] = await daemon.wait_for_log("action=config.reload_failed")
+        assert "delivery.ca_file: cannot load" in error
+        assert (await client.get("/v1/endpoints")).json()["items"] == []
+        assert daemon.lines("action=config.reloaded") == []
+
+
 async def _get(stream: trio.SocketStream, conn: h11.Connection, path: str) -> int:
     """One request on an open connection; the answer's status."""
     request = h11.Request(method="GET", target=path, headers=[("Host", "hookd")])
