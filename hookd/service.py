@@ -21,7 +21,7 @@ import msgspec
 
 from hookd import __version__
 from hookd.db.backend import Backend
-from hookd.db.types import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent
+from hookd.db.types import DISABLED_BY_HAND, ConfigSync, Ingested, NewDelivery, NewEvent
 from hookd.delivery.alerts import alert_events
 from hookd.delivery.scheduler import Scheduler
 from hookd.domain import envelope, views
@@ -145,6 +145,18 @@ class Service:
         )
         self._scheduler.endpoint_changed(endpoint.id, receiving=endpoint.enabled)
         return endpoint
+
+    async def sync_config_endpoints(self, declared: Sequence[dict[str, Any]]) -> ConfigSync:
+        """Make the config file's endpoints (`config.declared_endpoints`) the stored ones,
+        at start and at each reload; those that now receive differently start anew."""
+        synced = await self._store.sync_config_endpoints(declared, self.clock.now())
+        enabled = {fields["id"]: fields.get("enabled", True) for fields in declared}
+        for endpoint_id, fields in synced.changed.items():
+            if RECEIVING.intersection(fields):
+                self._scheduler.endpoint_changed(endpoint_id, receiving=enabled[endpoint_id])
+        for endpoint_id in synced.removed:
+            self._scheduler.endpoint_changed(endpoint_id, receiving=False)
+        return synced
 
     async def send_test(self, endpoint_id: str) -> Ingested:
         """A `hookd.teste` event to this endpoint alone."""

@@ -29,7 +29,8 @@ Rules (docs/ARCHITECTURE.md; the contract is the README's API section):
   through PATCH replaces every secret at once. Endpoints are shown as they stand at the
   daemon's time of the request.
 - `GET /v1/openapi.json` is `api.openapi`'s document for this daemon's routes and
-  catalog, built once at start and handed in: every route here is described there.
+  catalog, built at start and at each reload and handed in: every route here is
+  described there.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class Api:
     ) -> None:
         self.service = service
         self._token = api_token
+        self.configure(openapi=openapi, secret_overlap=secret_overlap)
+
+    def configure(self, *, openapi: bytes, secret_overlap: float) -> None:
+        """Take the OpenAPI document and the default secret overlap (at start, and again
+        at a reload: the catalog may have changed)."""
         self._openapi = openapi
         self._secret_overlap = secret_overlap
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import sys
 import time
 
@@ -99,6 +100,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _serve(context: Context) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the daemon takes it: a reload
     import trio
 
     from hookd.db.errors import StorageError
@@ -112,7 +114,7 @@ def _serve(context: Context) -> int:
     logs.setup(settings.log.level)
     _tune_gc()
     try:
-        trio.run(Daemon(settings).run)
+        trio.run(Daemon(settings, config_path=context.args.config).run)
     except (StorageError, ListenError) as exc:
         raise CliError(str(exc)) from None
     return 0

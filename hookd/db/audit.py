@@ -42,12 +42,14 @@ def record(
     endpoint_id: str,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
-) -> None:
-    """Record the change from `before` to `after` (None: no endpoint) in the audit log."""
+) -> audit.Change | None:
+    """Record the change from `before` to `after` (None: no endpoint) in the audit log;
+    the change recorded (None: nothing changed)."""
     change = audit.describe(before, after)
     if change is not None:
         fields = msgspec.json.encode(change.fields).decode()
         conn.execute(INSERT_AUDIT, (now, origin, change.action, endpoint_id, fields))
+    return change
 
 
 def list_audit(

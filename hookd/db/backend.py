@@ -17,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from hookd.db.types import AlertBuilder, Backlog, Ingested, NewEvent, Purged, Recorded, RetentionDue
+from hookd.db.types import (
+    AlertBuilder,
+    Backlog,
+    ConfigSync,
+    Ingested,
+    NewEvent,
+    Purged,
+    Recorded,
+    RetentionDue,
+)
 from hookd.domain import views
 from hookd.domain.attempts import AttemptRecord, Job
 from hookd.domain.envelope import PreparedEvent
@@ -101,11 +110,13 @@ class Backend(Protocol):
         """Delete an API-made endpoint and cancel its pending deliveries; `origin` is who
         asked (audit log)."""
 
-    async def sync_config_endpoints(self, declared: Iterable[dict[str, Any]], now: float) -> None:
+    async def sync_config_endpoints(
+        self, declared: Iterable[dict[str, Any]], now: float
+    ) -> ConfigSync:
         """Make the config file's endpoints the stored ones with origin "config".
 
         Endpoints that left the file are deleted (their history stays). What this changes
-        is in the audit log with origin "config".
+        is in the audit log with origin "config", and in what it returns.
         """
 
     async def send_test_event(

@@ -23,7 +23,7 @@ import msgspec
 
 from hookd.db import audit
 from hookd.db.rows import Row, first, page
-from hookd.db.types import DISABLED_BY_HAND
+from hookd.db.types import DISABLED_BY_HAND, ConfigSync
 from hookd.domain import views
 from hookd.domain.catalog import DisabledEndpoint
 from hookd.domain.endpoints import Secrets
@@ -223,23 +223,32 @@ def delete(
 
 def sync_config(
     conn: apsw.Connection, routes: Routes, wanted: list[dict[str, Any]], now: float
-) -> None:
+) -> ConfigSync:
     """Make the config file's endpoints the stored ones with origin "config"; those that
-    left the file are deleted (their history stays)."""
+    left the file are deleted (their history stays). What it changed, as the audit log
+    has it."""
+    synced = ConfigSync([], {}, [])
     for fields in wanted:
         row = first(conn, GET_ENDPOINT, (fields["id"],))
         before = msgspec.structs.asdict(_endpoint(row, now, True)) if row else None
         conn.execute(UPSERT_CONFIG_ENDPOINT, _endpoint_params(fields, "config", now))
         if not fields.get("enabled", True):  # disabled in the file: as through the API
             cancel_pending(conn, fields["id"], now)
-        audit.record(conn, now, "config", fields["id"], before, {**fields, "origin": "config"})
+        after = {**fields, "origin": "config"}
+        change = audit.record(conn, now, "config", fields["id"], before, after)
+        if change is not None and before is None:
+            synced.added.append(fields["id"])
+        elif change is not None:
+            synced.changed[fields["id"]] = change.fields
     keep = {fields["id"] for fields in wanted}
     for (ident,) in list(conn.execute(CONFIG_ENDPOINT_IDS)):
         if ident not in keep:
             conn.execute(DELETE_ENDPOINT, (now, ident))
             cancel_pending(conn, ident, now)
             audit.record(conn, now, "config", ident, {}, None)
+            synced.removed.append(ident)
     routes.invalidate()
+    return synced
 
 
 def cancel_pending(conn: apsw.Connection, endpoint_id: str, now: float) -> None:

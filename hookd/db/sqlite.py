@@ -20,7 +20,16 @@ import apsw
 from hookd.db import audit, deliveries, endpoints, events, retention, schema, stats
 from hookd.db.engine import Engine
 from hookd.db.events import ingest as ingest_events
-from hookd.db.types import AlertBuilder, Backlog, Ingested, NewEvent, Purged, Recorded, RetentionDue
+from hookd.db.types import (
+    AlertBuilder,
+    Backlog,
+    ConfigSync,
+    Ingested,
+    NewEvent,
+    Purged,
+    Recorded,
+    RetentionDue,
+)
 from hookd.domain import views
 from hookd.domain.attempts import AttemptRecord, Job
 from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
@@ -135,9 +144,13 @@ class SqliteBackend:
             lambda conn: endpoints.delete(conn, self._routes, endpoint_id, now, origin)
         )
 
-    async def sync_config_endpoints(self, declared: Iterable[dict[str, Any]], now: float) -> None:
+    async def sync_config_endpoints(
+        self, declared: Iterable[dict[str, Any]], now: float
+    ) -> ConfigSync:
         wanted = list(declared)
-        await self.engine.write(lambda conn: endpoints.sync_config(conn, self._routes, wanted, now))
+        return await self.engine.write(
+            lambda conn: endpoints.sync_config(conn, self._routes, wanted, now)
+        )
 
     async def send_test_event(
         self, endpoint_id: str, event: PreparedEvent, event_id: str, now: float

@@ -45,6 +45,15 @@ class Ingested(msgspec.Struct, frozen=True):
     replayed: bool = False
 
 
+class ConfigSync(NamedTuple):
+    """What syncing the config file's endpoints did: the ids added, those changed with
+    the names of their fields that changed (as the audit log has them), those removed."""
+
+    added: list[str]
+    changed: dict[str, list[str]]
+    removed: list[str]
+
+
 class Backlog(msgspec.Struct, frozen=True):
     """Per live endpoint: pending deliveries and the creation time of the oldest (None
     when none is pending); and the bytes of the database file and its WAL."""

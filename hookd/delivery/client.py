@@ -11,6 +11,9 @@ Rules (docs/ARCHITECTURE.md, "The path of an event"; outbound safety):
   then follows its retry schedule like any failure.
 - `delivery.timeout` bounds the whole attempt, connect to last byte (`trio.fail_after`):
   a receiver that drips bytes cannot hold an attempt longer.
+- Settings can change while running (`configure`, at a reload): the next attempts take
+  the new timeout; a changed address policy, `require_https` or CA file closes the
+  connections once idle, so none made under the old rules is used again.
 - Redirects are never followed (a 3xx is a failed attempt). An answer cut off before its
   announced end is a failed attempt too, whatever its status. At most 1 KiB of the
   response body is kept; up to 64 KiB more is read so the connection can be reused,
@@ -171,13 +174,28 @@ class Sender:
         ca_file: str = "",
     ) -> None:
         self._clock = clock
-        self._timeout = timeout
-        self._policy = policy
-        self._require_https = require_https
-        self._ssl = ssl.create_default_context()
-        if ca_file:
-            self._ssl.load_verify_locations(cafile=ca_file)
         self._pools: dict[str, _Pool] = {}
+        self._network: tuple[object, ...] | None = None
+        self.configure(timeout=timeout, policy=policy, require_https=require_https, ca_file=ca_file)
+
+    def configure(
+        self, *, timeout: float, policy: AddressPolicy, require_https: bool, ca_file: str
+    ) -> None:
+        """Take new settings (at start, and at a reload) for the attempts that start from
+        now on. When the address policy, `require_https` or `ca_file` changed, or a CA
+        file is set (its contents may have changed), the TLS context is made anew and
+        every connection is closed once idle: the next attempts connect afresh. A CA file
+        that does not load raises (`ssl.SSLError`, `OSError`) before anything changed."""
+        network = (policy.allow_private, policy.allowed, require_https, ca_file)
+        if network != self._network or ca_file:
+            context = ssl.create_default_context()
+            if ca_file:
+                context.load_verify_locations(cafile=ca_file)
+            self._ssl, self._policy, self._require_https = context, policy, require_https
+            if self._network is not None:
+                self.close()
+            self._network = network
+        self._timeout = timeout
 
     async def send(self, job: Job, progress: Progress | None = None) -> AttemptResult:
         """Make one attempt of `job`; the outcome is a value, whatever happens. `progress`

@@ -17,6 +17,10 @@ Rules:
 - `delivery.concurrency` caps attempts in flight in total, `per_endpoint_concurrency`
   per endpoint: each lane runs at most that many workers, so a slow or dead endpoint
   holds only its own workers.
+- The retry schedule, the limits and `disable_after` can change while running
+  (`configure`, at a reload): attempts in flight finish as they were; the next decision
+  follows the new schedule; a lane with more workers than a lowered limit lets them go
+  as their attempts end.
 - A retry tracked after its attempt keeps the job it needs (body, URL, secret) in its
   lane, so it goes out without a read; anything that changes an endpoint drops its lane,
   and a retry through the API drops the kept job.
@@ -124,13 +128,10 @@ class Scheduler:
         alerts: Alerts | None = None,
     ) -> None:
         self._store = store
-        self._disable_after = disable_after
         self._alerts = alerts
         self._sender = sender
         self._clock = clock
         self._metrics = metrics
-        self._schedule = tuple(schedule)
-        self._per_endpoint = per_endpoint
         self._slots = trio.CapacityLimiter(concurrency)
         self._timers: Timers[int] = Timers()
         self._owner: dict[int, _Lane] = {}
@@ -148,6 +149,33 @@ class Scheduler:
         self._to_record, self._recorded = trio.open_memory_channel[
             tuple[_Lane, Job, AttemptRecord]
         ](math.inf)
+        self.configure(
+            schedule=schedule,
+            concurrency=concurrency,
+            per_endpoint=per_endpoint,
+            disable_after=disable_after,
+        )
+
+    def configure(
+        self,
+        *,
+        schedule: Sequence[float],
+        concurrency: int,
+        per_endpoint: int,
+        disable_after: float,
+    ) -> None:
+        """Take new limits (at start, and at a reload): attempts in flight finish as they
+        are; the next decisions follow the new schedule, and workers beyond a lowered
+        limit stop after their attempt."""
+        self._schedule = tuple(schedule)
+        self._slots.total_tokens = concurrency
+        self._per_endpoint = per_endpoint
+        self._disable_after = disable_after
+        if self._stopping:
+            return
+        for lane in self._lanes.values():  # a raised limit: more workers for what waits
+            for _ in range(len(lane.ready)):
+                self._add_worker(lane)
 
     # -- what the API tells the scheduler ----------------------------------------------
 
@@ -361,7 +389,7 @@ class Scheduler:
 
     async def _work(self, lane: _Lane) -> None:
         try:
-            while not (self._stopping or lane.dropped):
+            while not (self._stopping or lane.dropped or lane.workers > self._per_endpoint):
                 if not lane.ready:
                     with trio.move_on_after(WORKER_IDLE) as idle:
                         await lane.idle.park()
@@ -381,6 +409,8 @@ class Scheduler:
                     self._slots.release()
         finally:
             lane.workers -= 1
+            if lane.ready and not (self._stopping or lane.dropped):
+                self._add_worker(lane)  # let go by a lowered limit: another takes its jobs
 
     async def _attempt(self, lane: _Lane, job: Job) -> None:
         """Send `job` and queue its record; the worker goes on without waiting for disk."""

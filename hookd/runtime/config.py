@@ -9,6 +9,10 @@ Rules (the README's "Configuration"; docs/ARCHITECTURE.md):
   their URL (or the `id` they give), beside the ones made through the API.
 - Event types declared in `[[event_type]]` tables join the catalog (`domain.catalog`);
   `ingest.validate` says how events are checked against it.
+- A reload (`plan_reload`) takes the file's `delivery`, `ingest`, `log`, `endpoint` and
+  `event_type`; what is bound at start (RESTART_SECTIONS: every `server.*` and
+  `storage.*` key) keeps its running value, each key changed named as refused (an API
+  token's value never shown).
 - The TCP API's token comes from one of `server.api_token` (inline),
   `server.api_token_file` (a file holding it) or `server.api_token_credential` (a
   systemd credential: `$CREDENTIALS_DIRECTORY/<name>`); `load` reads it into
@@ -24,8 +28,8 @@ import os
 import re
 import secrets
 import tomllib
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -321,6 +325,63 @@ def _is_number(text: str) -> bool:
 def endpoint_id(endpoint: EndpointConfig) -> str:
     """The id an endpoint declared in the file is stored under."""
     return endpoint.id or endpoint_rules.config_endpoint_id(endpoint.url)
+
+
+def declared_endpoints(config: Config) -> list[dict[str, Any]]:
+    """The endpoints declared in the file, as storage syncs them (each with its id)."""
+    return [{**msgspec.structs.asdict(e), "id": endpoint_id(e)} for e in config.endpoint]
+
+
+RESTART_SECTIONS = ("server", "storage")  # bound at start: sockets, listeners, the database
+LIVE_SECTIONS = ("delivery", "ingest", "log")  # a reload applies them (with the two lists)
+_HIDDEN = frozenset({"server.api_token"})
+
+
+RESTART = "bound at start: takes effect at the next restart"
+
+
+class Refused(NamedTuple):
+    """A key a reload does not change: its running value (kept) and the file's, as
+    shown in a log line, and why."""
+
+    key: str
+    kept: str
+    wanted: str
+    reason: str = RESTART
+
+
+class Reload(NamedTuple):
+    """What a reload applies: `config` (the file's, with the running values of what it
+    cannot change), the live settings' keys that changed, and what it refused."""
+
+    config: Config
+    changed: list[str]
+    refused: list[Refused]
+
+
+def plan_reload(running: Config, read: Config) -> Reload:
+    """The reload from the `running` config to the one `read` from the file."""
+    refused = [
+        Refused(key, _shown(key, kept), _shown(key, wanted))
+        for key, kept, wanted in _differences(running, read, RESTART_SECTIONS)
+    ]
+    changed = [key for key, _, _ in _differences(running, read, LIVE_SECTIONS)]
+    config = msgspec.structs.replace(read, server=running.server, storage=running.storage)
+    return Reload(config, changed, refused)
+
+
+def _differences(a: Config, b: Config, sections: tuple[str, ...]) -> Iterator[tuple[str, Any, Any]]:
+    for section in sections:
+        old, new = getattr(a, section), getattr(b, section)
+        for name in old.__struct_fields__:
+            if getattr(old, name) != getattr(new, name):
+                yield f"{section}.{name}", getattr(old, name), getattr(new, name)
+
+
+def _shown(key: str, value: Any) -> str:
+    if key in _HIDDEN:
+        return "(hidden)" if value else "(none)"
+    return repr(value)
 
 
 def socket_mode(config: Config) -> int:

@@ -4,6 +4,10 @@ Rules:
 - Start-up order: descriptor limit raised and the connection limits fitted in it
   (`hookd.descriptors`), database open and migrated, config endpoints synced, listeners
   bound; only then is the daemon ready (`task_status.started`).
+- SIGHUP re-reads the config file (`hookd.reload`), one reload at a time. A SIGHUP that
+  comes before the daemon is ready is held (never the default action, which would end
+  the process) and runs its reload once ready. Start-up and reload build the catalog,
+  the sender's and the scheduler's settings and the config endpoints the same way.
 - Stop (SIGTERM, SIGINT or `stop()`): stop accepting connections, let requests in
   progress finish within `delivery.shutdown_grace`, then cancel what is left, close
   the database (its queued writes are committed first) and remove the socket file
@@ -23,13 +27,13 @@ import functools
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import trio
 
 from hookd import __version__
-from hookd.api import openapi, routes
+from hookd.api import routes
 from hookd.api.handlers import Api
 from hookd.api.server import Limits, Server
 from hookd.db.errors import StorageError
@@ -37,12 +41,10 @@ from hookd.db.sqlite import SqliteBackend
 from hookd.delivery.alerts import Alerts
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
-from hookd.domain.addresses import AddressPolicy
-from hookd.domain.catalog import Catalog
 from hookd.domain.durations import span
 from hookd.domain.views import Status
 from hookd.runtime import config as config_module
-from hookd.runtime import descriptors, systemd
+from hookd.runtime import descriptors, reload, systemd
 from hookd.runtime.clock import Clock
 from hookd.runtime.config import Config
 from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
@@ -58,8 +60,12 @@ STATUS_INTERVAL = 30.0  # seconds between STATUS= updates to systemd
 class Daemon:
     """One hookd instance; `await run()` serves until `stop()` or a signal."""
 
-    def __init__(self, config: Config, handle_signals: bool = True) -> None:
+    def __init__(
+        self, config: Config, handle_signals: bool = True, config_path: str | None = None
+    ) -> None:
+        """`config_path` is what `config.load` was given: a reload reads it again."""
         self.config = config
+        self._config_path = config_path
         self._handle_signals = handle_signals
         self._notifier = systemd.Notifier.from_environment()
         self._stop = trio.Event()
@@ -73,6 +79,15 @@ class Daemon:
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until stopped."""
+        with contextlib.ExitStack() as held:
+            hangups = None
+            if self._handle_signals:  # from the start: SIGHUP's default action ends a process
+                hangups = held.enter_context(trio.open_signal_receiver(signal.SIGHUP))
+            await self._run(hangups, task_status)
+
+    async def _run(
+        self, hangups: AsyncIterator[int] | None, task_status: trio.TaskStatus[Any]
+    ) -> None:
         config = self.config
         clock = Clock()
         nofile = descriptors.raise_limit()
@@ -84,27 +99,42 @@ class Daemon:
         socket_path = config.server.socket
         bound = False  # the socket file is ours to remove only once we made it
         try:
-            await store.sync_config_endpoints(
-                ({**_asdict(e), "id": config_module.endpoint_id(e)} for e in config.endpoint),
-                clock.now(),
+            sender = Sender(clock, **reload.sender_settings(config))
+            scheduler = self.scheduler = Scheduler(
+                store,
+                sender,
+                clock,
+                metrics=metrics,
+                alerts=Alerts(metrics),
+                **reload.scheduler_settings(config),
             )
-            sender = _sender(config, clock)
-            scheduler = self.scheduler = _scheduler(config, store, sender, clock, metrics)
-            catalog = Catalog(config.event_type, config.ingest.validate)
+            catalog = reload.catalog_of(config)
             service = Service(store, clock, scheduler, metrics=metrics, catalog=catalog)
+            await service.sync_config_endpoints(config_module.declared_endpoints(config))
             api = Api(
                 service,
                 config.server.api_token,
-                openapi=openapi.document_bytes(
-                    routes.OPERATIONS, catalog, with_token=bool(config.server.api_token)
-                ),
+                openapi=reload.document_of(catalog, config),
                 secret_overlap=config.delivery.secret_overlap,
             )
             retention = self.retention = Retention(store, clock, config.storage.retention)
             listeners, bound = await _listeners(config)
             tcp = any(origin == "tcp" for _, origin in listeners)
             handle = routes.Router(api).handle
-            server = Server(handle, _limits(config, nofile, tcp), f"hookd/{__version__}")
+            limits = _limits(config, nofile, tcp)
+            server = Server(handle, limits, f"hookd/{__version__}")
+            connections_served = limits.max_connections + (limits.max_tcp_connections if tcp else 0)
+            reloader = reload.Reloader(
+                self._config_path,
+                service=service,
+                api=api,
+                sender=sender,
+                scheduler=scheduler,
+                notifier=self._notifier,
+                concurrency_problem=functools.partial(
+                    descriptors.concurrency_problem, nofile, connections_served
+                ),
+            )
             async with trio.open_nursery() as nursery:
                 await nursery.start(scheduler.run)
                 async with trio.open_nursery() as connections:
@@ -128,13 +158,15 @@ class Daemon:
                             nursery.start_soon(self._watchdog, watchdog / 2)
                         if self._notifier.enabled:
                             nursery.start_soon(self._report_status, store, scheduler, clock)
+                        if hangups is not None:
+                            nursery.start_soon(self._reload_on_hangup, hangups, reloader)
                         await self._stop.wait()
                         self._notifier.notify(STOPPING="1", STATUS="stopping")
                         accepting.cancel_scope.cancel()
                     for listener, _ in listeners:
                         await listener.aclose()
                     server.drain()
-                    grace = config.delivery.shutdown_grace
+                    grace = self.config.delivery.shutdown_grace
                     async with trio.open_nursery() as stopping:
                         stopping.start_soon(scheduler.stop, grace)
                         with trio.move_on_after(grace):
@@ -164,6 +196,20 @@ class Daemon:
                 if not self._stop.is_set():
                     self._notifier.notify(STATUS=status_line(figures, failed))
             await trio.sleep(STATUS_INTERVAL)
+
+    async def _reload_on_hangup(
+        self, hangups: AsyncIterator[int], reloader: reload.Reloader
+    ) -> None:
+        """Reload at each SIGHUP, one after another (those during a reload make one more)."""
+        async for _ in hangups:
+            if self._stop.is_set():
+                log.info("action=config.reload_skipped reason=stopping")
+                continue
+            with trio.CancelScope(shield=True):  # a stop waits for the reload to end
+                try:
+                    self.config = await reloader.reload(self.config)
+                except Exception:  # a bug: logged, and hookd serves on
+                    log.exception("action=config.reload_crashed")
 
     async def _watchdog(self, period: float) -> None:
         """Ping systemd's watchdog every `period` seconds, from the trio loop."""
@@ -226,34 +272,6 @@ async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, st
     return listeners, bound
 
 
-def _sender(config: Config, clock: Clock) -> Sender:
-    delivery = config.delivery
-    return Sender(
-        clock,
-        timeout=delivery.timeout,
-        policy=AddressPolicy(delivery.allow_private_networks, delivery.allowed_networks),
-        require_https=delivery.require_https,
-        ca_file=delivery.ca_file,
-    )
-
-
-def _scheduler(
-    config: Config, store: SqliteBackend, sender: Sender, clock: Clock, metrics: Metrics
-) -> Scheduler:
-    delivery = config.delivery
-    return Scheduler(
-        store,
-        sender,
-        clock,
-        schedule=delivery.retry_schedule,
-        concurrency=delivery.concurrency,
-        per_endpoint=delivery.per_endpoint_concurrency,
-        disable_after=delivery.disable_after,
-        alerts=Alerts(metrics),
-        metrics=metrics,
-    )
-
-
 def _limits(config: Config, nofile: int, tcp: bool) -> Limits:
     """The server's limits, its connection limits fitted in `nofile` descriptors."""
     server = config.server
@@ -272,10 +290,6 @@ def _limits(config: Config, nofile: int, tcp: bool) -> Limits:
         max_connections=budget.socket_connections,
         max_tcp_connections=budget.tcp_connections or server.max_tcp_connections,
     )
-
-
-def _asdict(endpoint: config_module.EndpointConfig) -> dict[str, Any]:
-    return msgspec.structs.asdict(endpoint)
 
 
 def _remove_socket(path: str) -> None:

@@ -12,6 +12,8 @@ Rules:
   names the figures: the configuration is not wrong, the environment (a container's
   hard limit, a unit without LimitNOFILE) is smaller, and serving fewer connections
   beats not serving. A limit too small for one connection of each kind refuses to start.
+- A reload may raise `delivery.concurrency` only as far as its reserve fits beside the
+  connection limits the listeners were started with (`concurrency_problem`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,19 @@ def raise_limit() -> int:
 def reserve(concurrency: int) -> int:
     """Descriptors kept for hookd's own files and outgoing connections."""
     return FIXED_RESERVE + PER_ATTEMPT * concurrency
+
+
+def concurrency_problem(nofile: int, connections: int, concurrency: int) -> str | None:
+    """Why `concurrency` attempts do not fit in `nofile` descriptors beside `connections`
+    served connections (a reload cannot shrink those), or None when they fit."""
+    needed = reserve(concurrency) + connections
+    if needed <= nofile:
+        return None
+    return (
+        f"{concurrency} attempts in flight need {needed} descriptors with the "
+        f"{connections} connections served, more than the limit ({nofile}); raise "
+        "LimitNOFILE (or ulimit -n) and restart"
+    )
 
 
 def budget(nofile: int, socket_connections: int, tcp_connections: int, concurrency: int) -> Budget:

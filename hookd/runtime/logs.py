@@ -50,5 +50,10 @@ def setup(level: str = "info") -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("hookd")
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
     root.propagate = False
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """Log from `level` up (at start, and at a reload)."""
+    logging.getLogger("hookd").setLevel(level.upper())

@@ -5,6 +5,8 @@ Rules:
   `$NOTIFY_SOCKET`: a path, or an abstract name written with a leading `@`. Without the
   variable every notification is a no-op. A notification that cannot be sent is logged
   once and dropped: systemd's bookkeeping never stops deliveries.
+- A reload (Type=notify-reload) is announced with `RELOADING=1` and `MONOTONIC_USEC=`
+  (CLOCK_MONOTONIC, which systemd 253+ requires with it) and ends with `READY=1`.
 - The watchdog (sd_watchdog_enabled(3)) is on when `$WATCHDOG_USEC` is set and
   `$WATCHDOG_PID` is unset or names this process. Socket activation (sd_listen_fds(3))
   takes `$LISTEN_FDS` sockets from fd 3 on when `$LISTEN_PID` names this process.
@@ -19,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import MutableMapping
 
 log = logging.getLogger("hookd.systemd")
@@ -71,6 +74,11 @@ class Notifier:
             if not self._failed:  # once: a broken notify socket would flood the log
                 log.warning("action=systemd.notify_failed error=%r", exc.strerror)
                 self._failed = True
+
+    def reloading(self, status: str) -> None:
+        """Tell systemd a reload began; `READY=1` tells it the reload ended."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify(RELOADING="1", MONOTONIC_USEC=str(usec), STATUS=status)
 
     def close(self) -> None:
         """Close the notification socket."""
