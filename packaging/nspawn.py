@@ -33,8 +33,8 @@ from typing import Any
 SUITE = "bookworm"
 MIRROR = os.environ.get("HOOKD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # What the container needs besides Debian's minimal base: systemd as PID 1, curl for the
-# socket-activation check, adduser for the package's fallback.
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "libpam-systemd", "curl", "adduser")
+# socket-activation check, and what the package depends on (adduser, procps).
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "libpam-systemd", "curl", "adduser", "procps")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

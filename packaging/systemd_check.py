@@ -562,6 +562,21 @@ def mib(value: str) -> str:
     return f"{int(value) / 2**20:,.0f} MiB"
 
 
+def run_checks(check: Check) -> None:
+    """Every check in order; on a failure, hookd's journal is shown before the container goes."""
+    steps = (check.install, check.configure, check.socket_activation, check.notify_ready,
+             check.journal_priority, check.hardening, check.watchdog, check.stop_drains,
+             check.kill_9, check.ip_allow, check.reload, check.upgrade, check.remove_and_purge)
+    try:
+        for step in steps:
+            step()
+    except CheckFailed:
+        with contextlib.suppress(Exception):
+            journal = check.c.run(["journalctl", "-n", "80", "--no-pager", "-q"]).stdout
+            print(f"--- the container's journal (last 80 lines) ---\n{journal}", file=sys.stderr)
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -575,26 +590,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"systemd-check: {tool} is not installed", file=sys.stderr)
             return 1
     started = time.monotonic()
-    container = None
     with tempfile.TemporaryDirectory(prefix="hookd-systemd-check-") as tmp:
         shared = Path(tmp)
         try:
             root = root_fs()
             debs = second_build(args.deb, shared)
-            receivers = Receivers()
             with booted(root, shared) as container:
-                check = Check(container, receivers, debs)
-                for step in (check.install, check.configure, check.socket_activation,
-                             check.notify_ready, check.journal_priority, check.hardening,
-                             check.watchdog, check.stop_drains, check.kill_9, check.ip_allow,
-                             check.reload, check.upgrade, check.remove_and_purge):
-                    step()
+                run_checks(Check(container, Receivers(), debs))
         except CheckFailed as exc:
             print(f"FAIL {exc}", file=sys.stderr)
-            if container is not None and container.leader:
-                with contextlib.suppress(Exception):
-                    print("--- hookd's journal (last 60 lines) ---", file=sys.stderr)
-                    print(container.journal("-n", "60"), file=sys.stderr)
             return 1
     print(f"systemd-check: all passed in {time.monotonic() - started:.0f} s")
     return 0
