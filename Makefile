@@ -27,26 +27,33 @@ LOCK_VENV := .venv-lock
 UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock"
 
-.PHONY: venv run test lint bench mutate dist dist-check lock clean
+.PHONY: venv run test lint bench mutate dist dist-check copyright lock clean
 
 venv: $(STAMP)
 
-# hookd's dependencies at the exact versions of the runtime lock (what the binary ships),
-# then the test tools, which may float, held to those versions.
-$(STAMP): pyproject.toml $(RUNTIME_LOCK)
+# hookd's dependencies at the exact versions of the runtime lock (what the binary ships)
+# and the build lock's PyInstaller (whose licence tests/system/test_copyright.py reads),
+# then the test tools, which may float, held to those versions (the lock's pins without
+# their hashes: pip would want hashes for the test tools and hookd too).
+$(STAMP): pyproject.toml $(RUNTIME_LOCK) $(BUILD_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(LOCKED) -r $(RUNTIME_LOCK)
-	$(BIN)/python -m pip install --quiet -c $(RUNTIME_LOCK) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(LOCKED) -r $(RUNTIME_LOCK) -r $(BUILD_LOCK)
+	grep -o '^[A-Za-z0-9][^ ]*==[^ ]*' $(RUNTIME_LOCK) > $(VENV)/runtime-pins.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/runtime-pins.txt -e '.[dev]'
 	touch $(STAMP)
 
 # Made anew whenever a lock changes, so it never holds more than the locks say; hookd is
-# installed (without dependencies, built by the locked setuptools) for its metadata.
-$(DIST_STAMP): pyproject.toml LICENSE hookd/__init__.py $(RUNTIME_LOCK) $(BUILD_LOCK)
-	rm -rf $(DIST_VENV)
+# installed (without dependencies, built by the locked setuptools) for its metadata, from
+# a copy, so the build leaves no hookd.egg-info beside the sources for the tests to find.
+$(DIST_STAMP): pyproject.toml LICENSE README.md hookd/__init__.py $(RUNTIME_LOCK) $(BUILD_LOCK)
+	rm -rf $(DIST_VENV) build/hookd-metadata
 	$(PYTHON) -m venv $(DIST_VENV)
 	$(DIST_BIN)/python -m pip install --quiet $(LOCKED) -r $(BUILD_LOCK) -r $(RUNTIME_LOCK)
-	$(DIST_BIN)/python -m pip install --quiet --no-deps --no-build-isolation --no-index .
+	mkdir -p build/hookd-metadata
+	cp -R pyproject.toml LICENSE README.md hookd build/hookd-metadata/
+	$(DIST_BIN)/python -m pip install --quiet --no-deps --no-build-isolation --no-index \
+		./build/hookd-metadata
 	touch $(DIST_STAMP)
 
 dist: dist/hookd
@@ -71,6 +78,14 @@ dist-check: dist
 			"$(CHECK_DIR)/dist/hookd $$second"; exit 1; fi; \
 	echo "dist-check: two builds are identical: sha256 $$first"
 	$(PYTHON) packaging/smoke.py dist/hookd
+
+# Debian's machine-readable copyright file for everything inside dist/hookd, from the
+# dist venv's metadata (the .deb ships it as /usr/share/doc/hookd/copyright).
+copyright: dist/copyright
+
+dist/copyright: dist/hookd packaging/copyright.py
+	$(DIST_BIN)/python packaging/copyright.py dist/hookd > $@.tmp
+	mv $@.tmp $@
 
 # Resolves the locks anew from pyproject.toml and requirements/build.in (needs the network).
 lock: $(LOCK_VENV)/bin/uv
