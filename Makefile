@@ -87,10 +87,12 @@ dist/copyright: dist/hookd packaging/copyright.py
 	$(DIST_BIN)/python packaging/copyright.py dist/hookd > $@.tmp
 	mv $@.tmp $@
 
-# Resolves the locks anew from pyproject.toml and requirements/build.in (needs the network).
+# Resolves the locks from pyproject.toml and requirements/build.in (needs the network),
+# keeping each pin that still fits; `make lock LOCK_ARGS=--upgrade` takes the newest
+# versions, `LOCK_ARGS="--upgrade-package trio"` one package's.
 lock: $(LOCK_VENV)/bin/uv
-	$(UV_COMPILE) pyproject.toml -o $(RUNTIME_LOCK)
-	$(UV_COMPILE) requirements/build.in -c $(RUNTIME_LOCK) -o $(BUILD_LOCK)
+	$(UV_COMPILE) $(LOCK_ARGS) pyproject.toml -o $(RUNTIME_LOCK)
+	$(UV_COMPILE) $(LOCK_ARGS) requirements/build.in -c $(RUNTIME_LOCK) -o $(BUILD_LOCK)
 
 $(LOCK_VENV)/bin/uv:
 	$(PYTHON) -m venv $(LOCK_VENV)
