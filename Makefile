@@ -14,8 +14,8 @@ BUILD_LOCK := requirements/build.txt
 LOCKED := --require-hashes --only-binary :all:
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
 DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec)
-# Reproducible builds: the same hash seed (base_library.zip's order follows it) and the
-# last commit's time as every timestamp the build writes (a fixed one outside git).
+# Reproducible builds: the same hash seed (base_library.zip's order follows it), and the
+# last commit's time (a fixed one outside git) for any timestamp the build would write.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
 PYINSTALLER := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(DIST_BIN)/pyinstaller \
 	--noconfirm --clean --log-level WARN
