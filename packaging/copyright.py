@@ -283,8 +283,11 @@ def license_files(dist: importlib.metadata.Distribution) -> list[Path]:
     """The licence files a distribution installed (LICENSE, COPYING, NOTICE...)."""
     found = []
     for file in dist.files or []:
-        name = file.name.upper()
-        if ".dist-info" in str(file) and name.startswith(("LICEN", "COPYING", "NOTICE")):
+        # In a wheel's .dist-info; at the top of the project for an egg-info (editable).
+        beside_metadata = len(file.parts) == 1 or file.parts[-2].endswith(
+            (".dist-info", ".egg-info", "licenses")
+        )
+        if beside_metadata and file.name.upper().startswith(("LICEN", "COPYING", "NOTICE")):
             found.append(Path(str(dist.locate_file(file))))
     if not found:
         raise Unaccounted(f"{dist.metadata['Name']} {dist.version} installed no licence file")
