@@ -294,6 +294,27 @@ def license_files(dist: importlib.metadata.Distribution) -> list[Path]:
     return sorted(found)
 
 
+# Full licence texts Debian ships in /usr/share/common-licenses (lintian refuses them in
+# a copyright file): a marker of the full text -> the file there.
+FULL_TEXTS = {
+    r"Apache License\s+Version 2\.0, January 2004": "Apache-2.0",
+    r"Mozilla Public License Version 2\.0\s+=+": "MPL-2.0",
+    r"GNU GENERAL PUBLIC LICENSE\s+Version 2, June 1991": "GPL-2",
+    r"GNU GENERAL PUBLIC LICENSE\s+Version 3, 29 June 2007": "GPL-3",
+}
+
+
+def shortened(name: str, text: str) -> str:
+    """`text`, or where it is a full licence Debian ships, a pointer to Debian's copy."""
+    for marker, common in FULL_TEXTS.items():
+        if re.search(marker, text):
+            return (
+                f"{name} holds the complete text of this licence; on Debian systems it is\n"
+                f"in /usr/share/common-licenses/{common}."
+            )
+    return text.strip()
+
+
 def copyright_lines(texts: Iterable[str]) -> list[str]:
     """The 'Copyright ...' lines of licence texts, without the word itself, once each."""
     found: list[str] = []
@@ -333,7 +354,8 @@ def distribution_stanza(
     author = field(dist.metadata, "Author") or field(dist.metadata, "Author-email")
     copyright = "\n".join(holders) or f"{author or dist.metadata['Name']} (no year stated)"
     body = "\n\n".join(
-        f"--- {file.name} ---\n{text.strip()}" for file, text in zip(files, texts, strict=True)
+        f"--- {file.name} ---\n{shortened(file.name, text)}"
+        for file, text in zip(files, texts, strict=True)
     )
     stanzas.files(
         ["*"] if everything else [f"{name}/*" for name in sorted(top_levels)],

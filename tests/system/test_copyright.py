@@ -164,3 +164,11 @@ def test_openssl_before_3_is_refused() -> None:
     facts = versions() | {"openssl": "OpenSSL 1.1.1w  11 Sep 2023"}
     with pytest.raises(copyright.Unaccounted, match=r"not under Apache-2\.0"):
         copyright.render(binary_contents(), facts)
+
+
+def test_full_texts_debian_ships_are_pointed_to_not_copied() -> None:
+    # lintian: copyright-file-contains-full-apache-2-license (trio's LICENSE.APACHE2)
+    text = copyright.render(binary_contents(), versions())
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" not in text
+    assert "LICENSE.APACHE2 holds the complete text of this licence" in text
+    assert "/usr/share/common-licenses/Apache-2.0" in text
