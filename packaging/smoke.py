@@ -5,10 +5,12 @@ needs only the system's python3 (standard library) and curl, never hookd's .venv
 runs the binary from a temporary directory outside the repository with an environment
 holding nothing but PATH, as on a server with no Python environment of ours:
 
-1. `hookd --version` prints `hookd <version>` and exits 0;
+1. `hookd --version` prints `hookd <version>` and exits 0; `hookd version --verbose` names
+   the bundled CPython, OpenSSL, SQLite, apsw, trio, httpx and msgspec and says `frozen: yes`;
 2. `hookd serve` starts on a temporary config (socket, database, one endpoint: a receiver
    this script runs on 127.0.0.1) and answers `GET /healthz` on its socket;
-3. an event POSTed through the socket with curl is accepted (202);
+3. `hookd status` (the CLI's client, httpx inside the binary) finds it up; an event
+   POSTed through the socket with curl is accepted (202);
 4. the receiver gets it, with an `X-Webhook-Signature: sha256=...` that is the HMAC-SHA256
    of the body keyed with the endpoint's secret;
 5. SIGTERM to the binary (the PyInstaller bootloader) stops hookd gracefully: it logs
@@ -83,6 +85,48 @@ def check_version(binary: Path, workdir: Path) -> str:
             f"stderr {done.stderr.strip()!r}"
         )
     return line
+
+
+VERBOSE_FIELDS = ("python", "openssl", "sqlite", "apsw", "trio", "httpx", "msgspec", "frozen")
+
+
+def check_verbose_version(binary: Path, workdir: Path, version_line: str) -> dict[str, str]:
+    """`hookd version --verbose`: the version line, then each of VERBOSE_FIELDS once."""
+    done = subprocess.run(
+        [str(binary), "version", "--verbose"], capture_output=True, text=True, env=ENV, cwd=workdir
+    )
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or lines[:1] != [version_line]:
+        raise Failed(
+            f"`hookd version --verbose` exited {done.returncode}, printed {done.stdout!r}, "
+            f"stderr {done.stderr.strip()!r}"
+        )
+    fields = dict(line.partition(": ")[::2] for line in lines[1:])
+    if tuple(fields) != VERBOSE_FIELDS or not all(fields.values()):
+        raise Failed(f"`hookd version --verbose` names {list(fields)}, expected {VERBOSE_FIELDS}")
+    if not fields["python"].startswith("CPython 3.") or not fields["openssl"].startswith("OpenSSL"):
+        raise Failed(
+            f"`hookd version --verbose`: python {fields['python']!r}, openssl {fields['openssl']!r}"
+        )
+    if not fields["frozen"].startswith("yes"):
+        raise Failed(f"`hookd version --verbose` says frozen: {fields['frozen']!r}, expected yes")
+    return fields
+
+
+def check_status(binary: Path, workdir: Path, socket_path: Path, version_line: str) -> None:
+    """`hookd status`, the CLI's HTTP client inside the binary, finds the daemon up."""
+    done = subprocess.run(
+        [str(binary), "status", "--socket", str(socket_path)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=workdir,
+    )
+    if done.returncode != 0 or not done.stdout.startswith(f"{version_line} is up"):
+        raise Failed(
+            f"`hookd status` exited {done.returncode}, printed {done.stdout.strip()!r}, "
+            f"stderr {done.stderr.strip()!r}"
+        )
 
 
 def write_config(workdir: Path, receiver_port: int) -> Path:
@@ -170,7 +214,10 @@ def check_stop(daemon: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def run(binary: Path, workdir: Path) -> None:
-    print(f"smoke: {check_version(binary, workdir)}")
+    version_line = check_version(binary, workdir)
+    print(f"smoke: {version_line}")
+    fields = check_verbose_version(binary, workdir, version_line)
+    print("smoke: " + ", ".join(f"{name} {value}" for name, value in fields.items()))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config = write_config(workdir, server.server_address[1])
@@ -188,6 +235,8 @@ def run(binary: Path, workdir: Path) -> None:
         )
     try:
         print(f"smoke: serve answered GET /healthz after {wait_healthy(daemon, socket_path):.2f}s")
+        check_status(binary, workdir, socket_path, version_line)
+        print("smoke: `hookd status` finds it up")
         check_delivery(socket_path)
         print("smoke: event accepted (202) and delivered with a valid signature")
         check_stop(daemon, log)

@@ -9,8 +9,8 @@ Rules:
   stderr. Colour only on a terminal, never with NO_COLOR. When whoever reads stdout
   goes away (`hookd event-types | head`), the command stops quietly with status 0.
 - The clock is read here, once, and handed to the command.
-- The daemon (and trio) are imported only by `serve`: a client command starts in half
-  the time without them.
+- The daemon (and trio) are imported only by `serve` (and `version --verbose`, which
+  names trio's version): a client command starts in half the time without them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from hookd.cli.commands import (
     stats,
     status,
     verify,
+    version,
 )
 from hookd.cli.output import Screen, colour_wanted
 from hookd.runtime import config, logs
@@ -56,7 +57,7 @@ def command_line() -> argparse.ArgumentParser:
     common = common_options()
     for module in (status, stats, endpoints, events, event_types, deliveries, audit):
         module.register(commands, common)
-    for offline in (listen, verify, config_check, db):
+    for offline in (listen, verify, config_check, db, version):
         offline.register(commands)
     return parser
 
