@@ -13,7 +13,7 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "The path of an event"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import apsw
@@ -91,7 +91,14 @@ DELIVERY_FILTERS = {
     "status": "d.status = :status",
     "endpoint": "d.endpoint_id = :endpoint",
     "event": "d.event_seq = (SELECT seq FROM events WHERE id = :event)",
+    "type": "e.type = :type",
+    "since": "d.created_at >= :since",
+    "until": "d.created_at < :until",
 }
+DELIVERIES_BY_ID = f"""
+    SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM}
+    WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id DESC
+"""
 ATTEMPTS_OF_DELIVERY = """
     SELECT number, started_at, duration_ms, status_code, error_kind, error, response_excerpt
     FROM attempts WHERE delivery_id = ? ORDER BY id
@@ -204,11 +211,34 @@ def record(
 
 
 def list_page(
-    conn: apsw.Connection, limit: int, before: int | None, filters: dict[str, str]
+    conn: apsw.Connection, limit: int, before: int | None, filters: Mapping[str, str | float]
 ) -> views.Page[views.Delivery]:
-    """Deliveries newest first, filtered by status, endpoint and/or event id."""
+    """Deliveries newest first, filtered by status, endpoint, event id, event type and/or
+    creation time (`since` included, `until` not)."""
     query = list_deliveries_query(sorted(filters))
     return newest_first(conn, query, dict(filters), limit, before, _delivery)
+
+
+SIGNING_OF_DELIVERY = f"""
+    SELECT p.url, e.body, {endpoints.SECRET_COLUMNS}
+    FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    JOIN endpoints p ON p.id = d.endpoint_id WHERE d.id = ?
+"""
+
+
+def signing_of(conn: apsw.Connection, delivery_id: int) -> tuple[str, bytes, Secrets] | None:
+    """What a delivery is signed with: its endpoint's URL, the body and the secrets."""
+    row = first(conn, SIGNING_OF_DELIVERY, (delivery_id,))
+    if row is None:
+        return None
+    url, body, *secrets = row
+    return url, body, Secrets(*secrets)
+
+
+def by_id(conn: apsw.Connection, delivery_ids: Sequence[int]) -> list[views.Delivery]:
+    """These deliveries (without their attempts), newest first; unknown ids left out."""
+    rows = conn.execute(DELIVERIES_BY_ID, (msgspec.json.encode(list(delivery_ids)),))
+    return [_delivery(row) for row in rows]
 
 
 def get(conn: apsw.Connection, delivery_id: int) -> views.Delivery:
