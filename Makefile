@@ -7,7 +7,7 @@ DIST_STAMP := $(VENV)/.installed-dist
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
 DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec)
 
-.PHONY: venv run test lint bench mutate dist dist-check deb systemd-check clean
+.PHONY: venv run test lint bench mutate dist dist-check deb systemd-check ui-check clean
 
 venv: $(STAMP)
 
@@ -79,8 +79,16 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The browser tests (tests/ui/) are `make ui-check`'s.
 test: venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/ui
+
+# The web console in a real browser: Playwright (the dev extra) driving Debian's Chromium,
+# installed from apt when missing (Playwright's own browser download is not used).
+# Screenshots of every page land in build/ui-screenshots/.
+ui-check: venv
+	@test -x /usr/bin/chromium || { apt-get update -qq && $(APT_INSTALL) chromium; }
+	$(BIN)/python -m pytest -q tests/ui
 
 bench: venv  # e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only ingest"
 	$(BIN)/python -m bench $(BENCH_ARGS)
