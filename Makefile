@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DIST_STAMP := $(VENV)/.installed-dist
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
-DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec)
+DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec) \
+	$(wildcard hookd/ui/templates/* hookd/ui/static/*)
 
 .PHONY: venv run test lint bench mutate dist dist-check deb systemd-check ui-check clean
 

@@ -120,12 +120,27 @@ REPLAY_ENDPOINT = """
 """
 
 
-def list_deliveries_query(filters: list[str]) -> str:
-    """The listing query for the given filter names (keys of DELIVERY_FILTERS)."""
+# With an event type, which table to walk first: the deliveries newest first, looking up
+# each one's event (fast when the type is common, a scan of everything when it is rare),
+# or the events of that type through `events_type`, then sorting their deliveries (fast
+# when the type is rare). A type with at least 1 event in RARE_TYPE is walked the first way.
+RARE_TYPE = 100
+TYPE_COUNT = "SELECT count(*) FROM events WHERE type = ?"
+EVENT_COUNT = "SELECT coalesce(max(seq), 0) FROM events"
+
+
+def list_deliveries_query(filters: list[str], events_first: bool = False) -> str:
+    """The listing query for the given filter names (keys of DELIVERY_FILTERS); the join
+    order is forced (CROSS JOIN) when a type filter makes it matter."""
     where = " AND ".join(["d.id < :before", *(DELIVERY_FILTERS[name] for name in filters)])
-    return (
-        f"SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM} WHERE {where} ORDER BY d.id DESC LIMIT :limit"
-    )
+    source = DELIVERY_FROM
+    if "type" in filters:
+        source = (
+            "FROM events e CROSS JOIN deliveries d ON d.event_seq = e.seq"
+            if events_first
+            else "FROM deliveries d CROSS JOIN events e ON e.seq = d.event_seq"
+        )
+    return f"SELECT {DELIVERY_COLUMNS} {source} WHERE {where} ORDER BY d.id DESC LIMIT :limit"
 
 
 def of_event(conn: apsw.Connection, seq: int) -> list[views.Delivery]:
@@ -215,7 +230,12 @@ def list_page(
 ) -> views.Page[views.Delivery]:
     """Deliveries newest first, filtered by status, endpoint, event id, event type and/or
     creation time (`since` included, `until` not)."""
-    query = list_deliveries_query(sorted(filters))
+    events_first = False
+    if "type" in filters:
+        [(matching,)] = conn.execute(TYPE_COUNT, (filters["type"],))
+        [(events,)] = conn.execute(EVENT_COUNT)
+        events_first = matching * RARE_TYPE < events
+    query = list_deliveries_query(sorted(filters), events_first)
     return newest_first(conn, query, dict(filters), limit, before, _delivery)
 
 

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jinja2
 import msgspec
+import trio
 from markupsafe import Markup
 
 from hookd.api.errors import ApiError, from_refusal
@@ -164,22 +165,26 @@ class Console:
 
     async def overview(self, _: Request, context: Context, __: dict[str, str]) -> Response:
         now = self.service.clock.now()
-        stats = await self.service.stats()
-        series = charts.series(await self.service.minute_series(now), now)
-        alerts: list[views.Event] = []
-        for kind in ALERT_TYPES:
-            alerts += (await self.service.list_events(10, None, kind, now - 86400)).items
+        found: dict[str, Any] = {}
+
+        async def read(name: str, reading: Awaitable[Any]) -> None:
+            found[name] = await reading
+
+        async with trio.open_nursery() as nursery:  # the reads run on several readers
+            nursery.start_soon(read, "stats", self.service.stats())
+            nursery.start_soon(read, "series", self.service.minute_series(now))
+            for kind in ALERT_TYPES:
+                nursery.start_soon(read, kind, self.service.list_events(10, None, kind, None))
+        series = charts.series(found["series"], now)
+        alerts = [event for kind in ALERT_TYPES for event in found[kind].items]
         alerts.sort(key=lambda event: event.received_at or "", reverse=True)
+        word = context.word
         return self._page(
             context,
             "overview.html",
-            stats=stats,
-            attempts_chart=Markup(
-                charts.bars(series.attempts, context.word("attempts_per_minute"))
-            ),
-            latency_chart=Markup(
-                charts.line(series.latency_p95, context.word("latency_per_minute"))
-            ),
+            stats=found["stats"],
+            attempts_chart=Markup(charts.bars(series.attempts, word("attempts_per_minute"))),
+            latency_chart=Markup(charts.line(series.latency_p95, word("latency_per_minute"))),
             alerts=[(event, _pretty(event.data)) for event in alerts[:10]],
         )
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import trio
 
+from hookd.ui import security
 from hookd.ui.security import CSP, SESSION_LIFETIME
 from tests.conftest import API_TOKEN, Running
 from tests.receiver import Answer, serve_receiver
@@ -272,3 +273,52 @@ async def test_the_live_stream_sends_changes_and_ends_at_a_stop(console: Console
                 async for _ in chunks:
                     pass
             assert trio.current_time() - started < 1.5  # the test config's grace is 2 s
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("", "en"),
+        ("pt-BR", "pt-BR"),
+        ("pt", "pt-BR"),
+        ("en-US,en;q=0.9,pt-BR;q=0.8", "en"),
+        ("de-DE,pt-BR;q=0.7,en;q=0.5", "pt-BR"),
+        ("fr, en;q=0.3, pt;q=0.6", "pt-BR"),
+        ("pt;q=0, en;q=0.1", "en"),
+        ("pt;q=zz", "en"),
+    ],
+)
+def test_the_language_is_the_browsers_first_of_pt_and_en(header: str, language: str) -> None:
+    assert security.language(header) == language
+
+
+async def test_deliveries_filter_and_page_back(console: Console) -> None:
+    await console.sign_in()
+    api = console.running.client
+    await api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x", "events": ["*"]})
+    batch = [{"event": "cliente.criado", "data": {"n": n}} for n in range(53)]
+    batch += [{"event": "tarefa.criada", "data": {}}, {"event": "tarefa.criada", "data": {}}]
+    assert (await api.post("/v1/events/batch", json=batch)).status_code == 202
+
+    def rows(page: httpx.Response) -> list[int]:
+        return [int(n) for n in re.findall(r'<tr data-id="(\d+)"', page.text)]
+
+    first = await console.web.get("/ui/deliveries")
+    assert rows(first) == list(range(55, 5, -1))
+    older = re.search(r'href="(/ui/deliveries\?cursor=\d+)"', first.text)
+    assert older
+    assert rows(await console.web.get(older.group(1))) == [5, 4, 3, 2, 1]
+    typed = await console.web.get("/ui/deliveries?type=tarefa.criada")
+    assert rows(typed) == [55, 54]
+    future = "2999-01-01T00:00"
+    assert rows(await console.web.get(f"/ui/deliveries?since={future}")) == []
+    assert (
+        len(rows(await console.web.get(f"/ui/deliveries?until={future}&type=cliente.criado"))) == 50
+    )
+    assert rows(await console.web.get("/ui/deliveries?until=2000-01-01T00:00")) == []
+    # A rare type (under 1% of the events) is found through the events of that type.
+    more = [{"event": "cliente.criado", "data": {"n": n}} for n in range(150)]
+    assert (await api.post("/v1/events/batch", json=more)).status_code == 202
+    assert rows(await console.web.get("/ui/deliveries?type=tarefa.criada")) == [55, 54]
+    assert rows(await console.web.get("/ui/deliveries?type=tarefa.criada&status=failed")) == []
+    assert rows(await console.web.get("/ui/deliveries?type=nenhum.tipo")) == []
