@@ -29,7 +29,7 @@ Rules:
 - A `Response` with a `stream` (the console's Server-Sent Events) sends its head, then
   whatever the stream sends until it returns, then closes the connection: the body is
   delimited by the close. Each send has `request_timeout`; a stream holds its
-  connection's slot like any request.
+  connection's slot like any request, until the client closes its side.
 """
 
 from __future__ import annotations
@@ -279,7 +279,10 @@ class Server:
             self._idle.add(streaming)
             try:
                 if not self._draining:
-                    await response.stream(send)
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_until_closed, stream, streaming)
+                        await response.stream(send)
+                        nursery.cancel_scope.cancel()
             finally:
                 self._idle.discard(streaming)
 
@@ -297,6 +300,15 @@ class Server:
             await stream.send_all(data)
         if scope.cancelled_caught:
             raise _Closed()
+
+
+async def _until_closed(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
+    """Cancel `scope` once the client closes its side (what it sends meanwhile is
+    ignored): a stream's slot is freed when its reader leaves, not at its next send."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while await stream.receive_some(4096):
+            pass
+    scope.cancel()
 
 
 # The error codes of the refusals that are not plain malformations.

@@ -156,8 +156,15 @@ async def test_a_foreign_host_is_refused(console: Console, path: str) -> None:
                  "HOOKD.example.com:443", f"127.0.0.1:{console.port}"):  # fmt: skip
         answered = await console.web.get(path, headers={**headers, "Host": host})
         assert answered.status_code == 200, host
-    other_port = await console.web.get(path, headers={**headers, "Host": "localhost:1"})
-    assert other_port.status_code == 421
+    for host in ("localhost:1", "127.0.0.1:1", "10.1.2.3", "127.0.0.1", "hookd.example.net",
+                 "127.0.0.1.nip.io:{port}", "[::1", "", "localhost"):  # fmt: skip
+        refused = await console.web.get(
+            path, headers={**headers, "Host": host.format(port=console.port)}
+        )
+        assert refused.status_code == 421, host
+    # An address is no rebinding: a page at http://10.1.2.3:port is that address's own.
+    for host in (f"10.1.2.3:{console.port}", f"[fe80::1]:{console.port}"):
+        assert (await console.web.get(path, headers={**headers, "Host": host})).status_code == 200
 
 
 async def test_the_unix_socket_has_no_console(console: Console) -> None:
@@ -322,3 +329,26 @@ async def test_deliveries_filter_and_page_back(console: Console) -> None:
     assert rows(await console.web.get("/ui/deliveries?type=tarefa.criada")) == [55, 54]
     assert rows(await console.web.get("/ui/deliveries?type=tarefa.criada&status=failed")) == []
     assert rows(await console.web.get("/ui/deliveries?type=nenhum.tipo")) == []
+
+
+async def test_a_live_stream_holds_a_tcp_connection_slot(
+    hookd_factory: Callable[..., Awaitable[Running]],
+) -> None:
+    port = free_port()
+    running = await hookd_factory(
+        f'[server]\nlisten = "127.0.0.1:{port}"\napi_token = "{API_TOKEN}"\nmax_tcp_connections = 1'
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+        console = Console(running, port, web)
+        await console.sign_in()
+        async with web.stream("GET", "/ui/live?ids=1") as stream:
+            assert stream.status_code == 200
+            async with httpx.AsyncClient(base_url=web.base_url, timeout=10) as other:
+                refused = await other.get("/ui/signin")
+                assert refused.status_code == 503
+        for _ in range(20):  # the stream closed: its slot is free again at once
+            if (await web.get("/ui/signin")).status_code == 200:
+                break
+            await trio.sleep(0.05)
+        else:
+            raise AssertionError("the closed stream's slot was never freed")
