@@ -16,7 +16,10 @@ Rules (docs/ARCHITECTURE.md, "Layers"; the README's "Web console"):
   the Content-Security-Policy (`security.SECURITY_HEADERS`) forbids them.
 - Bad input is a 4xx page naming the field; a domain refusal its API status; failing
   storage a 503 page.
-- Words come from `ui.i18n` in the browser's language.
+- Words come from `ui.i18n` in the browser's language; forms and query strings are read
+  by `ui.forms`.
+- Over 400 lines: a handler per page and action, beside the one route table that lists
+  them and says which answer signed out.
 """
 
 from __future__ import annotations
@@ -25,13 +28,11 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
-import msgspec
 import trio
 from markupsafe import Markup
 
@@ -41,11 +42,10 @@ from hookd.api.server import Handler, Request, Response
 from hookd.db.errors import StorageError
 from hookd.domain import endpoints as endpoint_rules
 from hookd.domain import views
-from hookd.domain.durations import parse_duration
 from hookd.domain.errors import Refused
 from hookd.runtime import ids
 from hookd.service import Service
-from hookd.ui import charts, i18n, live, security
+from hookd.ui import charts, forms, i18n, live, security
 
 log = logging.getLogger("hookd.ui")
 
@@ -138,7 +138,7 @@ class Console:
         return self._page(context, "signin.html", wrong=False)
 
     async def sign_in(self, request: Request, context: Context, _: dict[str, str]) -> Response:
-        form = _form(request)
+        form = forms.form(request)
         self._check_origin(request)
         if not self.sessions.token_ok(form.get("token", "")):
             return self._page(context, "signin.html", status=401, wrong=True)
@@ -185,15 +185,15 @@ class Console:
             stats=found["stats"],
             attempts_chart=Markup(charts.bars(series.attempts, word("attempts_per_minute"))),
             latency_chart=Markup(charts.line(series.latency_p95, word("latency_per_minute"))),
-            alerts=[(event, _pretty(event.data)) for event in alerts[:10]],
+            alerts=[(event, forms.pretty(event.data)) for event in alerts[:10]],
         )
 
     # -- deliveries ---------------------------------------------------------------------
 
     async def deliveries(self, request: Request, context: Context, _: dict[str, str]) -> Response:
         query = request.query
-        filters = _delivery_filters(query)
-        cursor = _number(query.get("cursor", ""), "cursor")
+        filters = forms.delivery_filters(query)
+        cursor = forms.number(query.get("cursor", ""), "cursor")
         page = await self.service.list_deliveries(PAGE, cursor, filters)
         shown = {name: query.get(name, "") for name in FILTERS}
         older = None
@@ -219,39 +219,39 @@ class Console:
         )
 
     async def delivery(self, _: Request, context: Context, params: dict[str, str]) -> Response:
-        delivery = await self.service.get_delivery(_delivery_id(params))
+        delivery = await self.service.get_delivery(forms.delivery_id(params))
         event = await self.service.get_event(delivery.event_id)
         headers = await self.service.delivery_headers(delivery)
         data = json.loads(bytes(event.data))
         envelope = {"event": event.event, "timestamp": event.timestamp, "data": data}
-        body = _json_text(envelope)
+        body = forms.json_text(envelope)
         return self._page(
             context, "delivery.html", delivery=delivery, event=event, body=body, headers=headers
         )
 
     async def retry(self, _: Request, __: Context, params: dict[str, str]) -> Response:
-        delivery = await self.service.retry_delivery(_delivery_id(params))
+        delivery = await self.service.retry_delivery(forms.delivery_id(params))
         return self._redirect(f"/ui/deliveries/{delivery.id}")
 
     async def live(self, request: Request, context: Context, _: dict[str, str]) -> Response:
         query = request.query
-        watch = live.Watch.from_query(query, _delivery_filters(query))
+        watch = live.Watch.from_query(query, forms.delivery_filters(query))
         return live.response(self.service, watch, context.word, security.SECURITY_HEADERS)
 
     # -- endpoints ----------------------------------------------------------------------
 
     async def endpoints(self, request: Request, context: Context, _: dict[str, str]) -> Response:
-        cursor = _number(request.query.get("cursor", ""), "cursor")
+        cursor = forms.number(request.query.get("cursor", ""), "cursor")
         page = await self.service.list_endpoints(PAGE, cursor)
         return self._page(context, "endpoints.html", page=page, created=None)
 
     async def create_endpoint(
         self, request: Request, context: Context, _: dict[str, str]
     ) -> Response:
-        form = _form(request)
+        form = forms.form(request)
         fields = {
             "url": form.get("url", "").strip(),
-            "events": _event_list(form.get("events", "")),
+            "events": forms.event_list(form.get("events", "")),
             "description": form.get("description", ""),
             "enabled": True,
             "secret": endpoint_rules.new_secret(ids.random_bytes(32)),
@@ -267,13 +267,13 @@ class Console:
     async def endpoint_action(
         self, request: Request, context: Context, params: dict[str, str]
     ) -> Response:
-        form = _form(request)
+        form = forms.form(request)
         endpoint_id, action = params["id"], params["action"]
         note = context.word("saved")
         changes: dict[str, Any]
         if action == "update":
             changes = {
-                "events": _event_list(form.get("events", "")),
+                "events": forms.event_list(form.get("events", "")),
                 "description": form.get("description", ""),
             }
             check_endpoint(changes)
@@ -282,7 +282,7 @@ class Console:
             changes = {"enabled": action == "enable"}
             await self.service.update_endpoint(endpoint_id, changes, ORIGIN)
         elif action == "rotate":
-            overlap = _duration(form.get("overlap", ""), self._secret_overlap)
+            overlap = forms.duration(form.get("overlap", ""), self._secret_overlap)
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
             rotated = await self.service.rotate_secret(endpoint_id, secret, overlap, ORIGIN)
             return await self._endpoint_page(context, endpoint_id, secret=rotated.secret)
@@ -295,7 +295,7 @@ class Console:
                 raise ApiError(
                     400, "bad_request", f"status must be one of {views.DELIVERY_STATUSES}"
                 )
-            since = _time(form.get("since", ""), "since") or 0.0
+            since = forms.form_time(form.get("since", ""), "since") or 0.0
             count = await self.service.replay(endpoint_id, status, since)
             note = f"{count} {context.word('replayed')}"
         else:
@@ -322,9 +322,9 @@ class Console:
     async def events(self, request: Request, context: Context, _: dict[str, str]) -> Response:
         query = request.query
         kind = query.get("type", "").strip() or None
-        cursor = _number(query.get("cursor", ""), "cursor")
+        cursor = forms.number(query.get("cursor", ""), "cursor")
         page = await self.service.list_events(
-            PAGE, cursor, kind, _time(query.get("since", ""), "since")
+            PAGE, cursor, kind, forms.form_time(query.get("since", ""), "since")
         )
         older = None
         if page.next_cursor is not None:
@@ -337,12 +337,12 @@ class Console:
             kind=kind or "",
             since=query.get("since", ""),
             older=older,
-            data={event.id: _pretty(event.data) for event in page.items},
+            data={event.id: forms.pretty(event.data) for event in page.items},
         )
 
     async def event(self, _: Request, context: Context, params: dict[str, str]) -> Response:
         event = await self.service.get_event(params["id"])
-        return self._page(context, "event.html", event=event, data=_pretty(event.data))
+        return self._page(context, "event.html", event=event, data=forms.pretty(event.data))
 
     async def catalog(self, _: Request, context: Context, __: dict[str, str]) -> Response:
         return self._catalog_page(context)
@@ -360,14 +360,14 @@ class Console:
             "catalog.html",
             status=status,
             kinds=kinds,
-            examples={kind.name: _json_text(kind.example) for kind in kinds},
-            schemas={kind.name: _json_text(kind.schema) for kind in kinds},
+            examples={kind.name: forms.json_text(kind.example) for kind in kinds},
+            schemas={kind.name: forms.json_text(kind.schema) for kind in kinds},
             sent=sent,
         )
 
     async def audit(self, request: Request, context: Context, _: dict[str, str]) -> Response:
         query = request.query
-        cursor = _number(query.get("cursor", ""), "cursor")
+        cursor = forms.number(query.get("cursor", ""), "cursor")
         filters = {"endpoint": query["endpoint"]} if query.get("endpoint") else {}
         page = await self.service.list_audit(PAGE, cursor, filters)
         older = None
@@ -382,7 +382,7 @@ class Console:
     def _check_post(self, request: Request, context: Context) -> None:
         """Refuse (403) a POST without the session's CSRF token or from another origin."""
         self._check_origin(request)
-        form = _form(request)
+        form = forms.form(request)
         if not self.sessions.csrf_ok(context.session, form.get("csrf", "")):
             raise ApiError(
                 403, "csrf", "the form's CSRF token is missing or wrong: reload the page"
@@ -480,89 +480,3 @@ def _route(method: str, path: str) -> tuple[PageHandler, dict[str, str], bool]:
             405, "method_not_allowed", f"{method} is not allowed here; use {allow}", allow
         )
     raise ApiError(404, "not_found", f"no console page {path[:200]!r}")
-
-
-# -- request helpers ---------------------------------------------------------------------
-
-FORM_TYPE = "application/x-www-form-urlencoded"
-
-
-def _form(request: Request) -> dict[str, str]:
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if request.body and media != FORM_TYPE:
-        raise ApiError(415, "unsupported_media_type", f"a form must be {FORM_TYPE}")
-    try:
-        return dict(parse_qsl(request.body.decode(), keep_blank_values=True))
-    except UnicodeDecodeError:
-        raise ApiError(400, "bad_request", "the form is not UTF-8") from None
-
-
-def _delivery_filters(query: dict[str, str]) -> dict[str, str | float]:
-    filters: dict[str, str | float] = {}
-    status = query.get("status", "")
-    if status:
-        if status not in views.DELIVERY_STATUSES:
-            raise ApiError(
-                400, "bad_request", f"status must be one of {', '.join(views.DELIVERY_STATUSES)}"
-            )
-        filters["status"] = status
-    for name in ("endpoint", "type"):
-        if query.get(name, "").strip():
-            filters[name] = query[name].strip()
-    for name in ("since", "until"):
-        moment = _time(query.get(name, ""), name)
-        if moment is not None:
-            filters[name] = moment
-    return filters
-
-
-def _time(text: str, name: str) -> float | None:
-    """A time from a form (`2024-01-01T10:00`, UTC unless it says otherwise), or None."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(
-            400, "bad_request", f"{name} must be a time like 2024-01-01T10:00, got {text[:40]!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _number(text: str, name: str) -> int | None:
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
-        raise ApiError(400, "bad_request", f"{name} must be a number, got {text[:40]!r}")
-    return int(text)
-
-
-def _delivery_id(params: dict[str, str]) -> int:
-    number = _number(params["id"], "delivery id")
-    assert number is not None
-    return number
-
-
-def _duration(text: str, default: float) -> float:
-    text = text.strip()
-    if not text:
-        return default
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", f"overlap: {exc}") from None
-
-
-def _event_list(text: str) -> list[str]:
-    return [name.strip() for name in text.replace("\n", ",").split(",") if name.strip()]
-
-
-def _pretty(data: msgspec.Raw) -> str:
-    return _json_text(json.loads(bytes(data)))
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
