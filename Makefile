@@ -13,7 +13,8 @@ BUILD_LOCK := requirements/build.txt
 # Every file of the locks is hash-checked, and only wheels: nothing is built from source.
 LOCKED := --require-hashes --only-binary :all:
 # Everything the binary is built from; dist/hookd is rebuilt when one of them changes.
-DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec)
+DIST_SOURCES := $(DIST_STAMP) $(wildcard hookd/*.py hookd/*/*.py hookd/*/*/*.py packaging/*.py packaging/*.spec) \
+	$(wildcard hookd/ui/templates/* hookd/ui/static/*)
 # Reproducible builds: the same hash seed (base_library.zip's order follows it), and the
 # last commit's time (a fixed one outside git) for any timestamp the build would write.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
@@ -27,7 +28,7 @@ LOCK_VENV := .venv-lock
 UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock"
 
-.PHONY: venv run test lint bench mutate dist dist-check copyright lock deb systemd-check clean
+.PHONY: venv run test lint bench mutate dist dist-check copyright lock deb systemd-check ui-check clean
 
 venv: $(STAMP)
 
@@ -144,8 +145,16 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The browser tests (tests/ui/) are `make ui-check`'s.
 test: venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/ui
+
+# The web console in a real browser: Playwright (the dev extra) driving Debian's Chromium,
+# installed from apt when missing (Playwright's own browser download is not used).
+# Screenshots of every page land in build/ui-screenshots/.
+ui-check: venv
+	@test -x /usr/bin/chromium || { apt-get update -qq && $(APT_INSTALL) chromium; }
+	$(BIN)/python -m pytest -q tests/ui
 
 bench: venv  # e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only ingest"
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -5,7 +5,8 @@
     python -m bench --quick                  # smaller sizes: a smoke run
     python -m bench --only ingest,delivery   # some scenarios
 
-Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry, metrics, purge. Each
+Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry, metrics, purge, ui
+(the web console's pages over 1,000,000 deliveries). Each
 part runs under a time limit; one that overruns is reported as "timed out" and fails. Every process
 the bench starts is stopped at the end, also on errors and Ctrl-C. The scripts beside this
 file run one scenario each with more options (`python bench/delivery.py --help`).
@@ -32,12 +33,12 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from bench import backlog, common, delivery, ingest_socket, purge, scrape
+from bench import backlog, common, delivery, ingest_socket, purge, scrape, ui
 
 # By name too: in Bench's body the method `delivery` hides the module from annotations.
 from bench.delivery import AnyReceiver, Receiver
 
-SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics", "purge")
+SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics", "purge", "ui")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 T = TypeVar("T")
 
@@ -56,10 +57,13 @@ class Sizes:
     idle_s: float
     retries: int  # deliveries in the retry-timing run
     purged: int = 1_000_000  # finished deliveries (x3 rows) the retention run deletes
+    console: int = 1_000_000  # deliveries under the console's pages (bench/ui.py)
 
 
 FULL = Sizes(10, 1, 5, 20_000, 20_000, 8, 200, 20, 1_000_000, 10, 10_000)
-QUICK = Sizes(2, 0.5, 2, 2_000, 2_000, 3, 200, 5, 100_000, 3, 1_000, purged=100_000)
+QUICK = Sizes(
+    2, 0.5, 2, 2_000, 2_000, 3, 200, 5, 100_000, 3, 1_000, purged=100_000, console=100_000
+)
 INGEST_CLIENTS = (1, 10, 50)
 BATCH = 1000
 BATCH_CLIENTS = 4
@@ -634,6 +638,22 @@ class Bench:
             f"idle: ack p99 {ms(idle['p99_ms'])} ms (p50 {ms(idle['p50_ms'])})",
             result["p99_ratio"],
         )
+
+    def ui(self) -> None:
+        s = self.sizes
+        args = argparse.Namespace(deliveries=s.console, endpoints=100, repeat=20)
+        result = self.part("ui", 600 + s.console / 5000, lambda: ui.run(args))
+        self.results["ui"] = result
+        if isinstance(result, str):
+            self.add(f"console pages, {s.console:,} deliveries", f"error: {result}", "-", False)
+            return
+        for page in result["pages"]:
+            self.add(
+                f"console: {page['page']} ({s.console:,} deliveries)",
+                f"p50 {page['p50_ms']:.1f} ms, p95 {page['p95_ms']:.1f} ms",
+                f"p95 <= {page['target_ms']:.0f} ms",
+                page["ok"],
+            )
 
     # ------------------------------------------------------------------ output
 

@@ -14,8 +14,10 @@ Rules (docs/ARCHITECTURE.md, "Layers" and "The path of an event"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -23,10 +25,13 @@ from hookd import __version__
 from hookd.db.backend import Backend
 from hookd.db.types import DISABLED_BY_HAND, ConfigSync, Ingested, NewDelivery, NewEvent
 from hookd.delivery.alerts import alert_events
+from hookd.delivery.client import USER_AGENT
 from hookd.delivery.scheduler import Scheduler
 from hookd.domain import envelope, views
 from hookd.domain.catalog import Catalog, EventType, Finding
-from hookd.domain.errors import not_found
+from hookd.domain.errors import invalid, not_found
+from hookd.domain.signing import sign
+from hookd.domain.stats import PeriodCounts
 from hookd.runtime import ids
 from hookd.runtime.clock import Clock
 from hookd.runtime.conformance import Conformance
@@ -97,6 +102,19 @@ class Service:
         if kind is None:
             raise not_found(f"event type {name[:80]!r}")
         return self._with_findings(kind)
+
+    async def send_example(self, name: str) -> Ingested:
+        """Ingest the catalog's example of `name` as a new event (the console's "send this
+        example"); 404 for an unknown type, 422 for one without an example to send."""
+        kind = self.event_type(name)
+        if kind.example is None or not kind.accepted_at_ingest:
+            raise invalid(f"event type {name[:80]!r} has no example a client may send")
+        now = self.clock.now()
+        decoded = envelope.decode_event(msgspec.json.encode(kind.example))
+        [incoming], [extra] = decoded.requests, decoded.extras
+        event = envelope.prepare(incoming, envelope.format_timestamp(now), extra=extra)
+        [result] = await self.ingest([Arrival(event)], now)
+        return result
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -176,10 +194,37 @@ class Service:
     # -- deliveries ---------------------------------------------------------------------
 
     async def list_deliveries(
-        self, limit: int, before: int | None, filters: dict[str, str]
+        self, limit: int, before: int | None, filters: Mapping[str, str | float]
     ) -> views.Page[views.Delivery]:
         """Deliveries newest first."""
         return await self._store.list_deliveries(limit, before, filters)
+
+    async def delivery_headers(self, delivery: views.Delivery) -> list[tuple[str, str]]:
+        """The headers of the delivery's last attempt as hookd sent them (its first, when
+        none was made yet), signatures included; never a secret."""
+        found = await self._store.signing_of(delivery.id)
+        if found is None:
+            raise not_found(f"delivery {delivery.id}")
+        url, body, secrets = found
+        log = delivery.attempt_log or []
+        at = self.clock.now()
+        if log and log[-1].started_at:
+            at = datetime.fromisoformat(log[-1].started_at.replace("Z", "+00:00")).timestamp()
+        secret, previous, upcoming = secrets.signing(at)
+        return [
+            ("Host", urlsplit(url).netloc),
+            ("Content-Type", "application/json"),
+            ("User-Agent", USER_AGENT),
+            ("X-Webhook-Id", delivery.event_id),
+            ("X-Webhook-Event", delivery.event),
+            ("X-Webhook-Timestamp", str(int(at))),
+            ("X-Webhook-Attempt", str(max(delivery.attempts, 1))),
+            *sign(secret, delivery.event_id, int(at), body, previous, upcoming),
+        ]
+
+    async def deliveries_by_id(self, delivery_ids: Sequence[int]) -> list[views.Delivery]:
+        """These deliveries as they stand (the console's live updates)."""
+        return await self._store.deliveries_by_id(delivery_ids)
 
     async def get_delivery(self, delivery_id: int) -> views.Delivery:
         """One delivery with every attempt."""
@@ -193,6 +238,11 @@ class Service:
         return delivery
 
     # -- figures ------------------------------------------------------------------------
+
+    async def minute_series(self, now: float) -> list[tuple[int, PeriodCounts]]:
+        """Every endpoint's counters summed per minute of the last hour (the console's
+        charts)."""
+        return await self._store.minute_series(now)
 
     async def stats(self) -> views.Stats:
         """Every endpoint's health, backlog and windowed statistics."""

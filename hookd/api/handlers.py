@@ -162,7 +162,7 @@ class Api:
         fields = msgspec.structs.asdict(spec)
         if spec.secret is None:
             fields["secret"] = endpoint_rules.new_secret(ids.random_bytes(32))
-        _check_endpoint(fields)
+        check_endpoint(fields)
         endpoint = await self.service.create_endpoint(fields, request.origin)
         return json_response(201, endpoint, [("Location", f"/v1/endpoints/{endpoint.id}")])
 
@@ -184,7 +184,7 @@ class Api:
         }
         if not changes:
             raise invalid("nothing to change: give url, events, description, enabled or secret")
-        _check_endpoint(changes)
+        check_endpoint(changes)
         endpoint = await self.service.update_endpoint(params["id"], changes, request.origin)
         return json_response(200, endpoint)
 
@@ -200,7 +200,7 @@ class Api:
         secret = rotation.secret
         if secret is None:
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
-        _check_endpoint({"secret": secret})
+        check_endpoint({"secret": secret})
         overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
         activate_at = rotation.activate_at
         endpoint = await self.service.rotate_secret(
@@ -320,7 +320,8 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
         raise bad_request("invalid JSON: nested too deeply", "invalid_json") from None
 
 
-def _check_endpoint(fields: dict[str, Any]) -> None:
+def check_endpoint(fields: dict[str, Any]) -> None:
+    """Refuse (422, naming the field) an endpoint's url, events, secret or description."""
     checks = {
         "url": endpoint_rules.url_error,
         "events": endpoint_rules.events_error,

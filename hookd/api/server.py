@@ -25,7 +25,11 @@ Rules:
 - Nothing a client sends can raise out of a connection's task: an unexpected exception
   anywhere in it is logged with its traceback at ERROR and closes that connection alone.
 - `drain()` makes every connection finish the request it is serving, answer it with
-  `Connection: close`, and close; idle connections close at once.
+  `Connection: close`, and close; idle connections close at once, and so do streams.
+- A `Response` with a `stream` (the console's Server-Sent Events) sends its head, then
+  whatever the stream sends until it returns, then closes the connection: the body is
+  delimited by the close. Each send has `request_timeout`; a stream holds its
+  connection's slot like any request, until the client closes its side.
 """
 
 from __future__ import annotations
@@ -63,11 +67,16 @@ class Request(msgspec.Struct, kw_only=True):
     authenticated: bool = False  # set by the handler once it checked the token
 
 
+Send = Callable[[bytes], Awaitable[None]]
+
+
 class Response(msgspec.Struct, kw_only=True):
     status: int
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # A body sent piece by piece until the function returns (or the server drains).
+    stream: Callable[[Send], Awaitable[None]] | None = None
 
 
 def json_response(
@@ -109,7 +118,7 @@ class Server:
         self._limits = limits
         self._name = server_name
         self._draining = False
-        self._idle: set[trio.CancelScope] = set()
+        self._idle: set[trio.CancelScope] = set()  # idle connections and streams
         self._slots = {
             "socket": trio.CapacityLimiter(limits.max_connections),
             "tcp": trio.CapacityLimiter(limits.max_tcp_connections),
@@ -215,6 +224,9 @@ class Server:
                     500, {"error": {"code": "internal", "message": "internal error; see the log"}}
                 )
             trusted = trusted or request.authenticated
+            if response.stream is not None:
+                await self._stream(stream, response)
+                return
             close = self._draining or not message.head.keep_alive
             await self._respond(stream, response, close, send_body=request.method != "HEAD")
             if close:
@@ -249,6 +261,31 @@ class Server:
         assert message is not http1.CLOSED  # the end of the stream is never fed here
         return message
 
+    async def _stream(self, stream: trio.abc.Stream, response: Response) -> None:
+        """Send `response`'s head, then its stream until it ends or the server drains."""
+        timeout = self._limits.request_timeout
+
+        async def send(data: bytes) -> None:
+            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+                await stream.send_all(data)
+            if scope.cancelled_caught:
+                raise _Closed()
+
+        assert response.stream is not None
+        headers = [("Server", self._name), ("Content-Type", response.content_type)]
+        headers += [*response.headers, ("Connection", "close")]
+        await send(http1.head_bytes(response.status, headers))
+        with trio.CancelScope() as streaming:
+            self._idle.add(streaming)
+            try:
+                if not self._draining:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_until_closed, stream, streaming)
+                        await response.stream(send)
+                        nursery.cancel_scope.cancel()
+            finally:
+                self._idle.discard(streaming)
+
     async def _respond(
         self, stream: trio.abc.Stream, response: Response, close: bool, send_body: bool = True
     ) -> None:
@@ -263,6 +300,15 @@ class Server:
             await stream.send_all(data)
         if scope.cancelled_caught:
             raise _Closed()
+
+
+async def _until_closed(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
+    """Cancel `scope` once the client closes its side (what it sends meanwhile is
+    ignored): a stream's slot is freed when its reader leaves, not at its next send."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while await stream.receive_some(4096):
+            pass
+    scope.cancel()
 
 
 # The error codes of the refusals that are not plain malformations.

@@ -14,7 +14,7 @@ Rules (docs/ARCHITECTURE.md, "Storage"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from hookd.db.types import (
@@ -29,7 +29,9 @@ from hookd.db.types import (
 )
 from hookd.domain import views
 from hookd.domain.attempts import AttemptRecord, Job
+from hookd.domain.endpoints import Secrets
 from hookd.domain.envelope import PreparedEvent
+from hookd.domain.stats import PeriodCounts
 
 
 class Backend(Protocol):
@@ -157,9 +159,20 @@ class Backend(Protocol):
     # -- deliveries, statistics, status -------------------------------------------------
 
     async def list_deliveries(
-        self, limit: int, before: int | None, filters: dict[str, str]
+        self, limit: int, before: int | None, filters: Mapping[str, str | float]
     ) -> views.Page[views.Delivery]:
-        """Deliveries newest first, filtered by status, endpoint and/or event id."""
+        """Deliveries newest first, filtered by status, endpoint, event id, event type
+        and/or creation time (`since`, `until`: Unix seconds)."""
+
+    async def signing_of(self, delivery_id: int) -> tuple[str, bytes, Secrets] | None:
+        """A delivery's endpoint URL, body and endpoint secrets (None when unknown): the
+        console shows the signature headers, never the secrets."""
+
+    async def minute_series(self, now: float) -> list[tuple[int, PeriodCounts]]:
+        """Every endpoint's counters summed per minute of the last hour, oldest first."""
+
+    async def deliveries_by_id(self, delivery_ids: Sequence[int]) -> list[views.Delivery]:
+        """These deliveries without their attempts, newest first; unknown ids left out."""
 
     async def get_delivery(self, delivery_id: int) -> views.Delivery:
         """One delivery with every attempt; 404 when unknown."""

@@ -13,7 +13,7 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "The path of an event"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import apsw
@@ -91,7 +91,14 @@ DELIVERY_FILTERS = {
     "status": "d.status = :status",
     "endpoint": "d.endpoint_id = :endpoint",
     "event": "d.event_seq = (SELECT seq FROM events WHERE id = :event)",
+    "type": "e.type = :type",
+    "since": "d.created_at >= :since",
+    "until": "d.created_at < :until",
 }
+DELIVERIES_BY_ID = f"""
+    SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM}
+    WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id DESC
+"""
 ATTEMPTS_OF_DELIVERY = """
     SELECT number, started_at, duration_ms, status_code, error_kind, error, response_excerpt
     FROM attempts WHERE delivery_id = ? ORDER BY id
@@ -113,12 +120,27 @@ REPLAY_ENDPOINT = """
 """
 
 
-def list_deliveries_query(filters: list[str]) -> str:
-    """The listing query for the given filter names (keys of DELIVERY_FILTERS)."""
+# With an event type, which table to walk first: the deliveries newest first, looking up
+# each one's event (fast when the type is common, a scan of everything when it is rare),
+# or the events of that type through `events_type`, then sorting their deliveries (fast
+# when the type is rare). A type with at least 1 event in RARE_TYPE is walked the first way.
+RARE_TYPE = 100
+TYPE_COUNT = "SELECT count(*) FROM events WHERE type = ?"
+EVENT_COUNT = "SELECT coalesce(max(seq), 0) FROM events"
+
+
+def list_deliveries_query(filters: list[str], events_first: bool = False) -> str:
+    """The listing query for the given filter names (keys of DELIVERY_FILTERS); the join
+    order is forced (CROSS JOIN) when a type filter makes it matter."""
     where = " AND ".join(["d.id < :before", *(DELIVERY_FILTERS[name] for name in filters)])
-    return (
-        f"SELECT {DELIVERY_COLUMNS} {DELIVERY_FROM} WHERE {where} ORDER BY d.id DESC LIMIT :limit"
-    )
+    source = DELIVERY_FROM
+    if "type" in filters:
+        source = (
+            "FROM events e CROSS JOIN deliveries d ON d.event_seq = e.seq"
+            if events_first
+            else "FROM deliveries d CROSS JOIN events e ON e.seq = d.event_seq"
+        )
+    return f"SELECT {DELIVERY_COLUMNS} {source} WHERE {where} ORDER BY d.id DESC LIMIT :limit"
 
 
 def of_event(conn: apsw.Connection, seq: int) -> list[views.Delivery]:
@@ -204,11 +226,39 @@ def record(
 
 
 def list_page(
-    conn: apsw.Connection, limit: int, before: int | None, filters: dict[str, str]
+    conn: apsw.Connection, limit: int, before: int | None, filters: Mapping[str, str | float]
 ) -> views.Page[views.Delivery]:
-    """Deliveries newest first, filtered by status, endpoint and/or event id."""
-    query = list_deliveries_query(sorted(filters))
+    """Deliveries newest first, filtered by status, endpoint, event id, event type and/or
+    creation time (`since` included, `until` not)."""
+    events_first = False
+    if "type" in filters:
+        [(matching,)] = conn.execute(TYPE_COUNT, (filters["type"],))
+        [(events,)] = conn.execute(EVENT_COUNT)
+        events_first = matching * RARE_TYPE < events
+    query = list_deliveries_query(sorted(filters), events_first)
     return newest_first(conn, query, dict(filters), limit, before, _delivery)
+
+
+SIGNING_OF_DELIVERY = f"""
+    SELECT p.url, e.body, {endpoints.SECRET_COLUMNS}
+    FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    JOIN endpoints p ON p.id = d.endpoint_id WHERE d.id = ?
+"""
+
+
+def signing_of(conn: apsw.Connection, delivery_id: int) -> tuple[str, bytes, Secrets] | None:
+    """What a delivery is signed with: its endpoint's URL, the body and the secrets."""
+    row = first(conn, SIGNING_OF_DELIVERY, (delivery_id,))
+    if row is None:
+        return None
+    url, body, *secrets = row
+    return url, body, Secrets(*secrets)
+
+
+def by_id(conn: apsw.Connection, delivery_ids: Sequence[int]) -> list[views.Delivery]:
+    """These deliveries (without their attempts), newest first; unknown ids left out."""
+    rows = conn.execute(DELIVERIES_BY_ID, (msgspec.json.encode(list(delivery_ids)),))
+    return [_delivery(row) for row in rows]
 
 
 def get(conn: apsw.Connection, delivery_id: int) -> views.Delivery:

@@ -12,7 +12,7 @@ Rules (docs/ARCHITECTURE.md, "Storage"):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import apsw
@@ -33,7 +33,9 @@ from hookd.db.types import (
 from hookd.domain import views
 from hookd.domain.attempts import AttemptRecord, Job
 from hookd.domain.catalog import DisabledEndpoint, FailedDelivery
+from hookd.domain.endpoints import Secrets
 from hookd.domain.envelope import PreparedEvent
+from hookd.domain.stats import PeriodCounts
 
 
 class SqliteBackend:
@@ -193,11 +195,20 @@ class SqliteBackend:
     # -- deliveries, statistics, status -------------------------------------------------
 
     async def list_deliveries(
-        self, limit: int, before: int | None, filters: dict[str, str]
+        self, limit: int, before: int | None, filters: Mapping[str, str | float]
     ) -> views.Page[views.Delivery]:
         return await self.engine.read(
             lambda conn: deliveries.list_page(conn, limit, before, filters)
         )
+
+    async def signing_of(self, delivery_id: int) -> tuple[str, bytes, Secrets] | None:
+        return await self.engine.read(lambda conn: deliveries.signing_of(conn, delivery_id))
+
+    async def minute_series(self, now: float) -> list[tuple[int, PeriodCounts]]:
+        return await self.engine.read(lambda conn: stats.minute_series(conn, now))
+
+    async def deliveries_by_id(self, delivery_ids: Sequence[int]) -> list[views.Delivery]:
+        return await self.engine.read(lambda conn: deliveries.by_id(conn, delivery_ids))
 
     async def get_delivery(self, delivery_id: int) -> views.Delivery:
         return await self.engine.read(lambda conn: deliveries.get(conn, delivery_id))

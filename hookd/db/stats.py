@@ -105,6 +105,21 @@ def window_totals(one_endpoint: bool) -> str:
     return f"SELECT endpoint_id, {sums} FROM endpoint_stats WHERE {where} GROUP BY endpoint_id"
 
 
+def minute_series(conn: apsw.Connection, now: float) -> list[tuple[int, stats.PeriodCounts]]:
+    """Every endpoint's counters summed per minute over the last hour, oldest first (the
+    minutes without attempts left out)."""
+    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS.split(", "))
+    start = stats.window_start(now, stats.MINUTE, 60)
+    query = (
+        f"SELECT period, {sums} FROM endpoint_stats WHERE unit = ? AND period >= ?"
+        " GROUP BY period ORDER BY period"
+    )
+    return [
+        (row[0], stats.PeriodCounts.from_row(row[1:]))
+        for row in conn.execute(query, (stats.MINUTE, start))
+    ]
+
+
 class Pruner:
     """Drops the statistics that left every window, at most once a minute (writer thread)."""
 

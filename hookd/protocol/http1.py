@@ -184,10 +184,16 @@ def response_bytes(
     status: int, headers: list[tuple[str, str]], body: bytes, *, send_body: bool = True
 ) -> bytes:
     """A whole response: status line, headers (with Content-Length), body."""
+    head = head_bytes(status, [*headers, ("Content-Length", str(len(body)))])
+    return head + (body if send_body else b"")
+
+
+def head_bytes(status: int, headers: list[tuple[str, str]]) -> bytes:
+    """A response head alone (status line, headers, blank line): the body that follows is
+    delimited by the end of the connection when `headers` give no length."""
     lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown"))]
     lines += [f"{name}: {value}".encode("latin-1") for name, value in headers]
-    lines.append(b"Content-Length: %d" % len(body))
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (body if send_body else b"")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

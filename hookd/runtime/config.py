@@ -41,6 +41,7 @@ DEFAULT_PATH = "/etc/hookd/hookd.toml"
 MIN_TOKEN = 32  # characters of an API token
 TOKEN_SOURCES = ("api_token", "api_token_file", "api_token_credential")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # what a Bearer token can carry: visible ASCII
+_HOST = re.compile(r"(?:[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")  # allowed_hosts
 _CREDENTIAL = re.compile(r"[A-Za-z0-9_.\-]+")  # a file name in $CREDENTIALS_DIRECTORY
 
 
@@ -68,6 +69,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     max_connections: Positive = 1024  # on the Unix socket
     max_tcp_connections: Positive = 256
     unauthenticated_timeout: Duration = Duration(5)  # TCP, until a request passes the token
+    # Host header values the TCP listener answers besides its own address and localhost's
+    # (a reverse proxy's name: "hookd.example.com" or "hookd.example.com:443").
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
 
 
 class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -251,6 +255,12 @@ def check(config: Config) -> str | None:
             )
         if problem is not None:
             return f"server.listen: {problem}"
+    for index, host in enumerate(server.allowed_hosts):
+        if not _HOST.fullmatch(host):
+            return (
+                f"server.allowed_hosts[{index}]: expected a host name like "
+                f"'hookd.example.com' or 'hookd.example.com:443', got {host!r}"
+            )
     if server.request_timeout <= 0 or server.idle_timeout <= 0:
         return "server.request_timeout and server.idle_timeout must be more than 0s"
     if server.unauthenticated_timeout <= 0:

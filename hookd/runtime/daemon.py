@@ -35,7 +35,8 @@ import trio
 from hookd import __version__
 from hookd.api import routes
 from hookd.api.handlers import Api
-from hookd.api.server import Limits, Server
+from hookd.api.hosts import Hosts
+from hookd.api.server import Handler, Limits, Server
 from hookd.db.errors import StorageError
 from hookd.db.sqlite import SqliteBackend
 from hookd.delivery.alerts import Alerts
@@ -51,6 +52,7 @@ from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open
 from hookd.runtime.metrics import Metrics
 from hookd.runtime.retention import Retention
 from hookd.service import Service
+from hookd.ui.console import Console
 
 log = logging.getLogger("hookd.daemon")
 
@@ -120,7 +122,15 @@ class Daemon:
             retention = self.retention = Retention(store, clock, config.storage.retention)
             listeners, bound = await _listeners(config)
             tcp = any(origin == "tcp" for _, origin in listeners)
-            handle = routes.Router(api).handle
+            handle: Handler = routes.Router(api).handle
+            if tcp:  # the web console (/ui/) and the Host check of the TCP listener
+                console = Console(
+                    service,
+                    config.server.api_token,
+                    secret_overlap=config.delivery.secret_overlap,
+                )
+                hosts = Hosts(_tcp_addresses(listeners), config.server.allowed_hosts)
+                handle = hosts.guard(console.front(handle))
             limits = _limits(config, nofile, tcp)
             server = Server(handle, limits, f"hookd/{__version__}")
             connections_served = limits.max_connections + (limits.max_tcp_connections if tcp else 0)
@@ -270,6 +280,11 @@ async def _listeners(config: Config) -> tuple[list[tuple[trio.SocketListener, st
     if adopted:
         log.info("action=sockets.adopted count=%d origins=%s", len(adopted), ",".join(origins))
     return listeners, bound
+
+
+def _tcp_addresses(listeners: list[tuple[trio.SocketListener, str]]) -> list[tuple[str, int]]:
+    """The (host, port) each TCP listener is bound to."""
+    return [listener.socket.getsockname()[:2] for listener, origin in listeners if origin == "tcp"]
 
 
 def _limits(config: Config, nofile: int, tcp: bool) -> Limits:

@@ -97,12 +97,13 @@ async def test_tcp_connections_without_the_token_are_closed_after_the_short_dead
     async with client:
         silent = await trio.open_tcp_stream("127.0.0.1", port)
         wrong = await trio.open_tcp_stream("127.0.0.1", port)
-        await wrong.send_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        host = f"Host: 127.0.0.1:{port}"
+        await wrong.send_all(f"GET /v1/status HTTP/1.1\r\n{host}\r\n\r\n".encode())
         health = await trio.open_tcp_stream("127.0.0.1", port)
-        await health.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await health.send_all(f"GET /healthz HTTP/1.1\r\n{host}\r\n\r\n".encode())
         good = await trio.open_tcp_stream("127.0.0.1", port)
         await good.send_all(
-            f"GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+            f"GET /v1/status HTTP/1.1\r\n{host}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
         )
         assert b" 401 " in await wrong.receive_some(65536)
         assert b" 200 " in await health.receive_some(65536)

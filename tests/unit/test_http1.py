@@ -20,6 +20,7 @@ from hookd.protocol.http1 import (
     ProtocolError,
     RequestReader,
     ResponseReader,
+    head_bytes,
     parse_head,
     parse_response_head,
     request_bytes,
@@ -954,6 +955,14 @@ def test_request_bytes_is_what_hookd_sends() -> None:
 
 def test_response_bytes_of_an_unknown_status() -> None:
     assert response_bytes(299, [], b"") == b"HTTP/1.1 299 Unknown\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_head_bytes_has_no_length_of_its_own() -> None:
+    # A stream (the console's Server-Sent Events) is delimited by the end of the connection.
+    assert head_bytes(200, [("Content-Type", "text/event-stream")]) == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+    )
+    assert head_bytes(299, []) == b"HTTP/1.1 299 Unknown\r\n\r\n"
 
 
 def test_request_header_values_keep_colons_and_lose_only_spaces_and_tabs() -> None:

@@ -1,0 +1,1 @@
+"""The web console under /ui/ on the TCP listener (docs/ARCHITECTURE.md, "Layers")."""
