@@ -62,9 +62,13 @@ class Service:
         *,
         metrics: Metrics,
         catalog: Catalog,
+        secret_overlap: float,
     ) -> None:
         self.clock = clock
         self.catalog = catalog
+        # How long a rotated secret keeps signing unless a rotation says otherwise
+        # (delivery.secret_overlap; a reload may change it, as it may the catalog).
+        self.secret_overlap = secret_overlap
         self._store = store
         self._scheduler = scheduler
         self._metrics = metrics

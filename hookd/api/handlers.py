@@ -75,18 +75,15 @@ RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 class Api:
     """Routes requests to handlers; one per daemon."""
 
-    def __init__(
-        self, service: Service, api_token: str = "", *, openapi: bytes, secret_overlap: float
-    ) -> None:
+    def __init__(self, service: Service, api_token: str = "", *, openapi: bytes) -> None:
         self.service = service
         self._token = api_token
-        self.configure(openapi=openapi, secret_overlap=secret_overlap)
+        self.configure(openapi=openapi)
 
-    def configure(self, *, openapi: bytes, secret_overlap: float) -> None:
-        """Take the OpenAPI document and the default secret overlap (at start, and again
-        at a reload: the catalog may have changed)."""
+    def configure(self, *, openapi: bytes) -> None:
+        """Take the OpenAPI document (at start, and again at a reload: the catalog may have
+        changed)."""
         self._openapi = openapi
-        self._secret_overlap = secret_overlap
 
     def authenticate(self, request: Request) -> None:
         """Refuse (401) a TCP request without the token, when one is set; a request that
@@ -201,7 +198,7 @@ class Api:
         if secret is None:
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
         check_endpoint({"secret": secret})
-        overlap = self._secret_overlap if rotation.overlap_s is None else rotation.overlap_s
+        overlap = self.service.secret_overlap if rotation.overlap_s is None else rotation.overlap_s
         activate_at = rotation.activate_at
         endpoint = await self.service.rotate_secret(
             params["id"],

@@ -111,24 +111,26 @@ class Daemon:
                 **reload.scheduler_settings(config),
             )
             catalog = reload.catalog_of(config)
-            service = Service(store, clock, scheduler, metrics=metrics, catalog=catalog)
+            service = Service(
+                store,
+                clock,
+                scheduler,
+                metrics=metrics,
+                catalog=catalog,
+                secret_overlap=config.delivery.secret_overlap,
+            )
             await service.sync_config_endpoints(config_module.declared_endpoints(config))
             api = Api(
                 service,
                 config.server.api_token,
                 openapi=reload.document_of(catalog, config),
-                secret_overlap=config.delivery.secret_overlap,
             )
             retention = self.retention = Retention(store, clock, config.storage.retention)
             listeners, bound = await _listeners(config)
             tcp = any(origin == "tcp" for _, origin in listeners)
             handle: Handler = routes.Router(api).handle
             if tcp:  # the web console (/ui/) and the Host check of the TCP listener
-                console = Console(
-                    service,
-                    config.server.api_token,
-                    secret_overlap=config.delivery.secret_overlap,
-                )
+                console = Console(service, config.server.api_token)
                 hosts = Hosts(_tcp_addresses(listeners), config.server.allowed_hosts)
                 handle = hosts.guard(console.front(handle))
             limits = _limits(config, nofile, tcp)

@@ -172,9 +172,8 @@ class Reloader:
             return running, None
         catalog = catalog_of(new)
         self._service.catalog = catalog
-        self._api.configure(
-            openapi=document_of(catalog, new), secret_overlap=new.delivery.secret_overlap
-        )
+        self._service.secret_overlap = new.delivery.secret_overlap
+        self._api.configure(openapi=document_of(catalog, new))
         self._scheduler.configure(**scheduler_settings(new))
         logs.set_level(new.log.level)
         summary = (

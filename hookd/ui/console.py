@@ -73,10 +73,9 @@ class Context(NamedTuple):
 class Console:
     """The console of one daemon."""
 
-    def __init__(self, service: Service, api_token: str, *, secret_overlap: float) -> None:
+    def __init__(self, service: Service, api_token: str) -> None:
         self.service = service
         self.sessions = security.Sessions(api_token)
-        self._secret_overlap = secret_overlap
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -282,7 +281,7 @@ class Console:
             changes = {"enabled": action == "enable"}
             await self.service.update_endpoint(endpoint_id, changes, ORIGIN)
         elif action == "rotate":
-            overlap = forms.duration(form.get("overlap", ""), self._secret_overlap)
+            overlap = forms.duration(form.get("overlap", ""), self.service.secret_overlap)
             secret = endpoint_rules.new_secret(ids.random_bytes(32))
             rotated = await self.service.rotate_secret(endpoint_id, secret, overlap, ORIGIN)
             return await self._endpoint_page(context, endpoint_id, secret=rotated.secret)

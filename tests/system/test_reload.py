@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,19 @@ async def test_delivery_limits_apply_to_the_next_attempts(short_dir: Path) -> No
         delivery = await delivery_when(client, await ingest(client), 1, "failed")
         [attempt] = delivery["attempt_log"]
         assert "within 0.3s" in attempt["error"], attempt
+
+
+async def test_a_new_secret_overlap_is_the_next_rotations_default(short_dir: Path) -> None:
+    async with serving(short_dir) as (daemon, client):
+        subscription = {"url": "http://127.0.0.1:9/", "events": ["*"]}
+        made = await client.post("/v1/endpoints", json=subscription)
+        ident = made.json()["id"]
+        line = await reload(daemon, '[delivery]\nsecret_overlap = "2h"\n')
+        assert "settings=delivery.secret_overlap" in line
+        rotated = (await client.post(f"/v1/endpoints/{ident}/rotate-secret", json={})).json()
+        until = datetime.fromisoformat(rotated["previous_secret_until"])
+        gap = (until - datetime.fromisoformat(rotated["updated_at"])).total_seconds()
+        assert abs(gap - 2 * 3600) < 1, rotated
 
 
 async def test_event_types_and_the_validation_mode_change(short_dir: Path) -> None:
