@@ -129,7 +129,7 @@ systemd-check: deb
 	@command -v lintian >/dev/null && command -v debootstrap >/dev/null && \
 		command -v systemd-nspawn >/dev/null || \
 		{ apt-get update -qq && $(APT_INSTALL) lintian debootstrap systemd-container; }
-	lintian --fail-on error --no-tag-display-limit $(DEB)
+	lintian --fail-on error --tag-display-limit 0 $(DEB)
 	$(PYTHON) packaging/systemd_check.py $(DEB)
 
 # The development config's TCP listener reads its API token from var/api-token: made on
