@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import tempfile
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -119,6 +120,14 @@ class Running:
     @property
     def socket(self) -> str:
         return self.daemon.config.server.socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on just now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def socket_client(path: str, timeout: float | None = 10) -> httpx.AsyncClient:

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_TOKEN, Running
-from tests.system.test_api_endpoints import CONFIG_ENDPOINT, free_port, list_endpoints, stop
+from tests.conftest import API_TOKEN, Running, free_port
+from tests.system.test_api_endpoints import CONFIG_ENDPOINT, list_endpoints, stop
 from tests.system.test_api_events import assert_error, create_endpoint, db_path, db_rows
 
 Factory = Callable[..., Awaitable[Running]]

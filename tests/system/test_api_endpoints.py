@@ -5,7 +5,6 @@ later events, and the bearer token on the TCP listener.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from tests.conftest import API_TOKEN, Running
+from tests.conftest import API_TOKEN, Running, free_port
 from tests.system.test_api_events import (
     assert_error,
     count,
@@ -66,13 +65,6 @@ async def stop(running: Running) -> None:
             return
         await trio.sleep(0.01)
     raise AssertionError("the daemon did not stop within 5 s")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- create, read, update, delete ---------------------------------------------------------

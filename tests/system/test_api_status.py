@@ -14,9 +14,8 @@ import trio
 
 from hookd import __version__
 from hookd.db import schema, stats
-from tests.conftest import API_TOKEN, Running
+from tests.conftest import API_TOKEN, Running, free_port
 from tests.receiver import serve_receiver
-from tests.system.test_api_endpoints import free_port
 from tests.system.test_api_events import assert_error, create_endpoint, ingest
 from tests.system.test_delivery import wait_delivery
 

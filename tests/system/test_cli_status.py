@@ -19,8 +19,7 @@ import trio
 from hookd import __version__
 from hookd.cli.client import DEFAULT_SOCKET, Target, resolve_target, unreachable
 from tests.cli_runner import cli, hookd_cli
-from tests.conftest import API_TOKEN, Running, write_config
-from tests.system.test_api_endpoints import free_port
+from tests.conftest import API_TOKEN, Running, free_port, write_config
 from tests.system.test_api_events import create_endpoint, ingest
 
 Factory = Callable[..., Awaitable[Running]]

@@ -23,9 +23,8 @@ import pytest
 import trio
 
 from hookd.runtime import descriptors
-from tests.conftest import Running, socket_client, write_config
+from tests.conftest import Running, free_port, socket_client, write_config
 from tests.receiver import Answer, serve_receiver
-from tests.system.test_api_endpoints import free_port
 
 Factory = Callable[..., Awaitable[Running]]
 TOKEN = "k" * 32

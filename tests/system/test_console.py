@@ -5,7 +5,6 @@ the live stream (tests/ui/ drives the same pages in Chromium)."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,17 +14,10 @@ import trio
 
 from hookd.ui import security
 from hookd.ui.security import CSP, SESSION_LIFETIME
-from tests.conftest import API_TOKEN, Running
+from tests.conftest import API_TOKEN, Running, free_port
 from tests.receiver import Answer, serve_receiver
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -20,9 +20,8 @@ from hookd import __version__
 from hookd.db import schema, stats
 from hookd.domain.retry import AttemptResult
 from hookd.runtime import metrics
-from tests.conftest import API_TOKEN, Running
+from tests.conftest import API_TOKEN, Running, free_port
 from tests.receiver import Answer, Received, serve_receiver
-from tests.system.test_api_endpoints import free_port
 from tests.system.test_api_events import REFUSING_URL, assert_error, create_endpoint, ingest
 
 Factory = Callable[..., Awaitable[Running]]

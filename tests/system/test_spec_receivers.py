@@ -42,7 +42,7 @@ import trio
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from hookd.domain.catalog import Catalog
-from tests.conftest import Running
+from tests.conftest import Running, free_port
 from tests.receiver import serve_receiver
 from tests.system.test_delivery import subscribe
 
@@ -185,13 +185,6 @@ async def rejections(hookd: Running, accepted: dict[str, Sample]) -> list[str]:
             f" HTTP {last['status_code']} {last['error'] or ''} {last['response_excerpt']!r}"
         )
     return lines
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:

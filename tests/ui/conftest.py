@@ -11,7 +11,6 @@ ui-check` installs Chromium first).
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import trio
 
-from tests.conftest import API_TOKEN, Running
+from tests.conftest import API_TOKEN, Running, free_port
 from tests.receiver import Answer, Received, Receiver, serve_receiver
 
 CHROMIUM = os.environ.get("HOOKD_CHROMIUM", "/usr/bin/chromium")
@@ -40,13 +39,6 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-screenshots"
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
