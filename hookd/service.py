@@ -10,6 +10,12 @@ Rules (docs/ARCHITECTURE.md, "Layers" and "The path of an event"):
   reach storage, the scheduler or the metrics themselves.
 - The time of an operation is read once, from the clock, and passed to the write; ids
   come from `runtime.ids`.
+- Data subjects (README, "Personal data"): ingest stores each event's subject hashes
+  (`domain.subjects`, with the per-install key handed in) with it; an erasure goes in
+  batches of ERASE_BATCH events, each committed and then dropped from the scheduler,
+  then is written to the audit log (hashes, never values) and the WAL truncated. Without
+  a key (`storage.subject_index = false`) nothing is indexed and access and erasure
+  answer 409.
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ from hookd.db.backend import Backend
 from hookd.db.types import DISABLED_BY_HAND, Ingested, NewDelivery, NewEvent
 from hookd.delivery.alerts import alert_events
 from hookd.delivery.scheduler import Scheduler
-from hookd.domain import envelope, views
+from hookd.domain import envelope, subjects, views
 from hookd.domain.catalog import Catalog, EventType, Finding
-from hookd.domain.errors import not_found
+from hookd.domain.errors import conflict, not_found
 from hookd.runtime import ids
 from hookd.runtime.clock import Clock
 from hookd.runtime.conformance import Conformance
@@ -34,16 +40,19 @@ from hookd.runtime.metrics import Metrics
 
 TEST_EVENT = "hookd.teste"
 RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
+ERASE_BATCH = 1000  # events erased per write: ingest waits for one batch at most
 
 
 class Arrival(NamedTuple):
     """One event to ingest: prepared, with what the catalog only reported about it, and
-    its idempotency key and position in its batch (-1: a single event)."""
+    its idempotency key and position in its batch (-1: a single event), and the subject
+    hashes of the people it names (`Service.subject_hashes`)."""
 
     event: envelope.PreparedEvent
     findings: Sequence[Finding] = ()
     key: str | None = None
     key_item: int = -1
+    subjects: tuple[bytes, ...] = ()
 
 
 class Service:
@@ -57,6 +66,7 @@ class Service:
         *,
         metrics: Metrics,
         catalog: Catalog,
+        subject_key: bytes | None = None,
     ) -> None:
         self.clock = clock
         self.catalog = catalog
@@ -64,12 +74,15 @@ class Service:
         self._scheduler = scheduler
         self._metrics = metrics
         self._conformance = Conformance(clock, metrics)
+        self._subject_key = subject_key
 
     # -- events -------------------------------------------------------------------------
 
     async def ingest(self, arrivals: Sequence[Arrival], now: float) -> list[Ingested]:
         """Store events, all or nothing, and send what they created."""
-        fresh = [NewEvent(a.event, ids.event_id(now), a.key, a.key_item) for a in arrivals]
+        fresh = [
+            NewEvent(a.event, ids.event_id(now), a.key, a.key_item, a.subjects) for a in arrivals
+        ]
         results = await self._store.ingest(fresh, now)
         self._created(results)
         for arrival, result in zip(arrivals, results, strict=True):
@@ -97,6 +110,52 @@ class Service:
         if kind is None:
             raise not_found(f"event type {name[:80]!r}")
         return self._with_findings(kind)
+
+    # -- data subjects ------------------------------------------------------------------
+
+    def subject_hashes(self, event_type: str, data: dict[str, Any]) -> tuple[bytes, ...]:
+        """The subject index's hashes of the people an event's `data` names."""
+        if self._subject_key is None:
+            return ()
+        fields = self.catalog.subject_fields(event_type)
+        return subjects.event_hashes(self._subject_key, fields, data) if fields else ()
+
+    def _selector_hashes(self, chosen: Sequence[subjects.Selector]) -> list[bytes]:
+        if self._subject_key is None:
+            raise conflict("the subject index is off (storage.subject_index = false)")
+        return subjects.selector_hashes(self._subject_key, chosen)
+
+    async def subject_events(
+        self, chosen: Sequence[subjects.Selector], limit: int, before: int | None
+    ) -> views.Page[views.SubjectEvent]:
+        """What hookd holds about a person: the events naming them, with deliveries."""
+        return await self._store.subject_events(self._selector_hashes(chosen), limit, before)
+
+    async def erase_subject(self, chosen: Sequence[subjects.Selector], origin: str) -> views.Erased:
+        """Erase every event naming a person; their pending deliveries are never sent."""
+        hashes = self._selector_hashes(chosen)
+        seqs = await self._store.subject_event_seqs(hashes)
+        events = erased = excerpts = 0
+        for start in range(0, len(seqs), ERASE_BATCH):
+            batch = seqs[start : start + ERASE_BATCH]
+            done = await self._store.erase_events(batch, self.clock.now())
+            self._scheduler.deliveries_erased(done.erased)
+            events, erased = events + done.events, erased + len(done.erased)
+            excerpts += done.excerpts
+        fields = [
+            f"events={events}",
+            f"deliveries_erased={erased}",
+            f"attempts_cleared={excerpts}",
+            *(f"{s.kind}={h.hex()}" for s, h in zip(chosen, hashes, strict=True)),
+        ]
+        await self._store.audit_erasure(self.clock.now(), origin, fields)
+        truncated = await self._store.truncate_wal()
+        return views.Erased(
+            events=events,
+            deliveries_erased=erased,
+            attempts_cleared=excerpts,
+            wal_truncated=truncated,
+        )
 
     # -- endpoints ----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from hookd.cli.commands import (
     listen,
     stats,
     status,
+    subject,
     verify,
 )
 from hookd.cli.output import Screen, colour_wanted
@@ -53,7 +54,7 @@ def command_line() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     common = common_options()
-    for module in (status, stats, endpoints, events, event_types, deliveries, audit):
+    for module in (status, stats, endpoints, events, event_types, deliveries, audit, subject):
         module.register(commands, common)
     for offline in (listen, verify, config_check, db):
         offline.register(commands)

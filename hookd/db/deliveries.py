@@ -8,7 +8,8 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "The path of an event"):
   moved on only while still pending (a cancelled one keeps its status, but counts the
   attempt's number), then counted into its endpoint's statistics and health
   (`stats.account`), which may disable the endpoint.
-- Retrying or replaying needs the endpoint enabled: a 409 otherwise, before any write.
+- Retrying or replaying needs the endpoint enabled: a 409 otherwise, before any write. An
+  `erased` delivery (its data subject erased) is never retried: a 409.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ ATTEMPTS_OF_DELIVERY = """
     FROM attempts WHERE delivery_id = ? ORDER BY id
 """
 DELIVERY_ENDPOINT_STATE = """
-    SELECT d.endpoint_id, p.enabled, p.deleted_at FROM deliveries d
+    SELECT d.endpoint_id, p.enabled, p.deleted_at, d.status FROM deliveries d
     JOIN endpoints p ON p.id = d.endpoint_id WHERE d.id = ?
 """
 RETRY_DELIVERY = """
@@ -239,7 +240,9 @@ def retry(conn: apsw.Connection, delivery_id: int, now: float) -> views.Delivery
     state = first(conn, DELIVERY_ENDPOINT_STATE, (delivery_id,))
     if state is None:
         raise not_found(f"delivery {delivery_id}")
-    endpoint_id, enabled, deleted_at = state
+    endpoint_id, enabled, deleted_at, status = state
+    if status == "erased":
+        raise conflict(f"delivery {delivery_id}'s event was erased; it cannot be retried")
     if deleted_at is not None or not enabled:
         raise conflict(
             f"endpoint {endpoint_id!r} is {'deleted' if deleted_at else 'disabled'}; "

@@ -8,7 +8,8 @@ Rules (docs/ARCHITECTURE.md, "The path of an event"):
 - Each new event gets one pending delivery, due at once, per enabled endpoint whose
   subscriptions match it (`endpoints.Routes`).
 - Events and deliveries are inserted with one executemany each; the writer is the only
-  one inserting, so their rowids are consecutive, which is checked.
+  one inserting, so their rowids are consecutive, which is checked. The subject index's
+  rows of the new events are inserted in the same transaction (`db.subjects`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from hookd.db import deliveries, endpoints
+from hookd.db import deliveries, endpoints, subjects
 from hookd.db.errors import StorageError
 from hookd.db.rows import Row, first, newest_first
 from hookd.db.types import Ingested, NewDelivery, NewEvent
@@ -56,9 +57,10 @@ def ingest(
     results: list[Ingested] = []
     rows: list[tuple[Any, ...]] = []  # the new events, in order
     targets_of: list[Sequence[str]] = []  # and the endpoints each goes to
+    hashes_of: list[tuple[bytes, ...]] = []  # and the subject hashes of each
     by_id: dict[str, views.Accepted] = {}  # new in this call, for repeats within it
     by_key: dict[tuple[str, int], views.Accepted] = {}
-    for event, fresh_id, key, item in events:
+    for event, fresh_id, key, item, hashes in events:
         earlier = None
         if key is not None:
             earlier = by_key.get((key, item)) or _accepted(conn, EVENT_BY_KEY, (key, item))
@@ -76,9 +78,14 @@ def ingest(
             (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets))
         )
         targets_of.append(targets)
+        hashes_of.append(hashes)
         results.append(Ingested(accepted, []))
     if rows:
-        _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
+        first_seq = _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
+        subjects.index(
+            conn,
+            [(first_seq + n, h) for n, hashes in enumerate(hashes_of) for h in hashes],
+        )
     return results
 
 
@@ -88,8 +95,8 @@ def _insert_new(
     targets_of: list[Sequence[str]],
     results: list[Ingested],
     now: float,
-) -> None:
-    """Insert events and their deliveries with one executemany each.
+) -> int:
+    """Insert events and their deliveries with one executemany each; the first seq.
 
     In the writer's transaction nobody else inserts, and a rowid is one more than the
     largest before it, so the rows get consecutive rowids ending at the last one.
@@ -104,13 +111,14 @@ def _insert_new(
         for endpoint_id in targets
     ]
     if not created:
-        return
+        return first_seq
     conn.executemany(deliveries.INSERT_DELIVERY, created)
     delivery_id = conn.last_insert_rowid() - len(created) + 1
     for result, targets in zip(results, targets_of, strict=True):
         for endpoint_id in targets:
             result.created.append(NewDelivery(delivery_id, endpoint_id, now))
             delivery_id += 1
+    return first_seq
 
 
 def send_test(
@@ -155,6 +163,7 @@ def _accepted(conn: apsw.Connection, query: str, params: Row) -> views.Accepted 
 
 
 _body_data = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_NO_DATA = msgspec.Raw(b"null")  # an erased event's tombstone has none
 
 
 def _event(row: Row) -> views.Event:
@@ -164,5 +173,5 @@ def _event(row: Row) -> views.Event:
         event=kind,
         timestamp=timestamp,
         received_at=views.iso(received_at),
-        data=_body_data.decode(body)["data"],
+        data=_body_data.decode(body).get("data", _NO_DATA),
     )

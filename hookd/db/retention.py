@@ -5,7 +5,8 @@ Rules (docs/ARCHITECTURE.md, "Storage"):
 - Only finished deliveries are purged, through the partial index `deliveries_finished`,
   oldest last change first; a pending delivery, and so its event, is never touched.
 - Events are swept in `seq` order (arrival order), up to the first one received since
-  the cutoff; an event goes only once it has no delivery left.
+  the cutoff; an event goes only once it has no delivery left, and its subject index
+  rows with it.
 - Each call is one small write; a query returns one row, not one per record (each row
   costs the writer thread a GIL hand-off), with ids as JSON arrays.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import apsw
 
+from hookd.db import subjects
 from hookd.db.rows import first
 from hookd.db.types import Purged, RetentionDue
 
@@ -84,7 +86,10 @@ def purge_finished(conn: apsw.Connection, cutoff: float, limit: int) -> Purged:
     attempts = conn.changes()
     conn.execute(PURGE_DELIVERIES, (ids,))
     conn.execute(PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff})
-    return Purged(deliveries=count, attempts=attempts, events=conn.changes())
+    events = conn.changes()
+    if events:
+        subjects.forget_deleted(conn, seqs)
+    return Purged(deliveries=count, attempts=attempts, events=events)
 
 
 def sweep_events(
@@ -99,6 +104,7 @@ def sweep_events(
     if doomed != "[]":
         conn.execute(DELETE_EVENTS, (doomed,))
         deleted = conn.changes()
+        subjects.forget_deleted(conn, doomed)
     return deleted, (last if seen == limit else None)
 
 

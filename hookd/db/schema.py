@@ -211,6 +211,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE endpoints ADD COLUMN next_secret_at REAL;
     ALTER TABLE endpoints ADD COLUMN next_secret_overlap REAL;
     """,
+    # lgpd: 7 -> 8: the subject index, keyed hashes of the values naming a person per
+    # event (db.subjects): appended in arrival order, found by hash.
+    """
+    CREATE TABLE subjects (
+        event_seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (event_seq, hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX subjects_hash ON subjects (hash, event_seq);
+    """,
 ]
 
 # After migration 5 -> 6, in its transaction (`_split_batch_keys`): the keys that

@@ -42,7 +42,7 @@ from hookd.domain.catalog import Catalog
 from hookd.domain.durations import span
 from hookd.domain.views import Status
 from hookd.runtime import config as config_module
-from hookd.runtime import descriptors, systemd
+from hookd.runtime import descriptors, keys, systemd
 from hookd.runtime.clock import Clock
 from hookd.runtime.config import Config
 from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
@@ -76,6 +76,7 @@ class Daemon:
         config = self.config
         clock = Clock()
         nofile = descriptors.raise_limit()
+        subject_key = _subject_key(config) if config.storage.subject_index else None
         store = self.store = await SqliteBackend.open(
             config.storage.path, config.storage.durability
         )
@@ -91,7 +92,9 @@ class Daemon:
             sender = _sender(config, clock)
             scheduler = self.scheduler = _scheduler(config, store, sender, clock, metrics)
             catalog = Catalog(config.event_type, config.ingest.validate)
-            service = Service(store, clock, scheduler, metrics=metrics, catalog=catalog)
+            service = Service(
+                store, clock, scheduler, metrics=metrics, catalog=catalog, subject_key=subject_key
+            )
             api = Api(
                 service,
                 config.server.api_token,
@@ -281,3 +284,12 @@ def _asdict(endpoint: config_module.EndpointConfig) -> dict[str, Any]:
 def _remove_socket(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _subject_key(config: Config) -> bytes:
+    """The subject index's key beside the database (made at the first start)."""
+    os.makedirs(os.path.dirname(os.path.abspath(config.storage.path)), exist_ok=True)
+    try:
+        return keys.subject_key(config.storage.path)
+    except keys.KeyFileError as exc:
+        raise StorageError(str(exc)) from None
