@@ -6,6 +6,8 @@ Rules:
   recorded here: counted in `hookd_events_nonconforming_total{event,field}`, logged at
   INFO at most once a minute per type and field, and kept (count, last time, last
   problem) for `GET /v1/event-types/{name}`.
+- The log line names the type and the field, never the problem: a problem may quote the
+  value sent (`Invalid enum value '...'`), and logs carry no event data.
 - Memory and metric series stay bounded: at most MAX_SERIES (type, field) pairs are
   told apart; the rest count under the type `(other)`.
 - Counts start at zero with the process, like every counter of `GET /metrics`.
@@ -64,10 +66,9 @@ class Conformance:
             if now - seen.logged_at >= LOG_EVERY:
                 seen.logged_at = now
                 log.info(
-                    "action=event.nonconforming event=%s field=%s problem=%r count=%d",
+                    "action=event.nonconforming event=%s field=%s count=%d",
                     key[0],
                     key[1],
-                    finding.problem[:200],
                     seen.count,
                 )
 
