@@ -8,7 +8,6 @@ values.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,10 +36,10 @@ async def test_the_log_at_debug_holds_no_personal_data(tmp_path: Path) -> None:
         return Answer(next(answers, 200), body=f'{{"echo":"{NAME} {EMAIL}"}}'.encode())
 
     async with serve_receiver(answer) as receiver:
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "hookd", "serve", "--config", str(config)], stderr=log
-            )
+        log = await trio.to_thread.run_sync(log_path.open, "wb")
+        command = [sys.executable, "-m", "hookd", "serve", "--config", str(config)]
+        process = await trio.lowlevel.open_process(command, stderr=log)
+        log.close()
         try:
             client = socket_client(str(tmp_path / "hookd.sock"))
             with trio.fail_after(20):
@@ -78,14 +77,17 @@ async def test_the_log_at_debug_holds_no_personal_data(tmp_path: Path) -> None:
             assert bad.status_code == 400
             await receiver.wait_for(len(events) + 2)  # two failed attempts, then delivered
             with trio.fail_after(10):
-                while (await client.get("/v1/status")).json()["deliveries"]["pending"]:
+                while True:
+                    if not (await client.get("/v1/status")).json()["deliveries"]["pending"]:
+                        break
                     await trio.sleep(0.1)
             erased = await client.post("/v1/subjects/erase", json={"phone": PHONE})
             assert erased.json()["events"] == 2
             await client.aclose()
         finally:
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=20) == 0
+            with trio.fail_after(20):
+                assert await process.wait() == 0
 
     text = log_path.read_text()
     assert "action=attempt.failed" in text  # DEBUG lines were written
