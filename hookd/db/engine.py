@@ -25,7 +25,8 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
 - The engine opens a database only after `PRAGMA quick_check` finds it sound (before
   `prepare`, the migrations, runs); a damaged one is `StorageError`, pointing to
   `hookd db check` and the README's restore steps. Its files (database, WAL, shared
-  memory, lock) are the owner's alone (0600): the database holds endpoint secrets.
+  memory, lock) are the owner's alone (0600): the database holds endpoint secrets; so is
+  a directory it creates for them (0700).
 - The writer runs with `secure_delete`: content deleted or replaced (retention, an
   erasure) is overwritten with zeros in the file, not left in free space;
   `truncate_wal` then empties the WAL of the pages that held it.
@@ -53,6 +54,7 @@ T = TypeVar("T")
 READERS = 4
 MAX_GROUP = 512  # writes committed together at most
 OWNER_ONLY = 0o600
+OWNER_DIR = 0o700  # a directory hookd makes for its database (the dev one, ./var)
 RESTORE_POINTER = (
     "run `hookd db check` for the details, and restore the latest backup "
     '(README, "Backup and restore")'
@@ -109,7 +111,7 @@ class Engine:
 
     def _connect(self) -> None:
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), OWNER_DIR, exist_ok=True)
             self._lock = _lock(self.path)
         except OSError as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc

@@ -288,7 +288,7 @@ def _remove_socket(path: str) -> None:
 
 def _subject_key(config: Config) -> bytes:
     """The subject index's key beside the database (made at the first start)."""
-    os.makedirs(os.path.dirname(os.path.abspath(config.storage.path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(config.storage.path)), 0o700, exist_ok=True)
     try:
         return keys.subject_key(config.storage.path)
     except keys.KeyFileError as exc:

@@ -3,7 +3,8 @@
 Rules:
 - A leftover Unix socket file is replaced only when it is a socket that nobody answers
   on; a live one means another hookd is running, and any other kind of file is never
-  touched. The new socket gets `server.socket_mode` before it accepts anything.
+  touched. The new socket file is created owner-only (0600, whatever the umask) and gets
+  `server.socket_mode` before it accepts anything.
 - Sockets passed by systemd (socket activation) are adopted as they are: a Unix one
   serves as the API socket, a TCP one as the TCP listener; their files and modes are
   systemd's.
@@ -30,7 +31,11 @@ async def open_unix_listener(path: str, mode: int) -> trio.SocketListener:
     await trio.Path(path).parent.mkdir(parents=True, exist_ok=True)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        await sock.bind(path)
+        saved = os.umask(0o177)  # no moment with the socket open to others (lgpd)
+        try:
+            await sock.bind(path)
+        finally:
+            os.umask(saved)
         os.chmod(path, mode)
         sock.listen(socket.SOMAXCONN)
     except OSError as exc:

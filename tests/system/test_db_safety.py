@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -162,3 +163,31 @@ async def test_an_old_world_readable_database_is_made_owner_only(
     database.chmod(0o644)
     await hookd_factory()
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+async def test_what_hookd_creates_is_owner_only_under_an_open_umask(
+    hookd_factory: Factory, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under umask 000 the database's new directory is 0700, the subject index key 0600,
+    and the socket exists only as 0600 until it gets `server.socket_mode` (lgpd)."""
+    socket_modes: list[int] = []
+    real_chmod = os.chmod
+
+    def chmod(path: Any, mode: int, **kwargs: Any) -> None:
+        if str(path).endswith(".sock"):
+            socket_modes.append(stat.S_IMODE(os.stat(path).st_mode))
+        real_chmod(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    saved = os.umask(0)
+    try:
+        running = await hookd_factory(
+            '[storage]\npath = "' + str(short_dir / "new" / "h.db") + '"\n'
+        )
+    finally:
+        os.umask(saved)
+    assert socket_modes == [0o600]
+    assert stat.S_IMODE(os.stat(running.socket).st_mode) == 0o660
+    assert stat.S_IMODE((short_dir / "new").stat().st_mode) == 0o700
+    for name in ("h.db", "h.db-wal", "h.db-shm", "h.db.lock", "h.db.subject-key"):
+        assert stat.S_IMODE((short_dir / "new" / name).stat().st_mode) == 0o600, name
