@@ -40,7 +40,7 @@ from hookd.runtime.metrics import Metrics
 
 TEST_EVENT = "hookd.teste"
 RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
-ERASE_BATCH = 1000  # events erased per write: ingest waits for one batch at most
+ERASE_BATCH = 100  # events erased per write: ingest waits for one batch at most
 
 
 class Arrival(NamedTuple):
@@ -74,6 +74,7 @@ class Service:
         self._scheduler = scheduler
         self._metrics = metrics
         self._conformance = Conformance(clock, metrics)
+        self._subjects = None if subject_key is None else subjects.Hasher(subject_key)
         self._subject_key = subject_key
 
     # -- events -------------------------------------------------------------------------
@@ -115,10 +116,10 @@ class Service:
 
     def subject_hashes(self, event_type: str, data: dict[str, Any]) -> tuple[bytes, ...]:
         """The subject index's hashes of the people an event's `data` names."""
-        if self._subject_key is None:
+        if self._subjects is None:
             return ()
         fields = self.catalog.subject_fields(event_type)
-        return subjects.event_hashes(self._subject_key, fields, data) if fields else ()
+        return self._subjects.event_hashes(fields, data) if fields else ()
 
     def _selector_hashes(self, chosen: Sequence[subjects.Selector]) -> list[bytes]:
         if self._subject_key is None:

@@ -290,6 +290,9 @@ def _truncate_wal(path: str) -> bool:
         conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         try:
             conn.setbusytimeout(10_000)
+            # Most pages are copied first without holding the writer up; the truncating
+            # checkpoint, which makes the writer wait, then has little left to copy.
+            next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
             busy, _log, _copied = next(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
             conn.close()

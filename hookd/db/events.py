@@ -35,8 +35,8 @@ EVENT_BY_KEY = """
 """
 INSERT_EVENT = """
     INSERT INTO events (id, type, timestamp, received_at, body, idempotency_key, key_item,
-                        delivery_count)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        delivery_count, subjects)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 EVENT_ID_AT = "SELECT id FROM events WHERE seq = ?"
 EVENT_COLUMNS = "seq, id, type, timestamp, received_at, body"
@@ -74,18 +74,16 @@ def ingest(
         accepted = by_id[event_id] = views.Accepted(event_id, event.event, len(targets))
         if key is not None:
             by_key[key, item] = accepted
+        who = b"".join(hashes) or None
         rows.append(
-            (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets))
+            (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets), who)
         )
         targets_of.append(targets)
         hashes_of.append(hashes)
         results.append(Ingested(accepted, []))
     if rows:
         first_seq = _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
-        subjects.index(
-            conn,
-            [(first_seq + n, h) for n, hashes in enumerate(hashes_of) for h in hashes],
-        )
+        subjects.index(conn, first_seq, hashes_of)
     return results
 
 
@@ -127,7 +125,8 @@ def send_test(
     """Store `event` with one delivery, to `endpoint_id` alone (which must be enabled)."""
     endpoints.enabled(conn, endpoint_id, now)
     conn.execute(
-        INSERT_EVENT, (event_id, event.event, event.timestamp, now, event.body, None, -1, 1)
+        INSERT_EVENT,
+        (event_id, event.event, event.timestamp, now, event.body, None, -1, 1, None),
     )
     seq = conn.last_insert_rowid()
     conn.execute(deliveries.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))

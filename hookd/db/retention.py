@@ -44,6 +44,7 @@ PURGE_EMPTIED_EVENTS = """
     DELETE FROM events WHERE seq IN (SELECT value FROM json_each(:seqs))
       AND received_at < :cutoff
       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
+    RETURNING seq, subjects
 """
 # Of the next :limit events in arrival order, those before the first one received since
 # :cutoff: how many, the last seq, and the seqs of those without deliveries (one row).
@@ -58,7 +59,9 @@ SWEEP_EVENTS = """
         WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = old.seq)
     ) FROM old
 """
-DELETE_EVENTS = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+DELETE_EVENTS = """
+    DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) RETURNING seq, subjects
+"""
 FREE_PAGES = "PRAGMA freelist_count"
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 
@@ -85,11 +88,9 @@ def purge_finished(conn: apsw.Connection, cutoff: float, limit: int) -> Purged:
     conn.execute(PURGE_ATTEMPTS, (ids,))
     attempts = conn.changes()
     conn.execute(PURGE_DELIVERIES, (ids,))
-    conn.execute(PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff})
-    events = conn.changes()
-    if events:
-        subjects.forget_deleted(conn, seqs)
-    return Purged(deliveries=count, attempts=attempts, events=events)
+    gone = list(conn.execute(PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff}))
+    subjects.forget(conn, gone)
+    return Purged(deliveries=count, attempts=attempts, events=len(gone))
 
 
 def sweep_events(
@@ -102,9 +103,9 @@ def sweep_events(
     seen, last, doomed = first(conn, SWEEP_EVENTS, params) or (0, None, "[]")
     deleted = 0
     if doomed != "[]":
-        conn.execute(DELETE_EVENTS, (doomed,))
-        deleted = conn.changes()
-        subjects.forget_deleted(conn, doomed)
+        gone = list(conn.execute(DELETE_EVENTS, (doomed,)))
+        subjects.forget(conn, gone)
+        deleted = len(gone)
     return deleted, (last if seen == limit else None)
 
 

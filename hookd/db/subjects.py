@@ -2,9 +2,10 @@
 hookd holds about them, and their erasure.
 
 Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
-- `subjects` holds (event seq, hash) pairs, never a value in clear; they are written in
-  the transaction that stores the event (`events.ingest`) and deleted with it
-  (retention, erasure).
+- An event's hashes (never a value in clear) are stored in the transaction that stores
+  it (`events.ingest`): in its row (`events.subjects`) and in the `subjects` table, keyed
+  (part, hash, event seq) with part = seq >> 10, so that ingest only touches the newest
+  part. They go with it (retention, erasure), found from its row.
 - Several selectors select the events that match any of them.
 - Erasure, per batch of events: each body becomes a tombstone (the envelope's `event`
   and `timestamp`, no `data`), each pending delivery ends `erased` (never attempted
@@ -25,24 +26,44 @@ import msgspec
 
 from hookd.db.rows import Row, newest_first
 from hookd.domain import views
+from hookd.domain.subjects import HASH_BYTES
 
 
-def _hash_params(hashes: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
-    """`hash IN (...)` with a named parameter per hash."""
+def _matching(hashes: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
+    """A query of the seqs of the events any of `hashes` names, with its parameters.
+
+    The table is keyed (part, hash, seq), part = seq >> 10: the query looks each hash up
+    in every part the table spans, one search per part and hash."""
     names = [f":h{n}" for n in range(len(hashes))]
     params = {name[1:]: h for name, h in zip(names, hashes, strict=True)}
-    return f"hash IN ({', '.join(names)})", params
+    query = f"""
+        WITH RECURSIVE parts(n) AS (
+            SELECT (SELECT min(part) FROM subjects)
+            UNION ALL
+            SELECT n + 1 FROM parts WHERE n < (SELECT max(part) FROM subjects)
+        )
+        SELECT s.event_seq FROM parts CROSS JOIN subjects s
+        WHERE s.part = parts.n AND s.hash IN ({", ".join(names)})
+    """
+    return query, params
 
 
-INSERT_SUBJECT = "INSERT OR IGNORE INTO subjects (event_seq, hash) VALUES (?, ?)"
-DELETE_SUBJECTS_OF = "DELETE FROM subjects WHERE event_seq IN (SELECT value FROM json_each(?))"
-# The subject rows of events that retention deleted among the given seqs.
-DELETE_SUBJECTS_GONE = """
-    DELETE FROM subjects WHERE event_seq IN (SELECT value FROM json_each(?))
-      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = subjects.event_seq)
+PART_BITS = 10  # the index is searched by hash within each run of 1024 seqs
+# The index rows of the events stored from :first to :last, from their `subjects` column
+# (:nth lists 0 .. the most hashes one of them has - 1): one statement for a whole ingest.
+INDEX_EVENTS = """
+    INSERT INTO subjects (part, hash, event_seq)
+    SELECT e.seq >> 10, substr(e.subjects, 16 * n.value + 1, 16), e.seq
+    FROM events e CROSS JOIN json_each(:nth) n
+    WHERE e.seq BETWEEN :first AND :last AND 16 * n.value < length(e.subjects)
+    ORDER BY 1, 2, 3
 """
+DELETE_SUBJECT = "DELETE FROM subjects WHERE part = ? AND hash = ? AND event_seq = ?"
+SUBJECTS_OF = "SELECT seq, subjects FROM events WHERE seq IN (SELECT value FROM json_each(?))"
 TOMBSTONE = """
-    UPDATE events SET body = CAST(json_object('event', type, 'timestamp', timestamp) AS BLOB)
+    UPDATE events SET
+        body = CAST(json_object('event', type, 'timestamp', timestamp) AS BLOB),
+        subjects = NULL
     WHERE seq IN (SELECT value FROM json_each(?))
 """
 ERASE_PENDING = """
@@ -66,33 +87,45 @@ INSERT_AUDIT = """
 """
 
 
-def index(conn: apsw.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
-    """Store (event seq, hash) pairs, in the transaction storing their events."""
+def index(conn: apsw.Connection, first_seq: int, hashes_of: Sequence[tuple[bytes, ...]]) -> None:
+    """Index the hashes of the events stored from `first_seq` on (their `subjects`
+    column), in their transaction."""
+    most = max(map(len, hashes_of), default=0)
+    if most:
+        params = {
+            "nth": msgspec.json.encode(list(range(most))),
+            "first": first_seq,
+            "last": first_seq + len(hashes_of) - 1,
+        }
+        conn.execute(INDEX_EVENTS, params)
+
+
+def forget(conn: apsw.Connection, events: Sequence[tuple[int, bytes | None]]) -> None:
+    """Delete the index rows of these events, given as (seq, their `subjects` column)."""
+    rows = [
+        (seq >> PART_BITS, hashes[at : at + HASH_BYTES], seq)
+        for seq, hashes in events
+        if hashes
+        for at in range(0, len(hashes), HASH_BYTES)
+    ]
     if rows:
-        conn.executemany(INSERT_SUBJECT, rows)
-
-
-def forget_deleted(conn: apsw.Connection, seqs: str) -> None:
-    """Delete the subject rows of the events among `seqs` (a JSON array) now gone."""
-    conn.execute(DELETE_SUBJECTS_GONE, (seqs,))
+        conn.executemany(DELETE_SUBJECT, rows)
 
 
 def event_seqs(conn: apsw.Connection, hashes: Sequence[bytes]) -> list[int]:
     """The seqs of the events any of `hashes` names, in arrival order."""
-    where, params = _hash_params(hashes)
-    query = f"SELECT DISTINCT event_seq FROM subjects WHERE {where} ORDER BY event_seq"
-    return [row[0] for row in conn.execute(query, params)]
+    matching, params = _matching(hashes)
+    return sorted({row[0] for row in conn.execute(matching, params)})
 
 
 def list_page(
     conn: apsw.Connection, hashes: Sequence[bytes], limit: int, before: int | None
 ) -> views.Page[views.SubjectEvent]:
     """The events any of `hashes` names, newest first, each with its deliveries."""
-    where, params = _hash_params(hashes)
+    matching, params = _matching(hashes)
     query = f"""
         SELECT seq, id, type, timestamp, received_at, body FROM events
-        WHERE seq IN (SELECT event_seq FROM subjects WHERE {where})
-          AND seq < :before ORDER BY seq DESC LIMIT :limit
+        WHERE seq IN ({matching}) AND seq < :before ORDER BY seq DESC LIMIT :limit
     """
     seqs: list[int] = []
 
@@ -123,12 +156,13 @@ def erase(
     """Erase the events at `seqs`: how many events were, the (id, endpoint) of the
     pending deliveries that ended `erased`, and how many excerpts were dropped."""
     seq_list = msgspec.json.encode(list(seqs))
+    indexed = [(row[0], row[1]) for row in conn.execute(SUBJECTS_OF, (seq_list,))]
     conn.execute(TOMBSTONE, (seq_list,))
     events = conn.changes()
     erased = [(row[0], row[1]) for row in conn.execute(ERASE_PENDING, (seq_list, now))]
     conn.execute(DROP_EXCERPTS, (seq_list,))
     excerpts = conn.changes()
-    conn.execute(DELETE_SUBJECTS_OF, (seq_list,))
+    forget(conn, indexed)
     return events, erased, excerpts
 
 

@@ -36,6 +36,7 @@ Kind = Literal["cliente_id", "email", "phone"]
 KINDS: tuple[Kind, ...] = ("cliente_id", "email", "phone")
 HASH_BYTES = 16
 MAX_VALUE = 320  # characters of a value worth normalising (an e-mail's maximum)
+REMEMBERED = 10_000  # values whose hashes a Hasher keeps
 
 EMAIL = r" *[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+ *"
 PHONE = r" *\+?[ ().-]*(?:[0-9][ ().-]*){8,15}"
@@ -96,8 +97,11 @@ def _phone(text: str) -> str:
 
 def subject_hash(key: bytes, kind: Kind, normal: str) -> bytes:
     """The index's hash of one normalised value."""
-    message = kind.encode() + b"\x00" + normal.encode("utf-8", "surrogatepass")
-    return hmac.digest(key, message, hashlib.sha256)[:HASH_BYTES]
+    return hmac.digest(key, _message(kind, normal), hashlib.sha256)[:HASH_BYTES]
+
+
+def _message(kind: Kind, normal: str) -> bytes:
+    return kind.encode() + b"\x00" + normal.encode("utf-8", "surrogatepass")
 
 
 def _at(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
@@ -109,18 +113,44 @@ def _at(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
     return value
 
 
-def event_hashes(
-    key: bytes, subject_fields: Iterable[SubjectField], data: Mapping[str, Any]
-) -> tuple[bytes, ...]:
-    """The distinct hashes of the subjects `data` names, in field order."""
-    found: list[bytes] = []
-    for field in subject_fields:
-        normal = normalise(field.kind, _at(data, field.path))
+class Hasher:
+    """The index's hashes under one key. It remembers the hashes of the last values it
+    saw (at most REMEMBERED): the same people recur in many events, and a hash costs
+    more than the rest of an event's ingest."""
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._known: dict[tuple[Kind, object], bytes | None] = {}
+
+    def value_hash(self, kind: Kind, value: object) -> bytes | None:
+        """The hash of `value` as a `kind`, or None when it is not one."""
+        if not isinstance(value, str | int):
+            return None
+        try:
+            return self._known[kind, value]
+        except KeyError:
+            pass
+        normal = normalise(kind, value)
+        digest = None
         if normal is not None:
-            digest = subject_hash(key, field.kind, normal)
-            if digest not in found:
+            mac = self._mac.copy()
+            mac.update(_message(kind, normal))
+            digest = mac.digest()[:HASH_BYTES]
+        if len(self._known) >= REMEMBERED:
+            self._known.clear()
+        self._known[kind, value] = digest
+        return digest
+
+    def event_hashes(
+        self, subject_fields: Iterable[SubjectField], data: Mapping[str, Any]
+    ) -> tuple[bytes, ...]:
+        """The distinct hashes of the subjects `data` names, in field order."""
+        found: list[bytes] = []
+        for field in subject_fields:
+            digest = self.value_hash(field.kind, _at(data, field.path))
+            if digest is not None and digest not in found:
                 found.append(digest)
-    return tuple(found)
+        return tuple(found)
 
 
 class Selector(NamedTuple):
