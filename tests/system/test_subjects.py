@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import trio
 
+from hookd.db.sqlite import SqliteBackend
+from hookd.db.types import NewEvent
+from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
@@ -242,3 +246,39 @@ async def test_cli_shows_and_erases_after_confirmation(hookd: Running) -> None:
     )
     assert forced.json()["events"] == 1
     assert (await hookd.client.get(f"/v1/events/{maria[0]}")).json()["data"] is None
+
+
+async def test_retention_and_erasure_take_the_index_rows_with_their_events(
+    short_dir: Path,
+) -> None:
+    store = await SqliteBackend.open(str(short_dir / "hookd.db"), "normal")
+    try:
+        await store.create_endpoint(
+            {"id": "ep", "url": "http://127.0.0.1:9/", "events": ["b.*"], "secret": "s"},
+            0.0,
+            origin="socket",
+        )
+        hashes = [bytes([n]) * 16 for n in range(4)]
+        made = []
+        for n, (name, who) in enumerate(
+            [("a.x", hashes[:2]), ("b.x", hashes[1:3]), ("a.y", hashes[3:]), ("a.z", [])]
+        ):
+            event = prepare(IngestRequest(name, {"n": n}), format_timestamp(100.0 * n))
+            made += await store.ingest([NewEvent(event, f"e{n}", subjects=tuple(who))], 100.0 * n)
+        assert await store.subject_event_seqs([hashes[1]]) == [1, 2]
+        assert await store.subject_event_seqs([hashes[0], hashes[3]]) == [1, 3]
+        rows = "SELECT event_seq, hash FROM subjects ORDER BY 1, 2"
+        assert len(await db_rows(store.engine.path, rows)) == 5
+
+        await store.sweep_events(150.0, 0, 100)  # a.x goes; b.x has a delivery; a.y is new
+        assert await db_rows(store.engine.path, rows) == [
+            (2, hashes[1]),
+            (2, hashes[2]),
+            (3, hashes[3]),
+        ]
+        erased = await store.erase_events([2], 300.0)
+        assert (erased.events, [d for d, _ in erased.erased]) == (1, [made[1].created[0].id])
+        assert await db_rows(store.engine.path, rows) == [(3, hashes[3])]
+        assert await store.subject_event_seqs([hashes[1], hashes[2]]) == []
+    finally:
+        await store.aclose()
