@@ -76,7 +76,6 @@ class Daemon:
         config = self.config
         clock = Clock()
         nofile = descriptors.raise_limit()
-        subject_key = _subject_key(config) if config.storage.subject_index else None
         store = self.store = await SqliteBackend.open(
             config.storage.path, config.storage.durability
         )
@@ -85,6 +84,7 @@ class Daemon:
         socket_path = config.server.socket
         bound = False  # the socket file is ours to remove only once we made it
         try:
+            subject_key = _subject_key(config) if config.storage.subject_index else None
             await store.sync_config_endpoints(
                 ({**_asdict(e), "id": config_module.endpoint_id(e)} for e in config.endpoint),
                 clock.now(),
@@ -287,8 +287,8 @@ def _remove_socket(path: str) -> None:
 
 
 def _subject_key(config: Config) -> bytes:
-    """The subject index's key beside the database (made at the first start)."""
-    os.makedirs(os.path.dirname(os.path.abspath(config.storage.path)), 0o700, exist_ok=True)
+    """The subject index's key beside the database (made at the first start, once the
+    database, and so its directory, is open)."""
     try:
         return keys.subject_key(config.storage.path)
     except keys.KeyFileError as exc:
