@@ -6,7 +6,8 @@
     python -m bench --only ingest,delivery   # some scenarios
 
 Scenarios (in this order): ingest, batch, delivery, e2e, backlog, retry, metrics, purge, ui
-(the web console's pages over 1,000,000 deliveries). Each
+(the web console's pages over 1,000,000 deliveries), subjects (the subject index's ingest
+cost, and an erasure under load: bench/subjects.py). Each
 part runs under a time limit; one that overruns is reported as "timed out" and fails. Every process
 the bench starts is stopped at the end, also on errors and Ctrl-C. The scripts beside this
 file run one scenario each with more options (`python bench/delivery.py --help`).
@@ -33,12 +34,23 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from bench import backlog, common, delivery, ingest_socket, purge, scrape, ui
+from bench import backlog, common, delivery, ingest_socket, purge, scrape, subjects, ui
 
 # By name too: in Bench's body the method `delivery` hides the module from annotations.
 from bench.delivery import AnyReceiver, Receiver
 
-SCENARIOS = ("ingest", "batch", "delivery", "e2e", "backlog", "retry", "metrics", "purge", "ui")
+SCENARIOS = (
+    "ingest",
+    "batch",
+    "delivery",
+    "e2e",
+    "backlog",
+    "retry",
+    "metrics",
+    "purge",
+    "ui",
+    "subjects",
+)
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 T = TypeVar("T")
 
@@ -654,6 +666,39 @@ class Bench:
                 f"p95 <= {page['target_ms']:.0f} ms",
                 page["ok"],
             )
+    def subjects(self) -> None:
+        quick = self.args.quick
+        args = argparse.Namespace(
+            rounds=1 if quick else 2,
+            seconds=2.0 if quick else 5.0,
+            events=100_000 if quick else 1_000_000,
+            subject=1_000 if quick else 10_000,
+            rate=PURGE_RATE / 2,
+            connections=8,
+            idle=2.0 if quick else 5.0,
+        )
+        result = self.part("subjects", 1800, lambda: subjects.run(args))
+        self.results["subjects"] = result
+        if isinstance(result, str):
+            self.add("subject index and erasure", f"error: {result}", "-", False)
+            return
+        for name, row in result["index"].items():
+            self.add(
+                f"subject index cost, {name} ingest",
+                f"{row['cost'] * 100:.1f}% ({n(row['on_events_s'])} ev/s on, "
+                f"{n(row['off_events_s'])} off)",
+                "<= 5%",
+                row["cost"] <= 0.05,
+            )
+        e = result["erasure"]
+        self.add(
+            f"erase {args.subject:,} events of one subject among {args.events:,}",
+            f"{e['erase_s']:.2f} s, ingest p99 {ms(e['during']['p99_ms'])} ms",
+            "<= 2 s, p99 <= 2x idle",
+            e["ok"] and e["erase_s"] <= 2 and e["p99_ratio"] <= 2,
+            f"idle: p99 {ms(e['idle']['p99_ms'])} ms",
+            e["p99_ratio"],
+        )
 
     # ------------------------------------------------------------------ output
 

@@ -301,6 +301,7 @@ def measure(
     durability: str = "full",
     processes: int = 2,
     batch: int = 0,
+    storage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run against hookd, or a ceiling server (`ceiling` True or "h11": the h11 one,
     "framing": the one framing with hookd.protocol.http1); the figures as a dict."""
@@ -334,7 +335,9 @@ def measure(
             target = f"{kind} ceiling ({CEILINGS[kind]})"
         else:
             config_path = os.path.join(tmp, "hookd.toml")
-            common.write_config(config_path, sock_path, db_path, durability=durability)
+            common.write_config(
+                config_path, sock_path, db_path, durability=durability, storage=storage
+            )
             hookd = common.Hookd(config_path)
             server = hookd.proc
             hookd.wait_healthy(sock_path)

@@ -10,6 +10,12 @@ Rules (docs/ARCHITECTURE.md, "Layers" and "The path of an event"):
   reach storage, the scheduler or the metrics themselves.
 - The time of an operation is read once, from the clock, and passed to the write; ids
   come from `runtime.ids`.
+- Data subjects (README, "Personal data"): ingest stores each event's subject hashes
+  (`domain.subjects`, with the per-install key handed in) with it; an erasure goes in
+  batches of ERASE_BATCH events, each committed and then dropped from the scheduler,
+  then is written to the audit log (hashes, never values) and the WAL truncated. Without
+  a key (`storage.subject_index = false`) nothing is indexed and access and erasure
+  answer 409.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from hookd.db.types import DISABLED_BY_HAND, ConfigSync, Ingested, NewDelivery, 
 from hookd.delivery.alerts import alert_events
 from hookd.delivery.client import USER_AGENT
 from hookd.delivery.scheduler import Scheduler
-from hookd.domain import envelope, views
+from hookd.domain import envelope, subjects, views
 from hookd.domain.catalog import Catalog, EventType, Finding
-from hookd.domain.errors import invalid, not_found
+from hookd.domain.errors import conflict, invalid, not_found
 from hookd.domain.signing import sign
 from hookd.domain.stats import PeriodCounts
 from hookd.runtime import ids
@@ -39,16 +45,19 @@ from hookd.runtime.metrics import Metrics
 
 TEST_EVENT = "hookd.teste"
 RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
+ERASE_BATCH = 100  # events erased per write: ingest waits for one batch at most
 
 
 class Arrival(NamedTuple):
     """One event to ingest: prepared, with what the catalog only reported about it, and
-    its idempotency key and position in its batch (-1: a single event)."""
+    its idempotency key and position in its batch (-1: a single event), and the subject
+    hashes of the people it names (`Service.subject_hashes`)."""
 
     event: envelope.PreparedEvent
     findings: Sequence[Finding] = ()
     key: str | None = None
     key_item: int = -1
+    subjects: tuple[bytes, ...] = ()
 
 
 class Service:
@@ -63,6 +72,7 @@ class Service:
         metrics: Metrics,
         catalog: Catalog,
         secret_overlap: float,
+        subject_key: bytes | None = None,
     ) -> None:
         self.clock = clock
         self.catalog = catalog
@@ -73,12 +83,16 @@ class Service:
         self._scheduler = scheduler
         self._metrics = metrics
         self._conformance = Conformance(clock, metrics)
+        self._subjects = None if subject_key is None else subjects.Hasher(subject_key)
+        self._subject_key = subject_key
 
     # -- events -------------------------------------------------------------------------
 
     async def ingest(self, arrivals: Sequence[Arrival], now: float) -> list[Ingested]:
         """Store events, all or nothing, and send what they created."""
-        fresh = [NewEvent(a.event, ids.event_id(now), a.key, a.key_item) for a in arrivals]
+        fresh = [
+            NewEvent(a.event, ids.event_id(now), a.key, a.key_item, a.subjects) for a in arrivals
+        ]
         results = await self._store.ingest(fresh, now)
         self._created(results)
         for arrival, result in zip(arrivals, results, strict=True):
@@ -119,6 +133,51 @@ class Service:
         event = envelope.prepare(incoming, envelope.format_timestamp(now), extra=extra)
         [result] = await self.ingest([Arrival(event)], now)
         return result
+    # -- data subjects ------------------------------------------------------------------
+
+    def subject_hashes(self, event_type: str, data: dict[str, Any]) -> tuple[bytes, ...]:
+        """The subject index's hashes of the people an event's `data` names."""
+        if self._subjects is None:
+            return ()
+        fields = self.catalog.subject_fields(event_type)
+        return self._subjects.event_hashes(fields, data) if fields else ()
+
+    def _selector_hashes(self, chosen: Sequence[subjects.Selector]) -> list[bytes]:
+        if self._subject_key is None:
+            raise conflict("the subject index is off (storage.subject_index = false)")
+        return subjects.selector_hashes(self._subject_key, chosen)
+
+    async def subject_events(
+        self, chosen: Sequence[subjects.Selector], limit: int, before: int | None
+    ) -> views.Page[views.SubjectEvent]:
+        """What hookd holds about a person: the events naming them, with deliveries."""
+        return await self._store.subject_events(self._selector_hashes(chosen), limit, before)
+
+    async def erase_subject(self, chosen: Sequence[subjects.Selector], origin: str) -> views.Erased:
+        """Erase every event naming a person; their pending deliveries are never sent."""
+        hashes = self._selector_hashes(chosen)
+        seqs = await self._store.subject_event_seqs(hashes)
+        events = erased = excerpts = 0
+        for start in range(0, len(seqs), ERASE_BATCH):
+            batch = seqs[start : start + ERASE_BATCH]
+            done = await self._store.erase_events(batch, self.clock.now())
+            self._scheduler.deliveries_erased(done.erased)
+            events, erased = events + done.events, erased + len(done.erased)
+            excerpts += done.excerpts
+        fields = [
+            f"events={events}",
+            f"deliveries_erased={erased}",
+            f"attempts_cleared={excerpts}",
+            *(f"{s.kind}={h.hex()}" for s, h in zip(chosen, hashes, strict=True)),
+        ]
+        await self._store.audit_erasure(self.clock.now(), origin, fields)
+        truncated = await self._store.truncate_wal()
+        return views.Erased(
+            events=events,
+            deliveries_erased=erased,
+            attempts_cleared=excerpts,
+            wal_truncated=truncated,
+        )
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -190,7 +249,10 @@ class Service:
         return result
 
     async def replay(self, endpoint_id: str, status: str, since: float) -> int:
-        """Re-queue an endpoint's deliveries with `status` created since `since`."""
+        """Re-queue an endpoint's deliveries with `status` created since `since` (422 for
+        a status that cannot be replayed: pending, or erased)."""
+        if status not in views.REPLAYABLE_STATUSES:
+            raise invalid(f"status must be one of {', '.join(views.REPLAYABLE_STATUSES)}")
         count = await self._store.replay_endpoint(endpoint_id, status, since, self.clock.now())
         self._scheduler.rescan(endpoint_id)
         return count

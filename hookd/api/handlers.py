@@ -52,14 +52,16 @@ from hookd.api.schemas import (
     JSON_TYPES,
     MAX_PAGE,
     NDJSON_TYPES,
+    SUBJECT_SELECTORS,
     EndpointCreate,
     EndpointPatch,
     Replay,
     SecretRotation,
+    SubjectSelectors,
 )
 from hookd.api.server import Request, Response, json_response
 from hookd.domain import endpoints as endpoint_rules
-from hookd.domain import envelope, views
+from hookd.domain import envelope, subjects, views
 from hookd.domain.catalog import Finding
 from hookd.domain.errors import bad_request, invalid
 from hookd.runtime import ids
@@ -111,7 +113,12 @@ class Api:
         [incoming], [extra] = decoded.requests, decoded.extras
         event = envelope.prepare(incoming, envelope.format_timestamp(now), extra=extra)
         found = self.service.catalog.check(incoming.event, incoming.data, None, incoming.timestamp)
-        arrival = Arrival(event, _with_repairs(found, decoded.repaired), _idempotency_key(request))
+        arrival = Arrival(
+            event,
+            _with_repairs(found, decoded.repaired),
+            _idempotency_key(request),
+            subjects=self.service.subject_hashes(incoming.event, incoming.data),
+        )
         [result] = await self.service.ingest([arrival], now)
         return _accepted(result.accepted, replayed=result.replayed)
 
@@ -122,6 +129,7 @@ class Api:
         decoded = envelope.decode_batch(request.body, ndjson=media in NDJSON_TYPES)
         key = _idempotency_key(request)
         check = self.service.catalog.check
+        hashes = self.service.subject_hashes
         arrivals = []
         for index, (incoming, extra) in enumerate(
             zip(decoded.requests, decoded.extras, strict=True)
@@ -129,7 +137,8 @@ class Api:
             event = envelope.prepare(incoming, received, index, extra)
             found = check(incoming.event, incoming.data, index, incoming.timestamp)
             repaired = decoded.repaired and REPLACEMENT in event.body
-            arrivals.append(Arrival(event, _with_repairs(found, repaired), key, index))
+            who = hashes(incoming.event, incoming.data)
+            arrivals.append(Arrival(event, _with_repairs(found, repaired), key, index, who))
         results = await self.service.ingest(arrivals, now)
         answer = views.BatchAccepted(
             [r.accepted.id for r in results],
@@ -262,6 +271,21 @@ class Api:
         page = await self.service.list_audit(_limit(query), _cursor(query), filters)
         return json_response(200, page)
 
+    # -- data subjects ------------------------------------------------------------------
+
+    async def subject_events(self, request: Request, _: dict[str, str]) -> Response:
+        query = request.query
+        chosen = _selectors({k: v for k, v in query.items() if k in SUBJECT_SELECTORS})
+        page = await self.service.subject_events(chosen, _limit(query), _cursor(query))
+        return json_response(200, page)
+
+    async def erase_subject(self, request: Request, _: dict[str, str]) -> Response:
+        _require_body(request, JSON_TYPES)
+        body = _decode(request.body, SubjectSelectors)
+        given = {k: v for k in SUBJECT_SELECTORS if (v := getattr(body, k)) is not msgspec.UNSET}
+        erased = await self.service.erase_subject(_selectors(given), request.origin)
+        return json_response(200, erased)
+
     # -- health -------------------------------------------------------------------------
 
     async def health(self, _: Request, __: dict[str, str]) -> Response:
@@ -385,6 +409,13 @@ def _time(text: str, name: str) -> float:
     raise bad_request(
         f"{name} must be an RFC 3339 time like 2024-01-01T10:00:00Z, got {text[:40]!r}"
     )
+
+
+def _selectors(given: dict[str, str]) -> list[subjects.Selector]:
+    try:
+        return subjects.selectors(given)
+    except ValueError as exc:
+        raise bad_request(str(exc), "invalid_selector") from None
 
 
 def _delivery_id(params: dict[str, str]) -> int:

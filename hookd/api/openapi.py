@@ -43,6 +43,7 @@ from hookd.api.schemas import (
     _NAME,
     BATCH,
     INGEST,
+    SELECTOR_SCHEMAS,
     Op,
 )
 from hookd.domain import catalog as catalog_module
@@ -431,6 +432,9 @@ def _constrain(components: dict[str, Any], strict_time: bool) -> None:
     rotation = components["SecretRotation"]["properties"]
     rotation["secret"] = {"anyOf": [_SECRET, {"type": "null"}], "default": None}
     rotation["activate_at"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
+    selectors = components["SubjectSelectors"]  # lgpd: what domain.subjects takes
+    selectors["properties"] = dict(SELECTOR_SCHEMAS)
+    selectors["minProperties"] = 1  # no selector is a 400
     replay = components["Replay"]["properties"]
     replay["since"] = {"anyOf": [_RFC3339, {"type": "null"}], "default": None}
 

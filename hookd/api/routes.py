@@ -29,12 +29,14 @@ from hookd.api.schemas import (
     _SINCE,
     BATCH,
     INGEST,
+    SELECTOR_SCHEMAS,
     EndpointCreate,
     EndpointPatch,
     Op,
     Param,
     Replay,
     SecretRotation,
+    SubjectSelectors,
 )
 from hookd.api.server import Request, Response
 from hookd.db.errors import ReadError, StorageError
@@ -258,6 +260,38 @@ ROUTES: list[Route] = [
                 Param("endpoint", {"type": "string"}, "only this endpoint's"),
                 _SINCE,
             ),
+        ),
+    ),
+    Route(
+        "GET",
+        "/v1/subjects",
+        Api.subject_events,
+        Op(
+            "What hookd holds about a person (LGPD access): the events naming any selector,"
+            " newest first, with their deliveries",
+            200,
+            views.Page[views.SubjectEvent],
+            query=(
+                Param("cliente_id", SELECTOR_SCHEMAS["cliente_id"], "the client's id"),
+                Param("email", SELECTOR_SCHEMAS["email"], "an e-mail address"),
+                Param("phone", SELECTOR_SCHEMAS["phone"], "a phone or WhatsApp number"),
+                _LIMIT,
+                _CURSOR,
+            ),
+            errors=(409,),
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/subjects/erase",
+        Api.erase_subject,
+        Op(
+            "Erase a person (LGPD elimination): the events naming any selector become"
+            " tombstones, their pending deliveries end `erased`",
+            200,
+            views.Erased,
+            body=SubjectSelectors,
+            errors=(409,),
         ),
     ),
     Route(

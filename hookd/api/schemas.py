@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 
 from hookd.domain import endpoints as endpoint_rules
-from hookd.domain import envelope, views
+from hookd.domain import envelope, subjects, views
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
@@ -54,6 +54,25 @@ class SecretRotation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Replay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: Literal["failed", "succeeded", "cancelled"] = "failed"
     since: str | None = None
+
+
+class SubjectSelectors(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who an erasure is about: at least one of these (README, "Personal data")."""
+
+    cliente_id: str | msgspec.UnsetType = msgspec.UNSET
+    email: str | msgspec.UnsetType = msgspec.UNSET
+    phone: str | msgspec.UnsetType = msgspec.UNSET
+
+
+SUBJECT_SELECTORS = ("cliente_id", "email", "phone")
+
+
+# What `domain.subjects` takes as each selector (a 400 otherwise).
+SELECTOR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "cliente_id": {"type": "string", "minLength": 1, "maxLength": subjects.MAX_VALUE},
+    "email": {"type": "string", "maxLength": subjects.MAX_VALUE, "pattern": f"^{subjects.EMAIL}$"},
+    "phone": {"type": "string", "maxLength": subjects.MAX_VALUE, "pattern": f"^{subjects.PHONE}$"},
+}
 
 
 class Param(NamedTuple):

@@ -37,6 +37,7 @@ from hookd.cli.commands import (
     listen,
     stats,
     status,
+    subject,
     verify,
     version,
 )
@@ -55,7 +56,7 @@ def command_line() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     common = common_options()
-    for module in (status, stats, endpoints, events, event_types, deliveries, audit):
+    for module in (status, stats, endpoints, events, event_types, deliveries, audit, subject):
         module.register(commands, common)
     for offline in (listen, verify, config_check, db, version):
         offline.register(commands)

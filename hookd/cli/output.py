@@ -26,7 +26,13 @@ from typing import NamedTuple, TextIO
 from hookd.domain.durations import span
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
-STATUS_COLOURS = {"succeeded": "green", "failed": "red", "pending": "yellow", "cancelled": "dim"}
+STATUS_COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "pending": "yellow",
+    "cancelled": "dim",
+    "erased": "dim",
+}
 
 
 _BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"

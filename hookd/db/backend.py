@@ -21,6 +21,7 @@ from hookd.db.types import (
     AlertBuilder,
     Backlog,
     ConfigSync,
+    Erasure,
     Ingested,
     NewEvent,
     Purged,
@@ -56,6 +57,29 @@ class Backend(Protocol):
         self, limit: int, before: int | None, event_type: str | None, since: float | None
     ) -> views.Page[views.Event]:
         """Events newest first; `before` is the cursor of the previous page."""
+
+    # -- data subjects ------------------------------------------------------------------
+
+    async def subject_events(
+        self, hashes: Sequence[bytes], limit: int, before: int | None
+    ) -> views.Page[views.SubjectEvent]:
+        """The events the subject index lists under any of `hashes`, newest first, with
+        their deliveries; `before` is the cursor of the previous page."""
+
+    async def subject_event_seqs(self, hashes: Sequence[bytes]) -> list[int]:
+        """The seqs of the events listed under any of `hashes`, in arrival order."""
+
+    async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
+        """Make the bodies of the events at `seqs` tombstones, end their pending
+        deliveries `erased`, drop their attempts' response excerpts and their subject
+        index rows; content replaced is overwritten, not left in free space."""
+
+    async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
+        """Record an erasure in the audit log (counts and selector hashes, no value)."""
+
+    async def truncate_wal(self) -> bool:
+        """Leave no copy of replaced content in a write-ahead log (SQLite: checkpoint and
+        truncate the WAL); whether that succeeded."""
 
     # -- endpoints ----------------------------------------------------------------------
 

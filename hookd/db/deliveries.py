@@ -7,8 +7,10 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "The path of an event"):
 - Recording attempts is one write for a batch: each attempt is logged, its delivery
   moved on only while still pending (a cancelled one keeps its status, but counts the
   attempt's number), then counted into its endpoint's statistics and health
-  (`stats.account`), which may disable the endpoint.
-- Retrying or replaying needs the endpoint enabled: a 409 otherwise, before any write.
+  (`stats.account`), which may disable the endpoint. An attempt of a delivery erased
+  while it was out keeps no response excerpt.
+- Retrying or replaying needs the endpoint enabled: a 409 otherwise, before any write. An
+  `erased` delivery (its data subject erased) is never retried: a 409.
 """
 
 from __future__ import annotations
@@ -63,10 +65,12 @@ LOAD_JOBS = f"""
     WHERE d.id IN (SELECT value FROM json_each(?))
       AND d.status = 'pending' AND p.enabled = 1 AND p.deleted_at IS NULL
 """
+# The answer's excerpt is not kept for a delivery erased while its attempt was out.
 INSERT_ATTEMPT = """
     INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code,
                           error_kind, error, response_excerpt)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN EXISTS (
+        SELECT 1 FROM deliveries WHERE id = ?1 AND status = 'erased') THEN x'' ELSE ?8 END)
 """
 # An interrupted attempt (`:skip` 1) counts its number but not a step of the schedule:
 # the next attempt's number within its round stays the one this attempt had.
@@ -104,7 +108,7 @@ ATTEMPTS_OF_DELIVERY = """
     FROM attempts WHERE delivery_id = ? ORDER BY id
 """
 DELIVERY_ENDPOINT_STATE = """
-    SELECT d.endpoint_id, p.enabled, p.deleted_at FROM deliveries d
+    SELECT d.endpoint_id, p.enabled, p.deleted_at, d.status FROM deliveries d
     JOIN endpoints p ON p.id = d.endpoint_id WHERE d.id = ?
 """
 RETRY_DELIVERY = """
@@ -289,7 +293,9 @@ def retry(conn: apsw.Connection, delivery_id: int, now: float) -> views.Delivery
     state = first(conn, DELIVERY_ENDPOINT_STATE, (delivery_id,))
     if state is None:
         raise not_found(f"delivery {delivery_id}")
-    endpoint_id, enabled, deleted_at = state
+    endpoint_id, enabled, deleted_at, status = state
+    if status == "erased":
+        raise conflict(f"delivery {delivery_id}'s event was erased; it cannot be retried")
     if deleted_at is not None or not enabled:
         raise conflict(
             f"endpoint {endpoint_id!r} is {'deleted' if deleted_at else 'disabled'}; "

@@ -27,6 +27,9 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
   `hookd db check` and the README's restore steps. Its files (database, WAL, shared
   memory, lock) are the owner's alone (0600): the database holds endpoint secrets; so is
   a directory it creates for them (0700).
+- The writer runs with `secure_delete`: content deleted or replaced (retention, an
+  erasure) is overwritten with zeros in the file, not left in free space;
+  `truncate_wal` then empties the WAL of the pages that held it.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ class Engine:
             writer.pragma("journal_mode", "wal")
             writer.pragma("synchronous", "full" if self._durability == "full" else "normal")
             writer.pragma("foreign_keys", False)
+            writer.pragma("secure_delete", True)  # what is deleted or replaced is zeroed
             self._prepare(writer)
             for _ in range(READERS):
                 reader = apsw.Connection(self.path)
@@ -230,6 +234,13 @@ class Engine:
         self.commits += 1
         self.writes += len(group)
 
+    async def truncate_wal(self) -> bool:
+        """Copy the whole WAL into the database and truncate it to nothing (waiting, up
+        to the busy timeout, for readers and the writer); whether it was all copied."""
+        if self._thread is None:
+            raise StorageError("the database is closed")
+        return await trio.to_thread.run_sync(_truncate_wal, self.path)
+
     # -- the readers --------------------------------------------------------------------
 
     async def read(self, fn: Callable[[apsw.Connection], T]) -> T:
@@ -272,6 +283,22 @@ def _read_with(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
         return fn(conn)
     except apsw.Error as exc:
         raise ReadError(f"database read failed: {exc}") from exc
+
+
+def _truncate_wal(path: str) -> bool:
+    try:
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+        try:
+            conn.setbusytimeout(10_000)
+            # Most pages are copied first without holding the writer up; the truncating
+            # checkpoint, which makes the writer wait, then has little left to copy.
+            next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+            busy, _log, _copied = next(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        finally:
+            conn.close()
+    except apsw.Error as exc:
+        raise StorageError(f"checkpointing the WAL failed: {exc}") from exc
+    return not busy
 
 
 def _lock(path: str) -> int:

@@ -8,7 +8,8 @@ Rules (docs/ARCHITECTURE.md, "The path of an event"):
 - Each new event gets one pending delivery, due at once, per enabled endpoint whose
   subscriptions match it (`endpoints.Routes`).
 - Events and deliveries are inserted with one executemany each; the writer is the only
-  one inserting, so their rowids are consecutive, which is checked.
+  one inserting, so their rowids are consecutive, which is checked. The subject index's
+  rows of the new events are inserted in the same transaction (`db.subjects`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from hookd.db import deliveries, endpoints
+from hookd.db import deliveries, endpoints, subjects
 from hookd.db.errors import StorageError
 from hookd.db.rows import Row, first, newest_first
 from hookd.db.types import Ingested, NewDelivery, NewEvent
@@ -34,8 +35,8 @@ EVENT_BY_KEY = """
 """
 INSERT_EVENT = """
     INSERT INTO events (id, type, timestamp, received_at, body, idempotency_key, key_item,
-                        delivery_count)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        delivery_count, subjects)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 EVENT_ID_AT = "SELECT id FROM events WHERE seq = ?"
 EVENT_COLUMNS = "seq, id, type, timestamp, received_at, body"
@@ -63,9 +64,10 @@ def ingest(
     results: list[Ingested] = []
     rows: list[tuple[Any, ...]] = []  # the new events, in order
     targets_of: list[Sequence[str]] = []  # and the endpoints each goes to
+    hashes_of: list[tuple[bytes, ...]] = []  # and the subject hashes of each
     by_id: dict[str, views.Accepted] = {}  # new in this call, for repeats within it
     by_key: dict[tuple[str, int], views.Accepted] = {}
-    for event, fresh_id, key, item in events:
+    for event, fresh_id, key, item, hashes in events:
         earlier = None
         if key is not None:
             earlier = by_key.get((key, item)) or _accepted(conn, EVENT_BY_KEY, (key, item))
@@ -79,13 +81,16 @@ def ingest(
         accepted = by_id[event_id] = views.Accepted(event_id, event.event, len(targets))
         if key is not None:
             by_key[key, item] = accepted
+        who = b"".join(hashes) or None
         rows.append(
-            (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets))
+            (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets), who)
         )
         targets_of.append(targets)
+        hashes_of.append(hashes)
         results.append(Ingested(accepted, []))
     if rows:
-        _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
+        first_seq = _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
+        subjects.index(conn, first_seq, hashes_of)
     return results
 
 
@@ -95,8 +100,8 @@ def _insert_new(
     targets_of: list[Sequence[str]],
     results: list[Ingested],
     now: float,
-) -> None:
-    """Insert events and their deliveries with one executemany each.
+) -> int:
+    """Insert events and their deliveries with one executemany each; the first seq.
 
     In the writer's transaction nobody else inserts, and a rowid is one more than the
     largest before it, so the rows get consecutive rowids ending at the last one.
@@ -111,13 +116,14 @@ def _insert_new(
         for endpoint_id in targets
     ]
     if not created:
-        return
+        return first_seq
     conn.executemany(deliveries.INSERT_DELIVERY, created)
     delivery_id = conn.last_insert_rowid() - len(created) + 1
     for result, targets in zip(results, targets_of, strict=True):
         for endpoint_id in targets:
             result.created.append(NewDelivery(delivery_id, endpoint_id, now))
             delivery_id += 1
+    return first_seq
 
 
 def send_test(
@@ -126,7 +132,8 @@ def send_test(
     """Store `event` with one delivery, to `endpoint_id` alone (which must be enabled)."""
     endpoints.enabled(conn, endpoint_id, now)
     conn.execute(
-        INSERT_EVENT, (event_id, event.event, event.timestamp, now, event.body, None, -1, 1)
+        INSERT_EVENT,
+        (event_id, event.event, event.timestamp, now, event.body, None, -1, 1, None),
     )
     seq = conn.last_insert_rowid()
     conn.execute(deliveries.INSERT_DELIVERY, (seq, endpoint_id, now, now, now))
@@ -165,6 +172,7 @@ def _accepted(conn: apsw.Connection, query: str, params: Row) -> views.Accepted 
 
 
 _body_data = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_NO_DATA = msgspec.Raw(b"null")  # an erased event's tombstone has none
 
 
 def _event(row: Row) -> views.Event:
@@ -174,5 +182,5 @@ def _event(row: Row) -> views.Event:
         event=kind,
         timestamp=timestamp,
         received_at=views.iso(received_at),
-        data=_body_data.decode(body)["data"],
+        data=_body_data.decode(body).get("data", _NO_DATA),
     )

@@ -5,7 +5,8 @@ Rules (docs/ARCHITECTURE.md, "Storage"):
 - Only finished deliveries are purged, through the partial index `deliveries_finished`,
   oldest last change first; a pending delivery, and so its event, is never touched.
 - Events are swept in `seq` order (arrival order), up to the first one received since
-  the cutoff; an event goes only once it has no delivery left.
+  the cutoff; an event goes only once it has no delivery left, and its subject index
+  rows with it.
 - Each call is one small write; a query returns one row, not one per record (each row
   costs the writer thread a GIL hand-off), with ids as JSON arrays.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import apsw
 
+from hookd.db import subjects
 from hookd.db.rows import first
 from hookd.db.types import Purged, RetentionDue
 
@@ -42,6 +44,7 @@ PURGE_EMPTIED_EVENTS = """
     DELETE FROM events WHERE seq IN (SELECT value FROM json_each(:seqs))
       AND received_at < :cutoff
       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
+    RETURNING seq, subjects
 """
 # Of the next :limit events in arrival order, those before the first one received since
 # :cutoff: how many, the last seq, and the seqs of those without deliveries (one row).
@@ -56,7 +59,9 @@ SWEEP_EVENTS = """
         WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = old.seq)
     ) FROM old
 """
-DELETE_EVENTS = "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+DELETE_EVENTS = """
+    DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) RETURNING seq, subjects
+"""
 FREE_PAGES = "PRAGMA freelist_count"
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 
@@ -83,8 +88,9 @@ def purge_finished(conn: apsw.Connection, cutoff: float, limit: int) -> Purged:
     conn.execute(PURGE_ATTEMPTS, (ids,))
     attempts = conn.changes()
     conn.execute(PURGE_DELIVERIES, (ids,))
-    conn.execute(PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff})
-    return Purged(deliveries=count, attempts=attempts, events=conn.changes())
+    gone = list(conn.execute(PURGE_EMPTIED_EVENTS, {"seqs": seqs, "cutoff": cutoff}))
+    subjects.forget(conn, gone)
+    return Purged(deliveries=count, attempts=attempts, events=len(gone))
 
 
 def sweep_events(
@@ -97,8 +103,9 @@ def sweep_events(
     seen, last, doomed = first(conn, SWEEP_EVENTS, params) or (0, None, "[]")
     deleted = 0
     if doomed != "[]":
-        conn.execute(DELETE_EVENTS, (doomed,))
-        deleted = conn.changes()
+        gone = list(conn.execute(DELETE_EVENTS, (doomed,)))
+        subjects.forget(conn, gone)
+        deleted = len(gone)
     return deleted, (last if seen == limit else None)
 
 

@@ -211,6 +211,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE endpoints ADD COLUMN next_secret_at REAL;
     ALTER TABLE endpoints ADD COLUMN next_secret_overlap REAL;
     """,
+    # lgpd: 7 -> 8: the subject index (db.subjects): each event's keyed hashes of the
+    # values naming a person, in its row (`subjects`, 16 bytes each) and in a table found
+    # by hash within each run of 1024 seqs (`part` = event_seq >> 10), so that ingest
+    # writes only the table's newest pages (a plain hash index takes a random page per
+    # hash, and every commit rewrites them).
+    """
+    ALTER TABLE events ADD COLUMN subjects BLOB;
+    CREATE TABLE subjects (
+        part INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        event_seq INTEGER NOT NULL,
+        PRIMARY KEY (part, hash, event_seq)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # After migration 5 -> 6, in its transaction (`_split_batch_keys`): the keys that

@@ -17,13 +17,14 @@ from typing import Any
 
 import apsw
 
-from hookd.db import audit, deliveries, endpoints, events, retention, schema, stats
+from hookd.db import audit, deliveries, endpoints, events, retention, schema, stats, subjects
 from hookd.db.engine import Engine
 from hookd.db.events import ingest as ingest_events
 from hookd.db.types import (
     AlertBuilder,
     Backlog,
     ConfigSync,
+    Erasure,
     Ingested,
     NewEvent,
     Purged,
@@ -92,6 +93,25 @@ class SqliteBackend:
         return await self.engine.read(
             lambda conn: events.list_page(conn, limit, before, event_type, since)
         )
+
+    # -- data subjects ------------------------------------------------------------------
+
+    async def subject_events(
+        self, hashes: Sequence[bytes], limit: int, before: int | None
+    ) -> views.Page[views.SubjectEvent]:
+        return await self.engine.read(lambda conn: subjects.list_page(conn, hashes, limit, before))
+
+    async def subject_event_seqs(self, hashes: Sequence[bytes]) -> list[int]:
+        return await self.engine.read(lambda conn: subjects.event_seqs(conn, hashes))
+
+    async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
+        return await self.engine.write(lambda conn: Erasure(*subjects.erase(conn, seqs, now)))
+
+    async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
+        await self.engine.write(lambda conn: subjects.audit(conn, now, origin, fields))
+
+    async def truncate_wal(self) -> bool:
+        return await self.engine.truncate_wal()
 
     # -- endpoints ----------------------------------------------------------------------
 

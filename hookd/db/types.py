@@ -29,12 +29,14 @@ class NewDelivery(msgspec.Struct, frozen=True, array_like=True):
 
 class NewEvent(NamedTuple):
     """One event to ingest: the event, the id it gets when it brings none, and its
-    idempotency key with the item's position in its batch (-1: a single event)."""
+    idempotency key with the item's position in its batch (-1: a single event), and the
+    subject index's hashes of the people it names (`domain.subjects`)."""
 
     event: PreparedEvent
     fresh_id: str
     key: str | None = None
     key_item: int = -1
+    subjects: tuple[bytes, ...] = ()
 
 
 class Ingested(msgspec.Struct, frozen=True):
@@ -76,6 +78,14 @@ class Purged(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: int = 0
     attempts: int = 0
     events: int = 0
+
+
+class Erasure(NamedTuple):
+    """What erasing a batch of events did."""
+
+    events: int  # events whose body became a tombstone
+    erased: list[tuple[int, str]]  # (delivery id, endpoint id) of the pending ones ended
+    excerpts: int  # attempts whose response excerpt was dropped
 
 
 class Recorded(NamedTuple):

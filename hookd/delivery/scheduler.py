@@ -23,7 +23,8 @@ Rules:
   as their attempts end.
 - A retry tracked after its attempt keeps the job it needs (body, URL, secret) in its
   lane, so it goes out without a read; anything that changes an endpoint drops its lane,
-  and a retry through the API drops the kept job.
+  and a retry through the API drops the kept job. Deliveries erased (their event's
+  data subject erased) are forgotten with any job kept or queued for them.
 - After each attempt the decision (`domain.retry`) and the attempt are written together, by
   one recorder that writes whatever attempts have finished in one transaction while the
   workers go on sending; a delivery stays tracked until its record is on disk, and only
@@ -207,6 +208,25 @@ class Scheduler:
             self._lane(endpoint_id)
         self._wake.set()
 
+    def deliveries_erased(self, erased: Sequence[tuple[int, str]]) -> None:
+        """These (delivery id, endpoint id) were committed `erased`: forget them, and the
+        jobs (bodies) kept or queued for them; none of them is attempted again."""
+        gone: set[int] = set()
+        for delivery_id, endpoint_id in erased:
+            lane = self._lanes.get(endpoint_id)
+            if lane is None or delivery_id not in lane.tracked:
+                continue
+            gone.add(delivery_id)
+            lane.retries.pop(delivery_id, None)
+            if delivery_id not in self._sending:  # one in flight is untracked once recorded
+                lane.tracked.discard(delivery_id)
+            if self._timers.cancel(delivery_id):
+                del self._owner[delivery_id]
+        if gone:
+            for lane in self._lanes.values():
+                if any(job.delivery_id in gone for job in lane.ready):
+                    lane.ready = deque(j for j in lane.ready if j.delivery_id not in gone)
+
     def rescan(self, endpoint_id: str) -> None:
         """Many of an endpoint's deliveries were made due (a replay): reload its lane."""
         lane = self._lane(endpoint_id)
@@ -372,8 +392,8 @@ class Scheduler:
                 raise
         for delivery_id, lane in zip(due, lanes, strict=True):
             job = jobs.get(delivery_id)
-            if job is None or lane.dropped:
-                lane.tracked.discard(delivery_id)  # finished, cancelled or endpoint gone
+            if job is None or lane.dropped or delivery_id not in lane.tracked:
+                lane.tracked.discard(delivery_id)  # finished, cancelled, erased, or gone
                 continue
             lane.ready.append(job)
             self._add_worker(lane)

@@ -31,7 +31,9 @@ Rules (issue 8, the spec's "Eventos Disponíveis"):
 - Operators add types in the config (`[[event_type]]`): a name, a description, and
   optionally fields that must be present and not null, and an example `data`. Declaring
   a field required is the operator's opt-in to refusal: it is refused in every mode
-  but "off".
+  but "off". They name the fields that identify a person in `subject_fields`.
+- Each type names the fields of its `data` that identify a person (`SUBJECT_FIELDS`,
+  `domain.subjects`): the subject index, access and erasure rely on them.
 - hookd's own types (group "hookd") are listed so integrators can discover them; they
   stay refused at ingest (`envelope.RESERVED_PREFIX`), so they are never checked here.
 """
@@ -46,6 +48,7 @@ import msgspec
 
 from hookd.domain.envelope import EVENT_NAME, MAX_EVENT_NAME, RESERVED_PREFIX, is_rfc3339
 from hookd.domain.errors import Refused, invalid
+from hookd.domain.subjects import SubjectField, fields, parse_field
 
 ValidateMode = Literal["report", "known", "strict", "off"]
 
@@ -254,6 +257,7 @@ class EventType(msgspec.Struct, frozen=True, kw_only=True):
     entity_field: str | None  # the field of `data` that names what the event is about
     schema: dict[str, Any]  # JSON Schema of `data`
     example: dict[str, Any] | None  # a request for POST /v1/events: event, timestamp?, data
+    subject_fields: list[str] = msgspec.field(default_factory=list)  # "kind:path", indexed
     nonconforming: list[Nonconformity] = msgspec.field(default_factory=list)
 
 
@@ -510,6 +514,37 @@ ENTITY_FIELDS: dict[str, str] = {
 }
 
 
+# The fields of each spec type that name a person (`domain.subjects`): the client's id
+# (`id` on cliente.*, `clienteId` elsewhere, when an event carries it), e-mail addresses,
+# and phone and WhatsApp numbers, old and new values of a change included.
+_CLIENT = "cliente_id:clienteId"
+SUBJECT_FIELDS: dict[str, tuple[SubjectField, ...]] = {
+    "cliente.criado": fields("cliente_id:id", "email:email", "phone:telefone"),
+    "cliente.atualizado": fields(
+        "cliente_id:id",
+        "email:email",
+        "phone:telefone",
+        "email:alteracoes.email.anterior",
+        "email:alteracoes.email.novo",
+        "phone:alteracoes.telefone.anterior",
+        "phone:alteracoes.telefone.novo",
+    ),
+    "cliente.excluido": fields("cliente_id:id"),
+    "tarefa.criada": fields(_CLIENT),
+    "tarefa.atualizada": fields(_CLIENT),
+    "tarefa.concluida": fields(_CLIENT),
+    "chamado.aberto": fields(_CLIENT),
+    "chamado.atualizado": fields(_CLIENT),
+    "chamado.respondido": fields(_CLIENT),
+    "chamado.resolvido": fields(_CLIENT),
+    "whatsapp.mensagem.recebida": fields(_CLIENT, "phone:remetente"),
+    "whatsapp.mensagem.enviada": fields(_CLIENT, "phone:destinatario"),
+    "whatsapp.conversa.criada": fields(_CLIENT, "phone:telefone"),
+    "email.recebido": fields(_CLIENT, "email:remetente"),
+    "email.enviado": fields(_CLIENT, "email:destinatario"),
+}
+
+
 def spec_struct(name: str) -> type[msgspec.Struct]:
     """The Struct of a spec type's `data` (KeyError for other names)."""
     return _SPEC_STRUCTS[name]
@@ -522,6 +557,7 @@ class CustomType(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     description: str = ""
     required: list[str] = msgspec.field(default_factory=list)
     example: dict[str, Any] | None = None
+    subject_fields: list[str] = msgspec.field(default_factory=list)  # "kind:path"
 
 
 def custom_error(custom: CustomType) -> str | None:
@@ -537,6 +573,11 @@ def custom_error(custom: CustomType) -> str | None:
             return f"required[{index}] must name a field of data"
     if len(set(custom.required)) != len(custom.required):
         return "required names a field twice"
+    for index, text in enumerate(custom.subject_fields):
+        try:
+            parse_field(text)
+        except ValueError as exc:
+            return f"subject_fields[{index}]: {exc}"
     if custom.example is not None:
         missing = [f for f in custom.required if custom.example.get(f) is None]
         if missing:
@@ -560,6 +601,7 @@ class Catalog:
         self._types: dict[str, EventType] = {}
         self._checks: dict[str, Check] = {}
         self._reports: dict[str, Report] = {}
+        self._subjects: dict[str, tuple[SubjectField, ...]] = dict(SUBJECT_FIELDS)
         example: dict[str, Any] | None
         for name, group, description, kind, data in _SPEC:
             example = {"event": name, "timestamp": _T, "data": data}
@@ -567,6 +609,8 @@ class Catalog:
             self._add(name, group, description, "spec", _schema(kind), example, entity)
             self._checks[name] = _struct_check(kind)
             self._reports[name] = _struct_report(kind, entity, self._checks[name])
+            subject = [str(field) for field in SUBJECT_FIELDS[name]]
+            self._types[name] = msgspec.structs.replace(self._types[name], subject_fields=subject)
         for name, description, kind in _HOOKD:
             self._add(name, "hookd", description, "hookd", _schema(kind), None)
         for own in custom:
@@ -574,6 +618,10 @@ class Catalog:
             self._add(own.name, "config", own.description, "config", _required_schema(own), example)
             self._checks[own.name] = check = _required_check(tuple(own.required))
             self._reports[own.name] = _refusing(check)
+            self._subjects[own.name] = fields(*own.subject_fields)
+            self._types[own.name] = msgspec.structs.replace(
+                self._types[own.name], subject_fields=list(own.subject_fields)
+            )
 
     def _add(
         self,
@@ -603,6 +651,10 @@ class Catalog:
     def get(self, name: str) -> EventType | None:
         """The entry of `name`, or None."""
         return self._types.get(name)
+
+    def subject_fields(self, name: str) -> tuple[SubjectField, ...]:
+        """The fields of `name`'s data that name a person (none for unknown types)."""
+        return self._subjects.get(name, ())
 
     def checked(self) -> Iterable[EventType]:
         """The types whose `data` is checked at ingest (none when `mode` is "off")."""

@@ -58,7 +58,10 @@ class Attempt(msgspec.Struct, kw_only=True):
     response_excerpt: str
 
 
-DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled", "erased")
+# What a replay may re-queue: finished deliveries whose body is still whole (an erased
+# one's is a tombstone; a pending one is queued already).
+REPLAYABLE_STATUSES = ("failed", "succeeded", "cancelled")
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -66,7 +69,7 @@ class Delivery(msgspec.Struct, kw_only=True):
     event_id: str
     event: str
     endpoint_id: str
-    status: str  # pending, succeeded, failed, cancelled
+    status: str  # pending, succeeded, failed, cancelled, erased
     attempts: int
     next_attempt_at: str | None
     created_at: str | None
@@ -179,3 +182,31 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     action: str  # create, update, rotate_secret, stage_secret, enable, disable, delete
     endpoint_id: str
     fields: list[str]
+
+
+class SubjectDelivery(msgspec.Struct):
+    """A delivery of an event about a data subject: where it goes, how it stands."""
+
+    id: int
+    endpoint_id: str
+    status: str
+
+
+class SubjectEvent(msgspec.Struct, kw_only=True):
+    """An event about a data subject (`GET /v1/subjects`): its type, times, deliveries."""
+
+    id: str
+    event: str
+    timestamp: str
+    received_at: str | None
+    erased: bool  # its body is a tombstone: `event` and `timestamp`, no `data`
+    deliveries: list[SubjectDelivery]
+
+
+class Erased(msgspec.Struct, kw_only=True):
+    """What an erasure did (`POST /v1/subjects/erase`)."""
+
+    events: int  # events whose body became a tombstone
+    deliveries_erased: int  # pending deliveries that ended `erased`
+    attempts_cleared: int  # attempts whose response excerpt was dropped
+    wal_truncated: bool  # the WAL was checkpointed and emptied afterwards

@@ -78,6 +78,7 @@ class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     path: str = "/var/lib/hookd/hookd.db"
     durability: Literal["full", "normal"] = "full"
     retention: Duration = Duration(30 * 86400)
+    subject_index: bool = True  # lgpd: index the people events name (README "Personal data")
 
 
 class DeliveryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -45,7 +45,7 @@ from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
 from hookd.domain.durations import span
 from hookd.domain.views import Status
 from hookd.runtime import config as config_module
-from hookd.runtime import descriptors, reload, systemd
+from hookd.runtime import descriptors, keys, reload, systemd
 from hookd.runtime.clock import Clock
 from hookd.runtime.config import Config
 from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
@@ -101,6 +101,7 @@ class Daemon:
         socket_path = config.server.socket
         bound = False  # the socket file is ours to remove only once we made it
         try:
+            subject_key = _subject_key(config) if config.storage.subject_index else None
             sender = Sender(clock, **reload.sender_settings(config))
             scheduler = self.scheduler = Scheduler(
                 store,
@@ -118,6 +119,7 @@ class Daemon:
                 metrics=metrics,
                 catalog=catalog,
                 secret_overlap=config.delivery.secret_overlap,
+                subject_key=subject_key,
             )
             await service.sync_config_endpoints(config_module.declared_endpoints(config))
             api = Api(
@@ -312,3 +314,12 @@ def _limits(config: Config, nofile: int, tcp: bool) -> Limits:
 def _remove_socket(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _subject_key(config: Config) -> bytes:
+    """The subject index's key beside the database (made at the first start, once the
+    database, and so its directory, is open)."""
+    try:
+        return keys.subject_key(config.storage.path)
+    except keys.KeyFileError as exc:
+        raise StorageError(str(exc)) from None

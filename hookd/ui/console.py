@@ -290,10 +290,9 @@ class Console:
             note = f"{context.word('test_sent')}: {result.accepted.id}"
         elif action == "replay":
             status = form.get("status", "failed")
-            if status not in views.DELIVERY_STATUSES:
-                raise ApiError(
-                    400, "bad_request", f"status must be one of {views.DELIVERY_STATUSES}"
-                )
+            if status not in views.REPLAYABLE_STATUSES:
+                choices = ", ".join(views.REPLAYABLE_STATUSES)
+                raise ApiError(400, "bad_request", f"status must be one of {choices}")
             since = forms.form_time(form.get("since", ""), "since") or 0.0
             count = await self.service.replay(endpoint_id, status, since)
             note = f"{count} {context.word('replayed')}"
@@ -313,7 +312,7 @@ class Console:
             stats=stats,
             note=note,
             secret=secret if isinstance(secret, str) else None,
-            statuses=views.DELIVERY_STATUSES,
+            statuses=views.REPLAYABLE_STATUSES,
         )
 
     # -- events, catalog, audit ---------------------------------------------------------

@@ -50,6 +50,7 @@ WORDS: dict[str, tuple[str, str]] = {  # key -> (English, Portuguese)
     "succeeded": ("delivered", "entregue"),
     "failed": ("failed", "falhou"),
     "cancelled": ("cancelled", "cancelada"),
+    "erased": ("erased", "apagada"),
     "health": ("Health", "Saúde"),
     "success_rate": ("Success", "Sucesso"),
     "latency": ("Latency p50/p95/p99", "Latência p50/p95/p99"),

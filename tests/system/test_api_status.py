@@ -34,7 +34,7 @@ async def test_empty_daemon(hookd: Running) -> None:
         "version": __version__,
         "endpoints": 0,
         "endpoints_enabled": 0,
-        "deliveries": {"pending": 0, "succeeded": 0, "failed": 0, "cancelled": 0},
+        "deliveries": {"pending": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "erased": 0},
         "oldest_pending_at": None,
         "oldest_pending_age_s": None,
     }
@@ -52,7 +52,13 @@ async def test_counts_pending_and_the_oldest_of_them(hookd: Running) -> None:
     figures = await status(hookd)
     assert figures["endpoints"] == 2
     assert figures["endpoints_enabled"] == 1
-    assert figures["deliveries"] == {"pending": 2, "succeeded": 0, "failed": 0, "cancelled": 0}
+    assert figures["deliveries"] == {
+        "pending": 2,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "erased": 0,
+    }
     assert figures["oldest_pending_at"] == first["created_at"]
     assert 0 <= figures["oldest_pending_age_s"] < 10
 
@@ -75,7 +81,7 @@ async def test_counts_succeeded_and_failed(hookd_factory: Factory) -> None:
             for delivery in (await hookd.client.get("/v1/deliveries")).json()["items"]:
                 await wait_delivery(hookd, delivery["id"], lambda d: d["status"] != "pending")
     deliveries = (await status(hookd))["deliveries"]
-    assert deliveries == {"pending": 0, "succeeded": 1, "failed": 1, "cancelled": 0}
+    assert deliveries == {"pending": 0, "succeeded": 1, "failed": 1, "cancelled": 0, "erased": 0}
 
 
 async def test_tcp_needs_the_token(hookd_factory: Factory) -> None:

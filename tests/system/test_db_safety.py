@@ -168,8 +168,8 @@ async def test_an_old_world_readable_database_is_made_owner_only(
 async def test_what_hookd_creates_is_owner_only_under_an_open_umask(
     hookd_factory: Factory, short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Under umask 000 the database's new directory is 0700, its files 0600, and the
-    socket exists only as 0600 until it gets `server.socket_mode`."""
+    """Under umask 000 the database's new directory is 0700, the subject index key 0600,
+    and the socket exists only as 0600 until it gets `server.socket_mode`."""
     socket_modes: list[int] = []
     real_chmod = os.chmod
 
@@ -189,5 +189,5 @@ async def test_what_hookd_creates_is_owner_only_under_an_open_umask(
     assert socket_modes == [0o600]
     assert stat.S_IMODE(os.stat(running.socket).st_mode) == 0o660
     assert stat.S_IMODE((short_dir / "new").stat().st_mode) == 0o700
-    for name in ("h.db", "h.db-wal", "h.db-shm", "h.db.lock"):
+    for name in ("h.db", "h.db-wal", "h.db-shm", "h.db.lock", "h.db.subject-key"):
         assert stat.S_IMODE((short_dir / "new" / name).stat().st_mode) == 0o600, name

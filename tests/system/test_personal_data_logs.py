@@ -1,7 +1,8 @@
-"""Logs carry ids, never personal data : a real `hookd serve` at DEBUG ingests
+"""Logs carry ids, never personal data: a real `hookd serve` at DEBUG ingests
 events holding names, e-mail addresses, phone numbers and message texts (some departing
-from the catalog, some refused), delivers them (failing, then succeeding) and stops; its
-whole log output holds none of those values.
+from the catalog, some refused), delivers them (failing, then succeeding), answers access
+and erasure requests about a person, and stops; its whole log output holds none of those
+values.
 """
 
 from __future__ import annotations
@@ -70,12 +71,18 @@ async def test_the_log_at_debug_holds_no_personal_data(tmp_path: Path) -> None:
             refused = {"event": "cliente.criado", "data": {"nome": NAME, "email": EMAIL}}
             assert (await client.post("/v1/events", json=refused)).status_code == 422
             assert (await client.post("/v1/events", content=TEXT.encode())).status_code == 415
+            found = await client.get("/v1/subjects", params={"email": EMAIL, "phone": PHONE})
+            assert len(found.json()["items"]) == 2
+            bad = await client.get("/v1/subjects", params={"email": NAME})
+            assert bad.status_code == 400
             await receiver.wait_for(len(events) + 2)  # two failed attempts, then delivered
             with trio.fail_after(10):
                 while True:
                     if not (await client.get("/v1/status")).json()["deliveries"]["pending"]:
                         break
                     await trio.sleep(0.1)
+            erased = await client.post("/v1/subjects/erase", json={"phone": PHONE})
+            assert erased.json()["events"] == 2
             await client.aclose()
         finally:
             process.send_signal(signal.SIGTERM)

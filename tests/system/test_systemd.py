@@ -292,7 +292,7 @@ def test_status_line_figures() -> None:
         version="x",
         endpoints=3,
         endpoints_enabled=2,
-        deliveries={"pending": 12345, "succeeded": 9, "failed": 4, "cancelled": 0},
+        deliveries={"pending": 12345, "succeeded": 9, "failed": 4, "cancelled": 0, "erased": 0},
         oldest_pending_at="2024-01-01T10:00:00Z",
         oldest_pending_age_s=200.5,
     )

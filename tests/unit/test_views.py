@@ -24,7 +24,7 @@ def test_iso_is_utc_with_milliseconds(unix: float | None, shown: str | None) -> 
 
 
 def test_the_delivery_statuses() -> None:
-    assert DELIVERY_STATUSES == ("pending", "succeeded", "failed", "cancelled")
+    assert DELIVERY_STATUSES == ("pending", "succeeded", "failed", "cancelled", "erased")
 
 
 def test_iso_is_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:

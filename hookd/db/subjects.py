@@ -1,0 +1,171 @@
+"""The subject index: which events name a person (keyed hashes, `domain.subjects`), what
+hookd holds about them, and their erasure.
+
+Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
+- An event's hashes (never a value in clear) are stored in the transaction that stores
+  it (`events.ingest`): in its row (`events.subjects`) and in the `subjects` table, keyed
+  (part, hash, event seq) with part = seq >> 10, so that ingest only touches the newest
+  part. They go with it (retention, erasure), found from its row.
+- Several selectors select the events that match any of them.
+- Erasure, per batch of events: each body becomes a tombstone (the envelope's `event`
+  and `timestamp`, no `data`), each pending delivery ends `erased` (never attempted
+  again: the scheduler only sends pending ones), the response excerpts of their
+  attempts are dropped and their subject rows deleted. Statistics are not touched.
+  The writer connection runs with `secure_delete` (db.engine), so what is replaced is
+  overwritten with zeros, not left in free space.
+- The audit log records an erasure: its counts and the selectors' hashes, never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import apsw
+import msgspec
+
+from hookd.db.rows import Row, newest_first
+from hookd.domain import views
+from hookd.domain.subjects import HASH_BYTES
+
+
+def _matching(hashes: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
+    """A query of the seqs of the events any of `hashes` names, with its parameters.
+
+    The table is keyed (part, hash, seq), part = seq >> 10: the query looks each hash up
+    in every part the table spans, one search per part and hash."""
+    names = [f":h{n}" for n in range(len(hashes))]
+    params = {name[1:]: h for name, h in zip(names, hashes, strict=True)}
+    query = f"""
+        WITH RECURSIVE parts(n) AS (
+            SELECT (SELECT min(part) FROM subjects)
+            UNION ALL
+            SELECT n + 1 FROM parts WHERE n < (SELECT max(part) FROM subjects)
+        )
+        SELECT s.event_seq FROM parts CROSS JOIN subjects s
+        WHERE s.part = parts.n AND s.hash IN ({", ".join(names)})
+    """
+    return query, params
+
+
+PART_BITS = 10  # the index is searched by hash within each run of 1024 seqs
+# The index rows of the events stored from :first to :last, from their `subjects` column
+# (:nth lists 0 .. the most hashes one of them has - 1): one statement for a whole ingest.
+INDEX_EVENTS = """
+    INSERT INTO subjects (part, hash, event_seq)
+    SELECT e.seq >> 10, substr(e.subjects, 16 * n.value + 1, 16), e.seq
+    FROM events e CROSS JOIN json_each(:nth) n
+    WHERE e.seq BETWEEN :first AND :last AND 16 * n.value < length(e.subjects)
+    ORDER BY 1, 2, 3
+"""
+DELETE_SUBJECT = "DELETE FROM subjects WHERE part = ? AND hash = ? AND event_seq = ?"
+SUBJECTS_OF = "SELECT seq, subjects FROM events WHERE seq IN (SELECT value FROM json_each(?))"
+TOMBSTONE = """
+    UPDATE events SET
+        body = CAST(json_object('event', type, 'timestamp', timestamp) AS BLOB),
+        subjects = NULL
+    WHERE seq IN (SELECT value FROM json_each(?))
+"""
+ERASE_PENDING = """
+    UPDATE deliveries SET status = 'erased', next_attempt_at = NULL, updated_at = ?2
+    WHERE event_seq IN (SELECT value FROM json_each(?1)) AND status = 'pending'
+    RETURNING id, endpoint_id
+"""
+DROP_EXCERPTS = """
+    UPDATE attempts SET response_excerpt = x''
+    WHERE delivery_id IN (SELECT id FROM deliveries
+                          WHERE event_seq IN (SELECT value FROM json_each(?)))
+      AND response_excerpt <> x''
+"""
+DELIVERIES_OF = """
+    SELECT event_seq, id, endpoint_id, status FROM deliveries
+    WHERE event_seq IN (SELECT value FROM json_each(?)) ORDER BY id
+"""
+INSERT_AUDIT = """
+    INSERT INTO audit (at, origin, action, endpoint_id, fields)
+    VALUES (?, ?, 'erase_subject', '', ?)
+"""
+
+
+def index(conn: apsw.Connection, first_seq: int, hashes_of: Sequence[tuple[bytes, ...]]) -> None:
+    """Index the hashes of the events stored from `first_seq` on (their `subjects`
+    column), in their transaction."""
+    most = max(map(len, hashes_of), default=0)
+    if most:
+        params = {
+            "nth": msgspec.json.encode(list(range(most))),
+            "first": first_seq,
+            "last": first_seq + len(hashes_of) - 1,
+        }
+        conn.execute(INDEX_EVENTS, params)
+
+
+def forget(conn: apsw.Connection, events: Sequence[tuple[int, bytes | None]]) -> None:
+    """Delete the index rows of these events, given as (seq, their `subjects` column)."""
+    rows = [
+        (seq >> PART_BITS, hashes[at : at + HASH_BYTES], seq)
+        for seq, hashes in events
+        if hashes
+        for at in range(0, len(hashes), HASH_BYTES)
+    ]
+    if rows:
+        conn.executemany(DELETE_SUBJECT, rows)
+
+
+def event_seqs(conn: apsw.Connection, hashes: Sequence[bytes]) -> list[int]:
+    """The seqs of the events any of `hashes` names, in arrival order."""
+    matching, params = _matching(hashes)
+    return sorted({row[0] for row in conn.execute(matching, params)})
+
+
+def list_page(
+    conn: apsw.Connection, hashes: Sequence[bytes], limit: int, before: int | None
+) -> views.Page[views.SubjectEvent]:
+    """The events any of `hashes` names, newest first, each with its deliveries."""
+    matching, params = _matching(hashes)
+    query = f"""
+        SELECT seq, id, type, timestamp, received_at, body FROM events
+        WHERE seq IN ({matching}) AND seq < :before ORDER BY seq DESC LIMIT :limit
+    """
+    seqs: list[int] = []
+
+    def item(row: Row) -> views.SubjectEvent:
+        seq, ident, kind, timestamp, received_at, body = row
+        seqs.append(seq)
+        return views.SubjectEvent(
+            id=ident,
+            event=kind,
+            timestamp=timestamp,
+            received_at=views.iso(received_at),
+            erased=b'"data":' not in body,
+            deliveries=[],
+        )
+
+    page = newest_first(conn, query, params, limit, before, item)
+    by_seq = dict(zip(seqs, page.items, strict=True))
+    for seq, ident, endpoint_id, status in conn.execute(
+        DELIVERIES_OF, (msgspec.json.encode(seqs),)
+    ):
+        by_seq[seq].deliveries.append(views.SubjectDelivery(ident, endpoint_id, status))
+    return page
+
+
+def erase(
+    conn: apsw.Connection, seqs: Sequence[int], now: float
+) -> tuple[int, list[tuple[int, str]], int]:
+    """Erase the events at `seqs`: how many events were, the (id, endpoint) of the
+    pending deliveries that ended `erased`, and how many excerpts were dropped."""
+    seq_list = msgspec.json.encode(list(seqs))
+    indexed = [(row[0], row[1]) for row in conn.execute(SUBJECTS_OF, (seq_list,))]
+    conn.execute(TOMBSTONE, (seq_list,))
+    events = conn.changes()
+    erased = [(row[0], row[1]) for row in conn.execute(ERASE_PENDING, (seq_list, now))]
+    conn.execute(DROP_EXCERPTS, (seq_list,))
+    excerpts = conn.changes()
+    forget(conn, indexed)
+    return events, erased, excerpts
+
+
+def audit(conn: apsw.Connection, now: float, origin: str, fields: Sequence[str]) -> None:
+    """Record an erasure in the audit log (counts and selector hashes only)."""
+    conn.execute(INSERT_AUDIT, (now, origin, msgspec.json.encode(list(fields)).decode()))
