@@ -666,6 +666,7 @@ class Bench:
                 f"p95 <= {page['target_ms']:.0f} ms",
                 page["ok"],
             )
+
     def subjects(self) -> None:
         quick = self.args.quick
         args = argparse.Namespace(

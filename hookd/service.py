@@ -133,6 +133,7 @@ class Service:
         event = envelope.prepare(incoming, envelope.format_timestamp(now), extra=extra)
         [result] = await self.ingest([Arrival(event)], now)
         return result
+
     # -- data subjects ------------------------------------------------------------------
 
     def subject_hashes(self, event_type: str, data: dict[str, Any]) -> tuple[bytes, ...]:
@@ -327,8 +328,9 @@ class Service:
         return await self._store.list_audit(limit, before, filters)
 
     async def status(self) -> views.Status:
-        """Counts, and the age of the oldest pending delivery."""
-        return await self._store.status(__version__, self.clock.now())
+        """Counts, the age of the oldest pending delivery, and how secrets are stored."""
+        status = await self._store.status(__version__, self.clock.now())
+        return msgspec.structs.replace(status, secrets_key=self._store.secrets_key)
 
     async def metrics_text(self) -> bytes:
         """`GET /metrics`: the backlog read now, every family rendered."""

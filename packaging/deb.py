@@ -175,8 +175,8 @@ def stage(tree: Tree, inputs: Inputs, version: str, epoch: int) -> None:
     tree.put(f"{doc}/README.md.gz", gzipped((ROOT / "README.md").read_bytes()))
     tree.put(f"{doc}/copyright", inputs.copyright.read_bytes())
     tree.put(f"{doc}/changelog.gz", gzipped(changelog(version, epoch)))
-    example = (ROOT / "systemd" / "hookd-ip-allow.conf").read_bytes()
-    tree.put(f"{doc}/examples/hookd-ip-allow.conf", example)
+    for example in ("hookd-ip-allow.conf", "hookd-credential.conf"):
+        tree.put(f"{doc}/examples/{example}", (ROOT / "systemd" / example).read_bytes())
     for script in ("postinst", "prerm", "postrm"):
         tree.put(f"/DEBIAN/{script}", (HERE / script).read_bytes(), 0o755)
     tree.put("/DEBIAN/conffiles", f"{CONFFILE}\n".encode())

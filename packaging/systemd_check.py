@@ -282,6 +282,31 @@ class Check:
         self.report("Type=notify", f"systemctl start returned in {took:.2f} s, after hookd's "
                     f"action=ready; status shows \"{status}\"")
 
+    def secrets_at_rest(self) -> None:
+        """The package's key seals endpoint secrets: none in clear in the database files."""
+        key = self.c.path("/etc/hookd/hookd.key").stat()
+        uid = int(self.c.run(["id", "-u", "hookd"]).stdout)
+        if (key.st_mode & 0o777, key.st_uid) != (0o600, uid):
+            raise CheckFailed(f"/etc/hookd/hookd.key: mode {key.st_mode & 0o777:o}, uid "
+                              f"{key.st_uid}; want 600 and hookd's")
+        secret = "whsec_" + "SealedAtRestCheck" * 2
+        status, answer = self.api.call("POST", "/v1/endpoints", {
+            "url": f"http://127.0.0.1:{self.receivers.port}/sealed", "events": ["x.y"],
+            "secret": secret,
+        })
+        if status != 201:
+            raise CheckFailed(f"POST /v1/endpoints answered {status}: {answer}")
+        found = [p.name for p in self.c.path("/var/lib/hookd").iterdir()
+                 if p.is_file() and secret.encode() in p.read_bytes()]
+        if found:
+            raise CheckFailed(f"an endpoint secret in clear in {found}")
+        shown = self.c.run(["hookd", "status"], user="hookd").stdout
+        if "encrypted (key" not in shown:
+            raise CheckFailed(f"hookd status does not say the secrets are encrypted:\n{shown}")
+        [line] = [x for x in shown.splitlines() if "encrypted (key" in x]
+        self.report("secrets at rest", f"/etc/hookd/hookd.key 0600 hookd; a new endpoint's "
+                    f"secret in none of /var/lib/hookd's files; hookd status: {line.strip()}")
+
     def journal_priority(self) -> None:
         """A warning (an endpoint disabled by a 410) is filed at priority 4, info at 6."""
         status, answer = self.api.call("POST", "/v1/endpoints", {
@@ -564,7 +589,7 @@ def mib(value: str) -> str:
 
 def run_checks(check: Check) -> None:
     """Every check in order; on a failure, hookd's journal is shown before the container goes."""
-    steps = (check.install, check.configure, check.socket_activation, check.notify_ready,
+    steps = (check.install, check.configure, check.socket_activation, check.notify_ready, check.secrets_at_rest,
              check.journal_priority, check.hardening, check.watchdog, check.stop_drains,
              check.kill_9, check.ip_allow, check.reload, check.upgrade, check.remove_and_purge)
     try:

@@ -38,6 +38,9 @@ from hookd.domain.stats import PeriodCounts
 class Backend(Protocol):
     """hookd's database, as the rest of hookd uses it."""
 
+    # The key id endpoint secrets are sealed under (db.sealing); None: stored in clear.
+    secrets_key: str | None
+
     async def aclose(self) -> None:
         """Finish the writes under way and close the database."""
 

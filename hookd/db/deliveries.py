@@ -58,7 +58,7 @@ NEXT_DUE_OF_ENDPOINT = """
 """
 LOAD_JOBS = f"""
     SELECT d.id, d.endpoint_id, p.url, e.id, e.type, e.body, d.attempts, d.round_start,
-        {endpoints.SECRET_COLUMNS}
+        {endpoints.secret_columns("p")}
     FROM deliveries d
     JOIN events e ON e.seq = d.event_seq
     JOIN endpoints p ON p.id = d.endpoint_id
@@ -244,7 +244,7 @@ def list_page(
 
 
 SIGNING_OF_DELIVERY = f"""
-    SELECT p.url, e.body, {endpoints.SECRET_COLUMNS}
+    SELECT p.url, e.body, {endpoints.secret_columns("p")}
     FROM deliveries d JOIN events e ON e.seq = d.event_seq
     JOIN endpoints p ON p.id = d.endpoint_id WHERE d.id = ?
 """

@@ -30,10 +30,19 @@ from hookd.domain.endpoints import Secrets
 from hookd.domain.errors import conflict, not_found
 from hookd.domain.routing import Router, Subscription
 
-SECRET_COLUMNS = (
-    "secret, previous_secret, previous_secret_until, next_secret, next_secret_at,"
-    " coalesce(next_secret_overlap, 0)"
-)
+
+def secret_columns(table: str) -> str:
+    """The columns `Secrets` is made of, opened (db.sealing), from `table` (a name or an
+    alias of endpoints)."""
+    return (
+        f"open_secret({table}.id, {table}.secret), "
+        f"open_secret({table}.id, {table}.previous_secret), {table}.previous_secret_until, "
+        f"open_secret({table}.id, {table}.next_secret), {table}.next_secret_at, "
+        f"coalesce({table}.next_secret_overlap, 0)"
+    )
+
+
+SECRET_COLUMNS = secret_columns("endpoints")
 ENDPOINT_COLUMNS = (
     f"id, url, events, description, enabled, origin, created_at, updated_at, {SECRET_COLUMNS},"
     " rowid"
@@ -50,14 +59,19 @@ ALL_SUBSCRIPTIONS = """
 INSERT_ENDPOINT = """
     INSERT INTO endpoints (id, url, events, secret, description, enabled, origin,
                            created_at, updated_at)
-    VALUES (:id, :url, :events, :secret, :description, :enabled, :origin, :now, :now)
+    VALUES (:id, :url, :events, seal_secret(:id, :secret), :description, :enabled, :origin,
+            :now, :now)
 """
 UPSERT_CONFIG_ENDPOINT = """
     INSERT INTO endpoints (id, url, events, secret, description, enabled, origin,
                            created_at, updated_at)
-    VALUES (:id, :url, :events, :secret, :description, :enabled, 'config', :now, :now)
+    VALUES (:id, :url, :events, seal_secret(:id, :secret), :description, :enabled, 'config',
+            :now, :now)
     ON CONFLICT (id) DO UPDATE SET
-        url = excluded.url, events = excluded.events, secret = excluded.secret,
+        url = excluded.url, events = excluded.events,
+        -- the same secret keeps its sealed text: nothing changes in the row
+        secret = CASE WHEN open_secret(id, secret) IS :secret THEN secret
+                      ELSE excluded.secret END,
         description = excluded.description, enabled = excluded.enabled, origin = 'config',
         deleted_at = NULL,
         -- re-enabled or pointed elsewhere: its run of failures starts again
@@ -68,13 +82,16 @@ UPSERT_CONFIG_ENDPOINT = """
         disabled_reason = CASE WHEN enabled IS NOT excluded.enabled
             OR url IS NOT excluded.url THEN NULL ELSE disabled_reason END,
         updated_at = CASE WHEN url IS excluded.url AND events IS excluded.events
-                          AND secret IS excluded.secret AND description IS excluded.description
+                          AND open_secret(id, secret) IS :secret
+                          AND description IS excluded.description
                           AND enabled IS excluded.enabled AND deleted_at IS NULL
                      THEN updated_at ELSE excluded.updated_at END
 """
 CONFIG_ENDPOINT_IDS = "SELECT id FROM endpoints WHERE origin = 'config' AND deleted_at IS NULL"
 UPDATE_ENDPOINT = """
-    UPDATE endpoints SET url = :url, events = :events, secret = :secret,
+    UPDATE endpoints SET url = :url, events = :events,
+        secret = CASE WHEN open_secret(id, secret) IS :secret THEN secret
+                      ELSE seal_secret(id, :secret) END,
         description = :description, enabled = :enabled, updated_at = :now,
         -- re-enabled or pointed elsewhere: its run of failures starts again; a state the
         -- operator sets is no longer hookd's automatic disable
@@ -85,16 +102,20 @@ UPDATE_ENDPOINT = """
         disabled_reason = CASE WHEN enabled IS NOT :enabled OR url IS NOT :url
             THEN NULL ELSE disabled_reason END,
         -- a secret set here replaces every other at once
-        previous_secret = CASE WHEN secret IS :secret THEN previous_secret END,
-        previous_secret_until = CASE WHEN secret IS :secret THEN previous_secret_until END,
-        next_secret = CASE WHEN secret IS :secret THEN next_secret END,
-        next_secret_at = CASE WHEN secret IS :secret THEN next_secret_at END,
-        next_secret_overlap = CASE WHEN secret IS :secret THEN next_secret_overlap END
+        previous_secret = CASE WHEN open_secret(id, secret) IS :secret
+                               THEN previous_secret END,
+        previous_secret_until = CASE WHEN open_secret(id, secret) IS :secret
+                                     THEN previous_secret_until END,
+        next_secret = CASE WHEN open_secret(id, secret) IS :secret THEN next_secret END,
+        next_secret_at = CASE WHEN open_secret(id, secret) IS :secret THEN next_secret_at END,
+        next_secret_overlap = CASE WHEN open_secret(id, secret) IS :secret
+                                   THEN next_secret_overlap END
     WHERE id = :id AND deleted_at IS NULL
 """
 SET_SECRETS = """
-    UPDATE endpoints SET secret = :current, previous_secret = :previous,
-        previous_secret_until = :previous_until, next_secret = :next,
+    UPDATE endpoints SET secret = seal_secret(id, :current),
+        previous_secret = seal_secret(id, :previous),
+        previous_secret_until = :previous_until, next_secret = seal_secret(id, :next),
         next_secret_at = :next_at, next_secret_overlap = :next_overlap,
         updated_at = coalesce(:now, updated_at)
     WHERE id = :id AND deleted_at IS NULL

@@ -75,11 +75,16 @@ class Engine:
     """An open SQLite database. Open with `await Engine.open(...)`, close with `aclose()`."""
 
     def __init__(
-        self, path: str, durability: str, prepare: Callable[[apsw.Connection], None]
+        self,
+        path: str,
+        durability: str,
+        prepare: Callable[[apsw.Connection], None],
+        setup: Callable[[apsw.Connection], None],
     ) -> None:
         self.path = path
         self._durability = durability
         self._prepare = prepare
+        self._setup = setup
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._writer: apsw.Connection | None = None
         self._thread: threading.Thread | None = None
@@ -98,11 +103,16 @@ class Engine:
 
     @classmethod
     async def open(
-        cls, path: str, durability: str, prepare: Callable[[apsw.Connection], None]
+        cls,
+        path: str,
+        durability: str,
+        prepare: Callable[[apsw.Connection], None],
+        setup: Callable[[apsw.Connection], None],
     ) -> Engine:
         """Open the database at `path` (creating it when needed), then run `prepare` (the
-        migrations) on the write connection before the readers open."""
-        engine = cls(path, durability, prepare)
+        migrations) on the write connection before the readers open. `setup` is run on
+        every connection as it opens (the SQL functions the queries use)."""
+        engine = cls(path, durability, prepare, setup)
         await trio.to_thread.run_sync(engine._connect)
         engine._token = trio.lowlevel.current_trio_token()
         engine._thread = threading.Thread(target=engine._write_loop, name="hookd-writer")
@@ -135,11 +145,13 @@ class Engine:
             writer.pragma("synchronous", "full" if self._durability == "full" else "normal")
             writer.pragma("foreign_keys", False)
             writer.pragma("secure_delete", True)  # what is deleted or replaced is zeroed
+            self._setup(writer)
             self._prepare(writer)
             for _ in range(READERS):
                 reader = apsw.Connection(self.path)
                 reader.setbusytimeout(5000)
                 reader.pragma("query_only", True)
+                self._setup(reader)
                 self._readers.append(reader)
         except (apsw.CorruptError, apsw.NotADBError) as exc:
             raise StorageError(_damaged(self.path, str(exc))) from exc

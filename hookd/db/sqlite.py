@@ -17,7 +17,17 @@ from typing import Any
 
 import apsw
 
-from hookd.db import audit, deliveries, endpoints, events, retention, schema, stats, subjects
+from hookd.db import (
+    audit,
+    deliveries,
+    endpoints,
+    events,
+    retention,
+    schema,
+    sealing,
+    stats,
+    subjects,
+)
 from hookd.db.engine import Engine
 from hookd.db.events import ingest as ingest_events
 from hookd.db.types import (
@@ -43,16 +53,28 @@ class SqliteBackend:
     """hookd's SQLite database. Open with `await SqliteBackend.open(...)`, close with
     `await aclose()`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: sealing.Sealer) -> None:
         self.engine = engine
+        self.secrets_key = sealer.current  # the key id endpoint secrets are sealed under
         self._routes = endpoints.Routes()
         self._pruner = stats.Pruner()
         engine.on_rollback = self._routes.invalidate
 
     @classmethod
-    async def open(cls, path: str, durability: str = "full") -> SqliteBackend:
-        """Open (creating and migrating when needed) the database at `path`."""
-        return cls(await Engine.open(path, durability, schema.migrate))
+    async def open(
+        cls, path: str, durability: str = "full", ring: Sequence[bytes] | None = None
+    ) -> SqliteBackend:
+        """Open (creating and migrating when needed) the database at `path`; endpoint
+        secrets are sealed under the first key of `ring`, or stored in clear without one
+        (db.sealing: SealError when a stored one does not open)."""
+        sealer = sealing.Sealer(ring)
+
+        def prepare(conn: apsw.Connection) -> None:
+            schema.migrate(conn)
+            if sealer.seal_stored(conn):  # leave no secret in clear in the WAL either
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        return cls(await Engine.open(path, durability, prepare, sealer.register), sealer)
 
     @property
     def on_commit(self) -> Callable[[float], None] | None:

@@ -43,6 +43,7 @@ PHONE = r" *\+?[ ().-]*(?:[0-9][ ().-]*){8,15}"
 _EMAIL = re.compile(EMAIL)
 _PHONE = re.compile(PHONE)
 _NOT_DIGIT = re.compile(r"[^0-9]")
+_SHA256_BLOCK = 64  # bytes: HMAC pads a key to this
 
 
 class SubjectField(NamedTuple):
@@ -104,41 +105,40 @@ def _message(kind: Kind, normal: str) -> bytes:
     return kind.encode() + b"\x00" + normal.encode("utf-8", "surrogatepass")
 
 
-def _at(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
-    value: object = data
-    for name in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(name)
-    return value
-
-
 class Hasher:
-    """The index's hashes under one key. It remembers the hashes of the last values it
-    saw (at most REMEMBERED): the same people recur in many events, and a hash costs
-    more than the rest of an event's ingest."""
+    """The index's hashes under one key, made fast for ingest: HMAC-SHA256 from the key's
+    two padded states computed once (RFC 2104; `hmac.HMAC` costs three times as much per
+    value here), and the hashes of the last values seen remembered (at most REMEMBERED
+    per kind: the same people recur across events)."""
 
     def __init__(self, key: bytes) -> None:
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
-        self._known: dict[tuple[Kind, object], bytes | None] = {}
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        self._known: dict[Kind, dict[str | int, bytes | None]] = {kind: {} for kind in KINDS}
 
     def value_hash(self, kind: Kind, value: object) -> bytes | None:
         """The hash of `value` as a `kind`, or None when it is not one."""
-        if not isinstance(value, str | int):
-            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            return None  # (True would be remembered as 1)
+        known = self._known[kind]
         try:
-            return self._known[kind, value]
+            return known[value]
         except KeyError:
             pass
         normal = normalise(kind, value)
         digest = None
         if normal is not None:
-            mac = self._mac.copy()
-            mac.update(_message(kind, normal))
-            digest = mac.digest()[:HASH_BYTES]
-        if len(self._known) >= REMEMBERED:
-            self._known.clear()
-        self._known[kind, value] = digest
+            inner = self._inner.copy()
+            inner.update(_message(kind, normal))
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            digest = outer.digest()[:HASH_BYTES]
+        if len(known) >= REMEMBERED:
+            known.clear()
+        known[value] = digest
         return digest
 
     def event_hashes(
@@ -146,8 +146,11 @@ class Hasher:
     ) -> tuple[bytes, ...]:
         """The distinct hashes of the subjects `data` names, in field order."""
         found: list[bytes] = []
-        for field in subject_fields:
-            digest = self.value_hash(field.kind, _at(data, field.path))
+        for kind, path in subject_fields:
+            value: object = data
+            for name in path:
+                value = value.get(name) if isinstance(value, dict) else None
+            digest = self.value_hash(kind, value)
             if digest is not None and digest not in found:
                 found.append(digest)
         return tuple(found)

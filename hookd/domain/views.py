@@ -148,6 +148,8 @@ class Status(msgspec.Struct, kw_only=True):
     deliveries: dict[str, int]  # how many in each of DELIVERY_STATUSES, zeros included
     oldest_pending_at: str | None  # when the oldest pending delivery was created
     oldest_pending_age_s: float | None
+    # The key id endpoint secrets are sealed under; None: stored in clear (no key given).
+    secrets_key: str | None = None
 
 
 class EndpointStats(msgspec.Struct, kw_only=True):

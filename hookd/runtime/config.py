@@ -78,7 +78,10 @@ class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     path: str = "/var/lib/hookd/hookd.db"
     durability: Literal["full", "normal"] = "full"
     retention: Duration = Duration(30 * 86400)
-    subject_index: bool = True  # lgpd: index the people events name (README "Personal data")
+    subject_index: bool = True  # index the people events name (README "Personal data")
+    # The key ring endpoint secrets are sealed under (README "Secrets at rest"); the
+    # systemd credential hookd-key, when the service has one, comes first.
+    key_file: str = ""
 
 
 class DeliveryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

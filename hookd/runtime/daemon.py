@@ -93,9 +93,17 @@ class Daemon:
         config = self.config
         clock = Clock()
         nofile = descriptors.raise_limit()
+        ring = _secret_ring(config)
         store = self.store = await SqliteBackend.open(
-            config.storage.path, config.storage.durability
+            config.storage.path, config.storage.durability, ring[0] if ring else None
         )
+        if ring is None:
+            log.warning(
+                "action=secrets.in_clear endpoint secrets are stored unencrypted: no "
+                'storage.key_file nor hookd-key credential (README, "Secrets at rest")'
+            )
+        else:
+            log.info("action=secrets.sealed key=%s from=%s", store.secrets_key, ring[1])
         metrics = Metrics(__version__)
         store.on_commit = functools.partial(metrics.ingest_commit.observe, ())
         socket_path = config.server.socket
@@ -314,6 +322,14 @@ def _limits(config: Config, nofile: int, tcp: bool) -> Limits:
 def _remove_socket(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _secret_ring(config: Config) -> tuple[list[bytes], str] | None:
+    """The key ring of endpoint secrets, and where it was read (None: none given)."""
+    try:
+        return keys.secret_ring(config.storage.key_file)
+    except keys.KeyFileError as exc:
+        raise StorageError(str(exc)) from None
 
 
 def _subject_key(config: Config) -> bytes:

@@ -37,6 +37,7 @@ async def test_empty_daemon(hookd: Running) -> None:
         "deliveries": {"pending": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "erased": 0},
         "oldest_pending_at": None,
         "oldest_pending_age_s": None,
+        "secrets_key": None,  # no key given: secrets in clear
     }
 
 

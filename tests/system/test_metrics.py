@@ -254,8 +254,10 @@ async def test_scripted_scenario(hookd_factory: Factory) -> None:
         # while the backlog still shows it pending: wait for both to agree.
         samples = await scrape_until(
             hookd,
-            lambda got: sum(series(got, FINISHED, "status").values()) == 11
-            and not any(series(got, "hookd_deliveries_pending", "endpoint").values()),
+            lambda got: (
+                sum(series(got, FINISHED, "status").values()) == 11
+                and not any(series(got, "hookd_deliveries_pending", "endpoint").values())
+            ),
         )
         received = {"ok": ok, "failing": failing, "slow": slow}
         assert {name: len(r.received) for name, r in received.items()} == {

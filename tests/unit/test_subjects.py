@@ -73,6 +73,18 @@ def test_the_hash_is_hmac_sha256_of_kind_and_normal_form_cut_to_16_bytes() -> No
     assert hasher.value_hash("email", {"a": 1}) is None
 
 
+@pytest.mark.parametrize("key", [b"", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))])
+def test_the_hasher_is_hmac_whatever_the_key_length(key: bytes) -> None:
+    digest = hmac.new(key, b"phone\x005511999999999", hashlib.sha256).digest()[:16]
+    assert Hasher(key).value_hash("phone", "(11) 99999-9999") == digest
+
+
+def test_a_remembered_true_is_not_taken_for_1() -> None:
+    hasher = Hasher(KEY)
+    assert hasher.value_hash("cliente_id", True) is None
+    assert hasher.value_hash("cliente_id", 1) == subjects.subject_hash(KEY, "cliente_id", "1")
+
+
 def test_a_hasher_forgets_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subjects, "REMEMBERED", 2)
     hasher = Hasher(KEY)
@@ -80,7 +92,7 @@ def test_a_hasher_forgets_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
         assert hasher.value_hash("cliente_id", f"c{n}") == subjects.subject_hash(
             KEY, "cliente_id", f"c{n}"
         )
-    assert len(hasher._known) <= 2
+    assert all(len(remembered) <= 2 for remembered in hasher._known.values())
 
 
 def test_event_hashes_follow_the_fields_and_drop_repeats() -> None:

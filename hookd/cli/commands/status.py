@@ -40,6 +40,13 @@ def _status(context: Context) -> int:
             ("endpoints", f"{figures['endpoints']} ({figures['endpoints_enabled']} enabled)"),
             ("pending", pending),
             *((name, str(counts[name])) for name in counts if name != "pending"),
+            ("secrets", _secrets(figures.get("secrets_key"))),
         ]
     )
     return 0
+
+
+def _secrets(key: str | None) -> str:
+    if key is None:
+        return 'stored in clear: no key given (README, "Secrets at rest")'
+    return f"encrypted (key {key})"
