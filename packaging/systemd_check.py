@@ -589,8 +589,9 @@ def mib(value: str) -> str:
 
 def run_checks(check: Check) -> None:
     """Every check in order; on a failure, hookd's journal is shown before the container goes."""
-    steps = (check.install, check.configure, check.socket_activation, check.notify_ready, check.secrets_at_rest,
-             check.journal_priority, check.hardening, check.watchdog, check.stop_drains,
+    steps = (check.install, check.configure, check.socket_activation, check.notify_ready,
+             check.secrets_at_rest, check.journal_priority, check.hardening, check.watchdog,
+             check.stop_drains,
              check.kill_9, check.ip_allow, check.reload, check.upgrade, check.remove_and_purge)
     try:
         for step in steps:

@@ -86,7 +86,8 @@ async def test_sealed_in_the_database_its_wal_and_a_backup(short_dir: Path) -> N
         received = await _deliver_one(daemon, client, receiver, 1)
         assert _signed_with(received, SECRET)
         status = (await client.get("/v1/status")).json()
-        assert status["secrets_key"] and status["secrets_key"] in made.stderr
+        assert status["secrets_key"]
+        assert status["secrets_key"] in made.stderr
         backup = short_dir / "backup.db"
         ran = await trio.to_thread.run_sync(
             _run, "db", "backup", str(backup), "--config", str(daemon.config)
@@ -195,7 +196,8 @@ async def test_rotate_key_keeps_deliveries_verifiable(short_dir: Path) -> None:
         busy = await trio.to_thread.run_sync(
             _run, "db", "rotate-key", "--config", str(daemon.config)
         )
-        assert busy.returncode == 1 and "stop it first" in busy.stderr, busy.stderr
+        assert busy.returncode == 1, busy.stderr
+        assert "stop it first" in busy.stderr
         assert len(key.read_text().split()) == 1  # the old key alone again
         await _stop(daemon, client)
 
@@ -203,10 +205,12 @@ async def test_rotate_key_keeps_deliveries_verifiable(short_dir: Path) -> None:
         rotated = _run("db", "rotate-key", "--config", str(daemon.config))
         assert rotated.returncode == 0, rotated.stderr
         assert before in rotated.stderr
-        assert key.read_bytes() != old_key and len(key.read_text().split()) == 1
+        assert key.read_bytes() != old_key
+        assert len(key.read_text().split()) == 1
         client = await daemon.start(nursery)
         after = (await client.get("/v1/status")).json()["secrets_key"]
-        assert after != before and after in rotated.stderr
+        assert after != before
+        assert after in rotated.stderr
         assert _signed_with(await _deliver_one(daemon, client, receiver, 2), SECRET)
         assert _in_clear(short_dir, SECRET) == {}
         await _stop(daemon, client)
