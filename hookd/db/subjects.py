@@ -66,8 +66,11 @@ TOMBSTONE = """
         subjects = NULL
     WHERE seq IN (SELECT value FROM json_each(?))
 """
+# By the event's deliveries (INDEXED BY: without statistics SQLite would walk every
+# pending delivery through deliveries_status, 240 ms a batch with 1,000,000 pending).
 ERASE_PENDING = """
-    UPDATE deliveries SET status = 'erased', next_attempt_at = NULL, updated_at = ?2
+    UPDATE deliveries INDEXED BY deliveries_event
+    SET status = 'erased', next_attempt_at = NULL, updated_at = ?2
     WHERE event_seq IN (SELECT value FROM json_each(?1)) AND status = 'pending'
     RETURNING id, endpoint_id
 """
