@@ -186,7 +186,7 @@ def stage(tree: Tree, inputs: Inputs, version: str, epoch: int) -> None:
         .replace("@VERSION@", version)
         .replace("@ARCH@", debian_arch())
         .replace("@INSTALLED_SIZE@", str(tree.installed_size_kib()))
-        .replace("@DEPENDS@", f"libc6 (>= {glibc_floor()}), adduser, procps")
+        .replace("@DEPENDS@", f"libc6 (>= {glibc_floor()}), libgcc-s1, adduser, procps")
         .replace("@MAINTAINER@", MAINTAINER)
     )
     tree.put("/DEBIAN/control", control.encode())
