@@ -72,10 +72,18 @@ class Backend(Protocol):
     async def subject_event_seqs(self, hashes: Sequence[bytes]) -> list[int]:
         """The seqs of the events listed under any of `hashes`, in arrival order."""
 
+    async def index_subjects(self, limit: int) -> int:
+        """Index the subject hashes of up to `limit` events not indexed yet (stored with
+        each event, looked up by hash once indexed); how many events that covered."""
+
+    def writes_pending(self) -> int:
+        """Writes submitted and not yet committed: background work waits for none."""
+
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
         """Make the bodies of the events at `seqs` tombstones, end their pending
         deliveries `erased`, drop their attempts' response excerpts and their subject
-        index rows; content replaced is overwritten, not left in free space."""
+        index rows; content replaced is overwritten, not left in free space. Not made
+        durable on its own: `truncate_wal`, which ends an erasure, makes it so."""
 
     async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
         """Record an erasure in the audit log (counts and selector hashes, no value)."""

@@ -10,7 +10,12 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
   write connection: it takes every write waiting in its queue, runs each in its own
   savepoint inside one transaction, commits once, and only then wakes the callers
   (group commit). With `durability = "full"` the commit is fsynced before anyone is
-  acknowledged. Reads run on a small pool of read-only connections in worker threads.
+  acknowledged, unless every write of the group was submitted `durable=False` (the steps
+  of a longer job that makes itself durable at its end, as an erasure does with its
+  checkpoint): that commit is not fsynced, and what it wrote reaches the disk with the
+  next fsynced commit or checkpoint. `pending` counts the writes submitted and not yet
+  committed, for background work that leaves the writer to everything else. Reads run
+  on a small pool of read-only connections in worker threads.
 - Each write is a plain function of the connection. It may refuse (`domain.errors`)
   (a missing endpoint, say) only before it has written anything; the refusal goes to its
   caller and the others in the group commit. Any other failure rolls the group back
@@ -62,10 +67,11 @@ RESTORE_POINTER = (
 
 
 class _Write:
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("done", "durable", "error", "fn", "result")
 
-    def __init__(self, fn: Callable[[apsw.Connection], Any]) -> None:
+    def __init__(self, fn: Callable[[apsw.Connection], Any], durable: bool) -> None:
         self.fn = fn
+        self.durable = durable
         self.done = trio.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -92,6 +98,7 @@ class Engine:
         self._reader_limit = trio.CapacityLimiter(READERS)
         self._token: trio.lowlevel.TrioToken | None = None
         self._lock: int | None = None  # the descriptor of `<path>.lock`, flocked
+        self.pending = 0  # writes submitted, not yet committed (the trio thread's count)
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
         # Told how long each group commit took, on the writer thread alone.
@@ -176,14 +183,19 @@ class Engine:
 
     # -- the writer ---------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
-        """Run `fn(connection)` in the writer's next transaction; return once committed."""
+    async def write(self, fn: Callable[[apsw.Connection], T], durable: bool = True) -> T:
+        """Run `fn(connection)` in the writer's next transaction; return once committed
+        (`durable=False`: not fsynced unless a durable write shares the commit)."""
         if self._thread is None:
             raise StorageError("the database is closed")
-        op = _Write(fn)
+        op = _Write(fn, durable)
+        self.pending += 1
         self._queue.put(op)
-        with trio.CancelScope(shield=True):  # the write happens anyway: learn its fate
-            await op.done.wait()
+        try:
+            with trio.CancelScope(shield=True):  # the write happens anyway: learn its fate
+                await op.done.wait()
+        finally:
+            self.pending -= 1
         if op.error is not None:
             raise op.error
         result: T = op.result
@@ -228,6 +240,16 @@ class Engine:
 
     def _transaction(self, conn: apsw.Connection, group: list[_Write]) -> None:
         """Run `group` in one transaction; refusals (Refused) are the op's own result."""
+        unsynced = self._durability == "full" and not any(op.durable for op in group)
+        if unsynced:
+            conn.pragma("synchronous", "normal")  # this commit only
+        try:
+            self._run_group(conn, group)
+        finally:
+            if unsynced:
+                conn.pragma("synchronous", "full")
+
+    def _run_group(self, conn: apsw.Connection, group: list[_Write]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in group:

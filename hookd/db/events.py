@@ -8,8 +8,8 @@ Rules (docs/ARCHITECTURE.md, "The path of an event"):
 - Each new event gets one pending delivery, due at once, per enabled endpoint whose
   subscriptions match it (`endpoints.Routes`).
 - Events and deliveries are inserted with one executemany each; the writer is the only
-  one inserting, so their rowids are consecutive, which is checked. The subject index's
-  rows of the new events are inserted in the same transaction (`db.subjects`).
+  one inserting, so their rowids are consecutive, which is checked. Each event's subject
+  hashes go into its row; the subject index's table is filled later (`db.subjects`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from hookd.db import deliveries, endpoints, subjects
+from hookd.db import deliveries, endpoints
 from hookd.db.errors import StorageError
 from hookd.db.rows import Row, first, newest_first
 from hookd.db.types import Ingested, NewDelivery, NewEvent
@@ -64,7 +64,6 @@ def ingest(
     results: list[Ingested] = []
     rows: list[tuple[Any, ...]] = []  # the new events, in order
     targets_of: list[Sequence[str]] = []  # and the endpoints each goes to
-    hashes_of: list[tuple[bytes, ...]] = []  # and the subject hashes of each
     by_id: dict[str, views.Accepted] = {}  # new in this call, for repeats within it
     by_key: dict[tuple[str, int], views.Accepted] = {}
     for event, fresh_id, key, item, hashes in events:
@@ -86,11 +85,9 @@ def ingest(
             (event_id, event.event, event.timestamp, now, event.body, key, item, len(targets), who)
         )
         targets_of.append(targets)
-        hashes_of.append(hashes)
         results.append(Ingested(accepted, []))
     if rows:
-        first_seq = _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
-        subjects.index(conn, first_seq, hashes_of)
+        _insert_new(conn, rows, targets_of, [r for r in results if not r.replayed], now)
     return results
 
 
@@ -100,8 +97,8 @@ def _insert_new(
     targets_of: list[Sequence[str]],
     results: list[Ingested],
     now: float,
-) -> int:
-    """Insert events and their deliveries with one executemany each; the first seq.
+) -> None:
+    """Insert events and their deliveries with one executemany each.
 
     In the writer's transaction nobody else inserts, and a rowid is one more than the
     largest before it, so the rows get consecutive rowids ending at the last one.
@@ -116,14 +113,13 @@ def _insert_new(
         for endpoint_id in targets
     ]
     if not created:
-        return first_seq
+        return
     conn.executemany(deliveries.INSERT_DELIVERY, created)
     delivery_id = conn.last_insert_rowid() - len(created) + 1
     for result, targets in zip(results, targets_of, strict=True):
         for endpoint_id in targets:
             result.created.append(NewDelivery(delivery_id, endpoint_id, now))
             delivery_id += 1
-    return first_seq
 
 
 def send_test(

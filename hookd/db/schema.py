@@ -211,7 +211,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE endpoints ADD COLUMN next_secret_at REAL;
     ALTER TABLE endpoints ADD COLUMN next_secret_overlap REAL;
     """,
-    # lgpd: 7 -> 8: the subject index (db.subjects): each event's keyed hashes of the
+    # 7 -> 8: the subject index (db.subjects): each event's keyed hashes of the
     # values naming a person, in its row (`subjects`, 16 bytes each) and in a table found
     # by hash within each run of 1024 seqs (`part` = event_seq >> 10), so that ingest
     # writes only the table's newest pages (a plain hash index takes a random page per
@@ -224,6 +224,15 @@ MIGRATIONS: list[str] = [
         event_seq INTEGER NOT NULL,
         PRIMARY KEY (part, hash, event_seq)
     ) WITHOUT ROWID;
+    """,
+    # 8 -> 9: the subject index is filled behind ingest (db.subjects.catch_up), up to
+    # done_seq; every event stored so far was indexed as it was stored.
+    """
+    CREATE TABLE subject_index (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        done_seq INTEGER NOT NULL
+    );
+    INSERT INTO subject_index VALUES (1, (SELECT coalesce(max(seq), 0) FROM events));
     """,
 ]
 

@@ -126,8 +126,16 @@ class SqliteBackend:
     async def subject_event_seqs(self, hashes: Sequence[bytes]) -> list[int]:
         return await self.engine.read(lambda conn: subjects.event_seqs(conn, hashes))
 
+    async def index_subjects(self, limit: int) -> int:
+        return await self.engine.write(lambda conn: subjects.catch_up(conn, limit))
+
+    def writes_pending(self) -> int:
+        return self.engine.pending
+
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
-        return await self.engine.write(lambda conn: Erasure(*subjects.erase(conn, seqs, now)))
+        return await self.engine.write(
+            lambda conn: Erasure(*subjects.erase(conn, seqs, now)), durable=False
+        )
 
     async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
         await self.engine.write(lambda conn: subjects.audit(conn, now, origin, fields))

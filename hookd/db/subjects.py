@@ -2,11 +2,15 @@
 hookd holds about them, and their erasure.
 
 Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
-- An event's hashes (never a value in clear) are stored in the transaction that stores
-  it (`events.ingest`): in its row (`events.subjects`) and in the `subjects` table, keyed
-  (part, hash, event seq) with part = seq >> 10, so that ingest only touches the newest
-  part. They go with it (retention, erasure), found from its row.
-- Several selectors select the events that match any of them.
+- An event's hashes (never a value in clear) are stored with it, in its row
+  (`events.subjects`, 16 bytes each), by the transaction that stores it. The `subjects`
+  table, which finds them by hash, is filled behind ingest (`catch_up`, run by
+  runtime.subject_indexer when the writer has nothing else to do): keyed (part, hash,
+  event seq) with part = seq >> 10, up to `subject_index.done_seq`. Its rows go with
+  their event (retention, erasure), found from the event's row.
+- A lookup reads `done_seq` first, then the events after it (their rows, compared in
+  Python), then the table: whatever the indexer commits meanwhile, no event is missed.
+  Several selectors select the events that match any of them.
 - Erasure, per batch of events: each body becomes a tombstone (the envelope's `event`
   and `timestamp`, no `data`), each pending delivery ends `erased` (never attempted
   again: the scheduler only sends pending ones), the response excerpts of their
@@ -24,7 +28,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from hookd.db.rows import Row, newest_first
+from hookd.db.rows import Row, first, newest_first
 from hookd.domain import views
 from hookd.domain.subjects import HASH_BYTES
 
@@ -59,6 +63,12 @@ INDEX_EVENTS = """
     ORDER BY 1, 2, 3
 """
 DELETE_SUBJECT = "DELETE FROM subjects WHERE part = ? AND hash = ? AND event_seq = ?"
+DONE_SEQ = "SELECT done_seq FROM subject_index"
+SET_DONE_SEQ = "UPDATE subject_index SET done_seq = ?"
+NEXT_EVENTS = "SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
+REST_OF_EVENTS = "SELECT max(seq), count(*) FROM events WHERE seq > ?"
+MOST_HASHES = "SELECT max(length(subjects)) FROM events WHERE seq > ? AND seq <= ?"
+NOT_INDEXED = "SELECT seq, subjects FROM events WHERE seq > ? AND subjects IS NOT NULL"
 SUBJECTS_OF = "SELECT seq, subjects FROM events WHERE seq IN (SELECT value FROM json_each(?))"
 TOMBSTONE = """
     UPDATE events SET
@@ -90,17 +100,24 @@ INSERT_AUDIT = """
 """
 
 
-def index(conn: apsw.Connection, first_seq: int, hashes_of: Sequence[tuple[bytes, ...]]) -> None:
-    """Index the hashes of the events stored from `first_seq` on (their `subjects`
-    column), in their transaction."""
-    most = max(map(len, hashes_of), default=0)
+def catch_up(conn: apsw.Connection, limit: int) -> int:
+    """Index the hashes of up to `limit` events stored after `done_seq` (their `subjects`
+    column) and move `done_seq` past them; how many events that covered."""
+    [(done,)] = conn.execute(DONE_SEQ)
+    nth = first(conn, NEXT_EVENTS, (done, limit - 1))
+    upper, covered = (nth[0], limit) if nth else first(conn, REST_OF_EVENTS, (done,)) or (0, 0)
+    if not covered:
+        return 0
+    [(most,)] = conn.execute(MOST_HASHES, (done, upper))
     if most:
         params = {
-            "nth": msgspec.json.encode(list(range(most))),
-            "first": first_seq,
-            "last": first_seq + len(hashes_of) - 1,
+            "nth": msgspec.json.encode(list(range(most // HASH_BYTES))),
+            "first": done + 1,
+            "last": upper,
         }
         conn.execute(INDEX_EVENTS, params)
+    conn.execute(SET_DONE_SEQ, (upper,))
+    return int(covered)
 
 
 def forget(conn: apsw.Connection, events: Sequence[tuple[int, bytes | None]]) -> None:
@@ -117,18 +134,36 @@ def forget(conn: apsw.Connection, events: Sequence[tuple[int, bytes | None]]) ->
 
 def event_seqs(conn: apsw.Connection, hashes: Sequence[bytes]) -> list[int]:
     """The seqs of the events any of `hashes` names, in arrival order."""
+    [(done,)] = conn.execute(DONE_SEQ)
+    found = {
+        seq
+        for seq, stored in conn.execute(NOT_INDEXED, (done,))
+        if any(_holds(stored, h) for h in hashes)
+    }
     matching, params = _matching(hashes)
-    return sorted({row[0] for row in conn.execute(matching, params)})
+    found.update(row[0] for row in conn.execute(matching, params))
+    return sorted(found)
+
+
+def _holds(stored: bytes, digest: bytes) -> bool:
+    """Whether the hashes of an event's row (16 bytes each) include `digest`."""
+    at = stored.find(digest)
+    while at >= 0:
+        if at % HASH_BYTES == 0:
+            return True
+        at = stored.find(digest, at + 1)
+    return False
 
 
 def list_page(
     conn: apsw.Connection, hashes: Sequence[bytes], limit: int, before: int | None
 ) -> views.Page[views.SubjectEvent]:
     """The events any of `hashes` names, newest first, each with its deliveries."""
-    matching, params = _matching(hashes)
-    query = f"""
+    params = {"seqs": msgspec.json.encode(event_seqs(conn, hashes))}
+    query = """
         SELECT seq, id, type, timestamp, received_at, body FROM events
-        WHERE seq IN ({matching}) AND seq < :before ORDER BY seq DESC LIMIT :limit
+        WHERE seq IN (SELECT value FROM json_each(:seqs)) AND seq < :before
+        ORDER BY seq DESC LIMIT :limit
     """
     seqs: list[int] = []
 

@@ -12,7 +12,8 @@ Rules:
   progress finish within `delivery.shutdown_grace`, then cancel what is left, close
   the database (its queued writes are committed first) and remove the socket file
   (only one hookd bound itself: an adopted socket belongs to systemd).
-- Retention (`hookd.retention`) runs in the background from ready until the stop.
+- Retention (`hookd.retention`) and the subject indexer (`runtime.subject_indexer`) run
+  in the background from ready until the stop.
 - Under systemd (`hookd.systemd`): sockets passed by socket activation are served
   instead of binding new ones; `READY=1` goes out once ready, `STATUS=` lines with live
   figures every STATUS_INTERVAL, `WATCHDOG=1` at half the watchdog timeout from the
@@ -51,6 +52,7 @@ from hookd.runtime.config import Config
 from hookd.runtime.listeners import ListenError, adopt, open_tcp_listeners, open_unix_listener
 from hookd.runtime.metrics import Metrics
 from hookd.runtime.retention import Retention
+from hookd.runtime.subject_indexer import SubjectIndexer
 from hookd.service import Service
 from hookd.ui.console import Console
 
@@ -71,6 +73,9 @@ class Daemon:
         self._handle_signals = handle_signals
         self._notifier = systemd.Notifier.from_environment()
         self._stop = trio.Event()
+        # Held through a reload: a stop tells systemd STOPPING=1 only once the reload
+        # under way has said READY=1, never between its RELOADING=1 and READY=1.
+        self._reloading = trio.Lock()
         self.store: SqliteBackend | None = None
         self.scheduler: Scheduler | None = None
         self.retention: Retention | None = None
@@ -175,6 +180,8 @@ class Daemon:
                         task_status.started(self)
                         self._notifier.notify(READY="1", STATUS="ready")
                         nursery.start_soon(retention.run)
+                        if subject_key is not None:
+                            nursery.start_soon(SubjectIndexer(store).run)
                         watchdog = systemd.watchdog_interval()
                         if watchdog is not None:
                             nursery.start_soon(self._watchdog, watchdog / 2)
@@ -183,7 +190,8 @@ class Daemon:
                         if hangups is not None:
                             nursery.start_soon(self._reload_on_hangup, hangups, reloader)
                         await self._stop.wait()
-                        self._notifier.notify(STOPPING="1", STATUS="stopping")
+                        async with self._reloading:  # the reload under way ends first
+                            self._notifier.notify(STOPPING="1", STATUS="stopping")
                         accepting.cancel_scope.cancel()
                     for listener, _ in listeners:
                         await listener.aclose()
@@ -224,14 +232,15 @@ class Daemon:
     ) -> None:
         """Reload at each SIGHUP, one after another (those during a reload make one more)."""
         async for _ in hangups:
-            if self._stop.is_set():
-                log.info("action=config.reload_skipped reason=stopping")
-                continue
             with trio.CancelScope(shield=True):  # a stop waits for the reload to end
-                try:
-                    self.config = await reloader.reload(self.config)
-                except Exception:  # a bug: logged, and hookd serves on
-                    log.exception("action=config.reload_crashed")
+                async with self._reloading:
+                    if self._stop.is_set():
+                        log.info("action=config.reload_skipped reason=stopping")
+                        continue
+                    try:
+                        self.config = await reloader.reload(self.config)
+                    except Exception:  # a bug: logged, and hookd serves on
+                        log.exception("action=config.reload_crashed")
 
     async def _watchdog(self, period: float) -> None:
         """Ping systemd's watchdog every `period` seconds, from the trio loop."""

@@ -129,7 +129,11 @@ async def test_malformed_selectors_are_a_400_naming_them(hookd: Running) -> None
 
 async def test_the_index_holds_no_value_in_clear(hookd: Running) -> None:
     await about_joao_and_maria(hookd)
-    rows = await db_rows(db_path(hookd), "SELECT event_seq, hash FROM subjects")
+    with trio.fail_after(10):  # the indexer fills the table behind ingest
+        while (
+            len(rows := await db_rows(db_path(hookd), "SELECT event_seq, hash FROM subjects")) < 10
+        ):
+            await trio.sleep(0.05)
     assert len(rows) == 10  # João: 3 + 1 + 1 + 1, Maria: 3 + 1
     for _, digest in rows:
         assert len(digest) == 16
@@ -265,6 +269,7 @@ async def test_retention_and_erasure_take_the_index_rows_with_their_events(
         ):
             event = prepare(IngestRequest(name, {"n": n}), format_timestamp(100.0 * n))
             made += await store.ingest([NewEvent(event, f"e{n}", subjects=tuple(who))], 100.0 * n)
+        assert await store.index_subjects(100) == 4
         assert await store.subject_event_seqs([hashes[1]]) == [1, 2]
         assert await store.subject_event_seqs([hashes[0], hashes[3]]) == [1, 3]
         rows = "SELECT event_seq, hash FROM subjects ORDER BY 1, 2"
@@ -280,5 +285,35 @@ async def test_retention_and_erasure_take_the_index_rows_with_their_events(
         assert (erased.events, [d for d, _ in erased.erased]) == (1, [made[1].created[0].id])
         assert await db_rows(store.engine.path, rows) == [(3, hashes[3])]
         assert await store.subject_event_seqs([hashes[1], hashes[2]]) == []
+    finally:
+        await store.aclose()
+
+
+async def test_lookups_see_events_whether_indexed_yet_or_not(short_dir: Path) -> None:
+    """Ingest stores the hashes in each event's row; the table is filled behind it, a
+    chunk at a time. A lookup finds the same events before, during and after."""
+    store = await SqliteBackend.open(str(short_dir / "hookd.db"), "normal")
+    try:
+        joao, maria = bytes(16), bytes([1]) * 16
+        # An event naming Maria whose hashes hold João's bytes off the 16-byte grid.
+        offset = bytes([7]) * 8 + joao[:8], joao[8:] + bytes([7]) * 8
+        naming = [(joao,), (maria,), (maria, joao), offset, (), (joao, maria)]
+        for n, who in enumerate(naming):
+            event = prepare(IngestRequest("a.x", {"n": n}), format_timestamp(1.0))
+            await store.ingest([NewEvent(event, f"e{n}", subjects=who)], 1.0)
+        wanted = {joao: [1, 3, 6], maria: [2, 3, 6]}
+        rows = "SELECT count(*) FROM subjects"
+        for step, covered in ((0, 0), (2, 2), (3, 3), (100, 1), (100, 0)):
+            if step:
+                assert await store.index_subjects(step) == covered
+            for digest, seqs in wanted.items():
+                assert await store.subject_event_seqs([digest]) == seqs, (step, digest)
+            page = await store.subject_events([joao], 2, None)
+            assert [e.id for e in page.items] == ["e5", "e2"]
+            assert [
+                e.id for e in (await store.subject_events([joao], 2, page.next_cursor)).items
+            ] == ["e0"]
+        assert await db_rows(store.engine.path, rows) == [(8,)]  # 1+1+2+2+0+2: every hash
+        assert store.writes_pending() == 0
     finally:
         await store.aclose()
