@@ -45,7 +45,7 @@ from hookd.runtime.metrics import Metrics
 
 TEST_EVENT = "hookd.teste"
 RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
-ERASE_BATCH = 100  # events erased per write: ingest waits for one batch at most
+ERASE_BATCH = 100  # events erased per write; other writes go between two of them
 
 
 class Arrival(NamedTuple):

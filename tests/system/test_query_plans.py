@@ -12,9 +12,7 @@ from hookd.db import deliveries, events, subjects
 from hookd.db.sqlite import SqliteBackend
 
 
-def plan(
-    conn: apsw.Connection, query: str, params: dict[str, object] | tuple[object, ...]
-) -> str:
+def plan(conn: apsw.Connection, query: str, params: dict[str, object] | tuple[object, ...]) -> str:
     return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query, params))
 
 

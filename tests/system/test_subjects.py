@@ -129,10 +129,12 @@ async def test_malformed_selectors_are_a_400_naming_them(hookd: Running) -> None
 
 async def test_the_index_holds_no_value_in_clear(hookd: Running) -> None:
     await about_joao_and_maria(hookd)
+    query = "SELECT event_seq, hash FROM subjects"
     with trio.fail_after(10):  # the indexer fills the table behind ingest
-        while (
-            len(rows := await db_rows(db_path(hookd), "SELECT event_seq, hash FROM subjects")) < 10
-        ):
+        while True:
+            rows = await db_rows(db_path(hookd), query)
+            if len(rows) >= 10:
+                break
             await trio.sleep(0.05)
     assert len(rows) == 10  # João: 3 + 1 + 1 + 1, Maria: 3 + 1
     for _, digest in rows:
