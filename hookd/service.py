@@ -20,7 +20,7 @@ Rules (docs/ARCHITECTURE.md, "Layers" and "The path of an event"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -73,6 +73,7 @@ class Service:
         catalog: Catalog,
         secret_overlap: float,
         subject_key: bytes | None = None,
+        subjects_stored: Callable[[], None] = lambda: None,
     ) -> None:
         self.clock = clock
         self.catalog = catalog
@@ -85,6 +86,8 @@ class Service:
         self._conformance = Conformance(clock, metrics)
         self._subjects = None if subject_key is None else subjects.Hasher(subject_key)
         self._subject_key = subject_key
+        # Told after a write stored events naming someone (the subject indexer's wake).
+        self._subjects_stored = subjects_stored
 
     # -- events -------------------------------------------------------------------------
 
@@ -95,6 +98,8 @@ class Service:
         ]
         results = await self._store.ingest(fresh, now)
         self._created(results)
+        if any(a.subjects for a in arrivals):
+            self._subjects_stored()
         for arrival, result in zip(arrivals, results, strict=True):
             if arrival.findings and not result.replayed:
                 self._conformance.record(arrival.event.event, arrival.findings)

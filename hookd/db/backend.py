@@ -72,12 +72,15 @@ class Backend(Protocol):
     async def subject_event_seqs(self, hashes: Sequence[bytes]) -> list[int]:
         """The seqs of the events listed under any of `hashes`, in arrival order."""
 
+    async def subjects_behind(self) -> bool:
+        """Whether events were stored that the subject index does not cover yet."""
+
     async def index_subjects(self, limit: int) -> int:
         """Index the subject hashes of up to `limit` events not indexed yet (stored with
         each event, looked up by hash once indexed); how many events that covered."""
 
-    def writes_pending(self) -> int:
-        """Writes submitted and not yet committed: background work waits for none."""
+    async def until_no_writes(self) -> None:
+        """Return once no write is waiting or running: background work goes then."""
 
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
         """Make the bodies of the events at `seqs` tombstones, end their pending

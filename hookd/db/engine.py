@@ -99,6 +99,8 @@ class Engine:
         self._token: trio.lowlevel.TrioToken | None = None
         self._lock: int | None = None  # the descriptor of `<path>.lock`, flocked
         self.pending = 0  # writes submitted, not yet committed (the trio thread's count)
+        self._no_writes = trio.Event()  # set while `pending` is 0
+        self._no_writes.set()
         self.commits = 0  # transactions committed by the writer
         self.writes = 0  # writes they carried
         # Told how long each group commit took, on the writer thread alone.
@@ -190,16 +192,25 @@ class Engine:
             raise StorageError("the database is closed")
         op = _Write(fn, durable)
         self.pending += 1
+        if self._no_writes.is_set():
+            self._no_writes = trio.Event()
         self._queue.put(op)
         try:
             with trio.CancelScope(shield=True):  # the write happens anyway: learn its fate
                 await op.done.wait()
         finally:
             self.pending -= 1
+            if not self.pending:
+                self._no_writes.set()
         if op.error is not None:
             raise op.error
         result: T = op.result
         return result
+
+    async def until_no_writes(self) -> None:
+        """Return once no write is waiting or running (at once if none is)."""
+        while self.pending:
+            await self._no_writes.wait()
 
     def _write_loop(self) -> None:
         assert self._writer is not None

@@ -126,11 +126,14 @@ class SqliteBackend:
     async def subject_event_seqs(self, hashes: Sequence[bytes]) -> list[int]:
         return await self.engine.read(lambda conn: subjects.event_seqs(conn, hashes))
 
+    async def subjects_behind(self) -> bool:
+        return await self.engine.read(subjects.behind)
+
     async def index_subjects(self, limit: int) -> int:
         return await self.engine.write(lambda conn: subjects.catch_up(conn, limit))
 
-    def writes_pending(self) -> int:
-        return self.engine.pending
+    async def until_no_writes(self) -> None:
+        await self.engine.until_no_writes()
 
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
         return await self.engine.write(

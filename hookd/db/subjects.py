@@ -64,6 +64,7 @@ INDEX_EVENTS = """
 """
 DELETE_SUBJECT = "DELETE FROM subjects WHERE part = ? AND hash = ? AND event_seq = ?"
 DONE_SEQ = "SELECT done_seq FROM subject_index"
+BEHIND = "SELECT 1 FROM events WHERE seq > (SELECT done_seq FROM subject_index) LIMIT 1"
 SET_DONE_SEQ = "UPDATE subject_index SET done_seq = ?"
 NEXT_EVENTS = "SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
 REST_OF_EVENTS = "SELECT max(seq), count(*) FROM events WHERE seq > ?"
@@ -98,6 +99,11 @@ INSERT_AUDIT = """
     INSERT INTO audit (at, origin, action, endpoint_id, fields)
     VALUES (?, ?, 'erase_subject', '', ?)
 """
+
+
+def behind(conn: apsw.Connection) -> bool:
+    """Whether events were stored after `done_seq` (the indexer has work)."""
+    return bool(first(conn, BEHIND, ()) == (1,))
 
 
 def catch_up(conn: apsw.Connection, limit: int) -> int:

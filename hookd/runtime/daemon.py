@@ -115,6 +115,7 @@ class Daemon:
         bound = False  # the socket file is ours to remove only once we made it
         try:
             subject_key = _subject_key(config) if config.storage.subject_index else None
+            indexer = SubjectIndexer(store)
             sender = Sender(clock, **reload.sender_settings(config))
             scheduler = self.scheduler = Scheduler(
                 store,
@@ -133,6 +134,7 @@ class Daemon:
                 catalog=catalog,
                 secret_overlap=config.delivery.secret_overlap,
                 subject_key=subject_key,
+                subjects_stored=indexer.wake,
             )
             await service.sync_config_endpoints(config_module.declared_endpoints(config))
             api = Api(
@@ -181,7 +183,7 @@ class Daemon:
                         self._notifier.notify(READY="1", STATUS="ready")
                         nursery.start_soon(retention.run)
                         if subject_key is not None:
-                            nursery.start_soon(SubjectIndexer(store).run)
+                            nursery.start_soon(indexer.run)
                         watchdog = systemd.watchdog_interval()
                         if watchdog is not None:
                             nursery.start_soon(self._watchdog, watchdog / 2)

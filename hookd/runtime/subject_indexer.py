@@ -4,12 +4,13 @@ writer has to spare (db.subjects.catch_up).
 Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
 - Ingest stores each event's subject hashes in its row and nothing more; a lookup reads
   the events the table does not cover yet one by one. The indexer keeps that tail short
-  without slowing ingest: it writes only while no other write waits, CHUNK events at a
-  time (a few milliseconds of the writer), and after each write sleeps long enough that
-  it spends at most SHARE of its time on them. Under a load that keeps the writer busy
-  it waits; the tail is indexed once the load eases.
-- Caught up, it looks again every IDLE seconds. A storage failure is a warning, and the
-  work is tried again IDLE seconds later.
+  without slowing ingest: it writes only once no other write waits or runs, CHUNK events
+  at a time (a few milliseconds of the writer), and after each write sleeps long enough
+  that it spends at most SHARE of its time on them. Under a load that keeps the writer
+  busy it waits; the tail is indexed once the load eases.
+- It works when there is work: once at start (what a previous run left), then each time
+  the service says events were stored (`wake`). An idle daemon gets no write from it.
+  A storage failure is a warning, and the work is tried again RETRY seconds later.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ log = logging.getLogger("hookd.subjects")
 
 CHUNK = 500  # events indexed per write
 SHARE = 0.25  # of its time, at most, spent in its writes
-PAUSE = 0.005  # seconds between two looks at whether the writer is free
-IDLE = 1.0  # seconds between two looks once caught up
+PAUSE = 0.005  # seconds between two writes, at least
+RETRY = 1.0  # seconds before trying again after a storage failure
 
 
 class SubjectIndexer:
@@ -34,24 +35,33 @@ class SubjectIndexer:
 
     def __init__(self, store: Backend) -> None:
         self.store = store
+        self._work = trio.Event()
+        self._work.set()  # what a previous run left
+
+    def wake(self) -> None:
+        """Events were stored: index them when the writer is free."""
+        self._work.set()
 
     async def run(self) -> None:
-        """Catch up, then again every IDLE seconds, until cancelled."""
+        """Catch up whenever woken, until cancelled."""
         while True:
+            await self._work.wait()
+            self._work = trio.Event()
             try:
                 await self.catch_up()
             except StorageError as exc:
-                log.warning("action=subjects.index_failed error=%s", exc)
-            await trio.sleep(IDLE)
+                log.warning("action=subjects.index_failed error=%s retry_in=%gs", exc, RETRY)
+                await trio.sleep(RETRY)
+                self._work.set()
 
     async def catch_up(self) -> int:
         """Index every event stored so far, a chunk at a time while the writer is free;
-        how many events that covered."""
+        how many events that covered (a read first: nothing to do writes nothing)."""
         total = 0
+        if not await self.store.subjects_behind():
+            return total
         while True:
-            if self.store.writes_pending():  # the writer is someone else's just now
-                await trio.sleep(PAUSE)
-                continue
+            await self.store.until_no_writes()
             began = trio.current_time()
             covered = await self.store.index_subjects(CHUNK)
             total += covered

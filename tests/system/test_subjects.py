@@ -316,6 +316,7 @@ async def test_lookups_see_events_whether_indexed_yet_or_not(short_dir: Path) ->
             older = await store.subject_events([joao], 2, int(page.next_cursor))
             assert [e.id for e in older.items] == ["e0"]
         assert await db_rows(store.engine.path, rows) == [(8,)]  # 1+1+2+2+0+2: every hash
-        assert store.writes_pending() == 0
+        with trio.fail_after(1):
+            await store.until_no_writes()
     finally:
         await store.aclose()
