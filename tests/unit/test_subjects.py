@@ -153,3 +153,28 @@ def test_operator_types_name_theirs() -> None:
     assert custom_error(bad) == (
         "subject_fields[0]: 'nome:x' must be 'KIND:path' with KIND one of cliente_id, email, phone"
     )
+
+
+def test_limits_and_odd_text_of_values() -> None:
+    assert subjects.normalise("cliente_id", "c" * 320) == "c" * 320  # the longest kept
+    assert subjects.normalise("cliente_id", "c" * 321) is None
+    assert subjects.normalise("email", "\tjoao@example.com") is None  # only spaces around
+    lone = "cliente_\ud800"  # a lone surrogate, as JSON may carry one
+    assert Hasher(KEY).value_hash("cliente_id", lone) == subjects.subject_hash(
+        KEY, "cliente_id", lone
+    )
+    assert parse_field("phone:contato:celular") == SubjectField("phone", ("contato:celular",))
+
+
+def test_boundaries_and_messages_word_for_word() -> None:
+    assert subjects.normalise("phone", " +1 555 123 4567") == "15551234567"  # + after spaces
+    email = "a" * 300 + "@" + "b" * 19  # 320 characters: the longest kept
+    assert subjects.normalise("email", email) == email
+    assert subjects.normalise("email", "Xavier@example.COM") == "xavier@example.com"
+    assert str(parse_field("email:contato.email")) == "email:contato.email"
+    with pytest.raises(ValueError) as none:
+        subjects.selectors({})
+    assert str(none.value) == "give at least one of cliente_id, email, phone"
+    with pytest.raises(ValueError) as long:
+        subjects.selectors({"email": "x" * 100})
+    assert str(long.value) == f"email: {'x' * 80!r} is not a valid e-mail address"
