@@ -172,9 +172,9 @@ def test_boundaries_and_messages_word_for_word() -> None:
     assert subjects.normalise("email", email) == email
     assert subjects.normalise("email", "Xavier@example.COM") == "xavier@example.com"
     assert str(parse_field("email:contato.email")) == "email:contato.email"
-    with pytest.raises(ValueError) as none:
+    with pytest.raises(ValueError, match="give at least one") as none:
         subjects.selectors({})
     assert str(none.value) == "give at least one of cliente_id, email, phone"
-    with pytest.raises(ValueError) as long:
+    with pytest.raises(ValueError, match="is not a valid e-mail") as long:
         subjects.selectors({"email": "x" * 100})
     assert str(long.value) == f"email: {'x' * 80!r} is not a valid e-mail address"
