@@ -103,7 +103,7 @@ INSERT_AUDIT = """
 
 def behind(conn: apsw.Connection) -> bool:
     """Whether events were stored after `done_seq` (the indexer has work)."""
-    return bool(first(conn, BEHIND, ()) == (1,))
+    return first(conn, BEHIND, ()) is not None
 
 
 def catch_up(conn: apsw.Connection, limit: int) -> int:

@@ -87,8 +87,8 @@ def read_ring(path: str, check_mode: bool = True) -> list[bytes]:
     """The keys of the key file at `path`, the one that seals first."""
     try:
         with open(path, "rb") as handle:
-            if check_mode and os.fstat(handle.fileno()).st_mode & 0o077:
-                mode = os.fstat(handle.fileno()).st_mode & 0o777
+            mode = os.fstat(handle.fileno()).st_mode & 0o777
+            if check_mode and mode & 0o077:
                 raise KeyFileError(
                     f"the key file {path} may be read by others (mode {mode:o}); "
                     f"make it the owner's alone: chmod 600 {path}"

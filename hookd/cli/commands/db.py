@@ -30,8 +30,10 @@ from hookd.runtime import config, keys
 
 
 def register(commands: Any) -> None:
-    """Add `db backup` and `db check`."""
-    parser = commands.add_parser("db", help="back up or check the database")
+    """Add `db backup`, `db check`, `db init-key` and `db rotate-key`."""
+    parser = commands.add_parser(
+        "db", help="back up or check the database; make or rotate its secrets' key"
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     backup = actions.add_parser(
         "backup",
