@@ -24,7 +24,10 @@ from tests.receiver import Answer, Policy, Received, serve_receiver
 from tests.system.test_delivery import ingest, subscribe
 
 Start = Callable[..., Awaitable[Running]]
-FAST = '[server]\nidle_timeout = "2h"\nrequest_timeout = "2h"\n'
+# Long server deadlines under the virtual clock; and no subject index: its background
+# writes are more waits on the writer thread, during which the autojump clock moves on,
+# and these tests count the scheduler's virtual time.
+FAST = '[server]\nidle_timeout = "2h"\nrequest_timeout = "2h"\n[storage]\nsubject_index = false\n'
 
 
 async def start(hookd_factory: Start, extra: str = "") -> Running:
