@@ -516,7 +516,8 @@ class Check:
                     "127.0.0.2 got its retry")
 
     def reload(self) -> None:
-        """systemctl reload applies an edited config in place: same process, new endpoint."""
+        """systemctl reload applies an edited config in place and returns once it is applied
+        (same process, new endpoint at once); a file that does not check fails it."""
         before = self.c.main_pid()
         path = self.c.path(CONFIG)
         original = path.read_text()
@@ -532,15 +533,33 @@ class Check:
         took = time.monotonic() - started
         status, _ = self.api.call("GET", "/v1/endpoints/added-by-reload")
         if status != 200 or self.c.main_pid() != before:
-            raise CheckFailed(f"after systemctl reload: GET the new endpoint answered {status}, "
-                              f"main PID {before} -> {self.c.main_pid()}")
+            raise CheckFailed(f"right after systemctl reload: GET the new endpoint answered "
+                              f"{status}, main PID {before} -> {self.c.main_pid()}")
         ids = self.api.send("reload", 1, "chamado.aberto")
         wait_until("a delivery to the endpoint the reload added",
                    lambda: self.receivers.received(ids), 30)
+        path.write_text(original + (
+            "\n[[endpoint]]\n"
+            'id = "broken"\n'
+            'url = "ftp://127.0.0.1/"\n'
+            'events = ["*"]\n'
+            f'secret = "{SECRET}"\n'
+        ))
+        refused = self.c.run(["systemctl", "reload", "hookd.service"], check=False)
+        journal = self.c.run(["journalctl", "-u", "hookd.service", "-n", "20", "-o", "cat"])
+        if refused.returncode == 0 or "url must start with http" not in journal.stdout:
+            raise CheckFailed(f"systemctl reload of a file that does not check exited "
+                              f"{refused.returncode}; the journal:\n{journal.stdout}")
         path.write_text(original)
         self.c.run(["systemctl", "reload", "hookd.service"])
-        self.report("reload", f"systemctl reload returned in {took:.2f} s; the endpoint added "
-                    "to the config is served and delivered to, same main PID")
+        status, _ = self.api.call("GET", "/v1/endpoints/added-by-reload")
+        if status != 404 or self.c.main_pid() != before:
+            raise CheckFailed(f"right after reloading the original config: GET the endpoint "
+                              f"it removes answered {status}, main PID {before} -> "
+                              f"{self.c.main_pid()}")
+        self.report("reload", f"systemctl reload returned in {took:.2f} s with the endpoint "
+                    "added to the config served (then delivered to), same main PID; a file "
+                    "that does not check fails it, naming the key, and changes nothing")
 
     def upgrade(self) -> None:
         """A second build over the running install keeps data and config, restarts hookd."""

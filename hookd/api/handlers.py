@@ -28,6 +28,8 @@ Rules (docs/ARCHITECTURE.md; the contract is the README's API section):
   over then, the overlap counted from then (`domain.endpoints.Secrets`). Setting `secret`
   through PATCH replaces every secret at once. Endpoints are shown as they stand at the
   daemon's time of the request.
+- `POST /v1/config/reload` answers once the config file was read again and applied (200,
+  what changed), or not (409 with the reason: nothing changed); SIGHUP does the same.
 - `GET /v1/openapi.json` is `api.openapi`'s document for this daemon's routes and
   catalog, built at start and at each reload and handed in: every route here is
   described there.
@@ -77,9 +79,18 @@ RouteHandler = Callable[["Api", Request, dict[str, str]], Awaitable[Response]]
 class Api:
     """Routes requests to handlers; one per daemon."""
 
-    def __init__(self, service: Service, api_token: str = "", *, openapi: bytes) -> None:
+    def __init__(
+        self,
+        service: Service,
+        api_token: str = "",
+        *,
+        openapi: bytes,
+        reload: Callable[[], Awaitable[views.Reloaded]],
+    ) -> None:
+        """`reload` reads the config file again and applies it (the daemon's)."""
         self.service = service
         self._token = api_token
+        self._reload = reload
         self.configure(openapi=openapi)
 
     def configure(self, *, openapi: bytes) -> None:
@@ -293,6 +304,12 @@ class Api:
 
     async def status(self, _: Request, __: dict[str, str]) -> Response:
         return json_response(200, await self.service.status())
+
+    async def reload_config(self, _: Request, __: dict[str, str]) -> Response:
+        outcome = await self._reload()
+        if not outcome.applied:
+            raise ApiError(409, "not_reloaded", f"configuration not reloaded: {outcome.error}")
+        return json_response(200, outcome)
 
     async def metrics_text(self, _: Request, __: dict[str, str]) -> Response:
         body = await self.service.metrics_text()

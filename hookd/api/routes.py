@@ -300,6 +300,19 @@ ROUTES: list[Route] = [
         Api.status,
         Op("Version, endpoint counts, deliveries by status", 200, views.Status),
     ),
+    Route(
+        "POST",
+        "/v1/config/reload",
+        Api.reload_config,
+        Op(
+            "Read the config file again and apply what can change live (as SIGHUP does);"
+            " 200 once applied, 409 when the file was not (nothing changed)",
+            200,
+            views.Reloaded,
+            errors=(409,),
+            store=False,
+        ),
+    ),
     Route("GET", "/healthz", Api.health, Op("Liveness", 200, views.Health, store=False)),
     Route("GET", "/metrics", Api.metrics_text, Op("Prometheus text format 0.0.4", 200, str)),
     Route(

@@ -58,7 +58,8 @@ def command_line() -> argparse.ArgumentParser:
     common = common_options()
     for module in (status, stats, endpoints, events, event_types, deliveries, audit, subject):
         module.register(commands, common)
-    for offline in (listen, verify, config_check, db, version):
+    config_check.register(commands, common)  # `config reload` talks to the daemon
+    for offline in (listen, verify, db, version):
         offline.register(commands)
     return parser
 

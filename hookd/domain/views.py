@@ -212,3 +212,25 @@ class Erased(msgspec.Struct, kw_only=True):
     deliveries_erased: int  # pending deliveries that ended `erased`
     attempts_cleared: int  # attempts whose response excerpt was dropped
     wal_truncated: bool  # the WAL was checkpointed and emptied afterwards
+
+
+class ReloadRefusal(msgspec.Struct):
+    """A key the file changed that a reload keeps at its running value, and why."""
+
+    key: str
+    kept: str  # values as the log shows them: a secret is `(hidden)`
+    wanted: str
+    reason: str
+
+
+class Reloaded(msgspec.Struct, kw_only=True):
+    """What reading the config file again did (`POST /v1/config/reload`, SIGHUP)."""
+
+    applied: bool  # false: the file was not applied (`error` says why); nothing changed
+    error: str | None = None
+    endpoints_added: list[str] = msgspec.field(default_factory=list)
+    endpoints_changed: list[str] = msgspec.field(default_factory=list)
+    endpoints_removed: list[str] = msgspec.field(default_factory=list)
+    event_types_changed: int = 0
+    settings_changed: list[str] = msgspec.field(default_factory=list)  # the keys, not values
+    refused: list[ReloadRefusal] = msgspec.field(default_factory=list)

@@ -44,7 +44,7 @@ from hookd.delivery.alerts import Alerts
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import FAILURE_WINDOW, Scheduler
 from hookd.domain.durations import span
-from hookd.domain.views import Status
+from hookd.domain.views import Reloaded, Status
 from hookd.runtime import config as config_module
 from hookd.runtime import descriptors, keys, reload, systemd
 from hookd.runtime.clock import Clock
@@ -76,6 +76,7 @@ class Daemon:
         # Held through a reload: a stop tells systemd STOPPING=1 only once the reload
         # under way has said READY=1, never between its RELOADING=1 and READY=1.
         self._reloading = trio.Lock()
+        self._reloader: reload.Reloader | None = None
         self.store: SqliteBackend | None = None
         self.scheduler: Scheduler | None = None
         self.retention: Retention | None = None
@@ -141,6 +142,7 @@ class Daemon:
                 service,
                 config.server.api_token,
                 openapi=reload.document_of(catalog, config),
+                reload=self.reload_config,
             )
             retention = self.retention = Retention(store, clock, config.storage.retention)
             listeners, bound = await _listeners(config)
@@ -153,7 +155,7 @@ class Daemon:
             limits = _limits(config, nofile, tcp)
             server = Server(handle, limits, f"hookd/{__version__}")
             connections_served = limits.max_connections + (limits.max_tcp_connections if tcp else 0)
-            reloader = reload.Reloader(
+            self._reloader = reload.Reloader(
                 self._config_path,
                 service=service,
                 api=api,
@@ -190,7 +192,7 @@ class Daemon:
                         if self._notifier.enabled:
                             nursery.start_soon(self._report_status, store, scheduler, clock)
                         if hangups is not None:
-                            nursery.start_soon(self._reload_on_hangup, hangups, reloader)
+                            nursery.start_soon(self._reload_on_hangup, hangups)
                         await self._stop.wait()
                         async with self._reloading:  # the reload under way ends first
                             self._notifier.notify(STOPPING="1", STATUS="stopping")
@@ -229,20 +231,26 @@ class Daemon:
                     self._notifier.notify(STATUS=status_line(figures, failed))
             await trio.sleep(STATUS_INTERVAL)
 
-    async def _reload_on_hangup(
-        self, hangups: AsyncIterator[int], reloader: reload.Reloader
-    ) -> None:
+    async def reload_config(self) -> Reloaded:
+        """Read the config file again and apply it (SIGHUP, `POST /v1/config/reload`): one
+        reload at a time, whole even when the asker goes away; none once a stop began."""
+        outcome = Reloaded(applied=False, error="hookd is stopping")
+        with trio.CancelScope(shield=True):  # a stop waits for the reload to end
+            async with self._reloading:
+                if self._stop.is_set() or self._reloader is None:
+                    log.info("action=config.reload_skipped reason=stopping")
+                    return outcome
+                try:
+                    self.config, outcome = await self._reloader.reload(self.config)
+                except Exception:  # a bug: logged, and hookd serves on
+                    log.exception("action=config.reload_crashed")
+                    outcome = Reloaded(applied=False, error="the reload failed: see the log")
+        return outcome
+
+    async def _reload_on_hangup(self, hangups: AsyncIterator[int]) -> None:
         """Reload at each SIGHUP, one after another (those during a reload make one more)."""
         async for _ in hangups:
-            with trio.CancelScope(shield=True):  # a stop waits for the reload to end
-                async with self._reloading:
-                    if self._stop.is_set():
-                        log.info("action=config.reload_skipped reason=stopping")
-                        continue
-                    try:
-                        self.config = await reloader.reload(self.config)
-                    except Exception:  # a bug: logged, and hookd serves on
-                        log.exception("action=config.reload_crashed")
+            await self.reload_config()
 
     async def _watchdog(self, period: float) -> None:
         """Ping systemd's watchdog every `period` seconds, from the trio loop."""

@@ -1,4 +1,5 @@
-"""Reloading the configuration while serving (SIGHUP: `systemctl reload hookd`).
+"""Reloading the configuration while serving (SIGHUP, or `POST /v1/config/reload`, which
+`hookd config reload` and so `systemctl reload hookd` use).
 
 Rules (the README's "Reloading"; docs/ARCHITECTURE.md):
 - The file is read again from the path the daemon started with and checked as at start
@@ -20,7 +21,8 @@ Rules (the README's "Reloading"; docs/ARCHITECTURE.md):
 - One INFO line per reload applied, `action=config.reloaded`, with counts and the names
   of the settings changed (never values). systemd hears `RELOADING=1` first, `READY=1`
   and a `STATUS=` line at the end, whatever the outcome.
-- One reload at a time: the daemon runs them one after another from one task.
+- One reload at a time (`Daemon.reload_config` holds a lock through each); each returns
+  what it did (`views.Reloaded`), which the API answers once the reload is over.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from hookd.api.handlers import Api
 from hookd.db.errors import StorageError
 from hookd.delivery.client import Sender
 from hookd.delivery.scheduler import Scheduler
+from hookd.domain import views
 from hookd.domain.addresses import AddressPolicy
 from hookd.domain.catalog import Catalog
 from hookd.runtime import config as config_module
@@ -118,25 +121,26 @@ class Reloader:
         self._notifier = notifier
         self._concurrency_problem = concurrency_problem
 
-    async def reload(self, running: Config) -> Config:
-        """Read the file and apply what can change live; the config now in force."""
+    async def reload(self, running: Config) -> tuple[Config, views.Reloaded]:
+        """Read the file and apply what can change live: the config now in force, and
+        what the reload did."""
         self._notifier.reloading("reloading the configuration")
         status = "configuration reload failed: running on the previous one"
         try:
-            applied, summary = await self._reload(running)
-            if summary is not None:
+            applied, outcome = await self._reload(running)
+            if outcome.applied:
+                summary = _summary(outcome)
                 log.info("action=config.reloaded %s", summary)
                 status = f"configuration reloaded: {summary}"
         finally:
             self._notifier.notify(READY="1", STATUS=status)
-        return applied
+        return applied, outcome
 
-    async def _reload(self, running: Config) -> tuple[Config, str | None]:
+    async def _reload(self, running: Config) -> tuple[Config, views.Reloaded]:
         try:
             read = await trio.to_thread.run_sync(config_module.load, self._path)
         except ConfigError as exc:
-            log.error("action=config.reload_failed error=%r kept=running", str(exc))
-            return running, None
+            return running, _failed(str(exc))
         plan = config_module.plan_reload(running, read)
         new, refused, changed = plan.config, list(plan.refused), plan.changed
         problem = self._concurrency_problem(new.delivery.concurrency)
@@ -159,31 +163,49 @@ class Reloader:
         try:
             self._sender.configure(**sender_settings(new))
         except (ssl.SSLError, OSError) as exc:
-            error = f"delivery.ca_file: cannot load {new.delivery.ca_file!r}: {exc}"
-            log.error("action=config.reload_failed error=%r kept=running", error)
-            return running, None
+            return running, _failed(
+                f"delivery.ca_file: cannot load {new.delivery.ca_file!r}: {exc}"
+            )
         try:
             synced = await self._service.sync_config_endpoints(
                 config_module.declared_endpoints(new)
             )
         except StorageError as exc:
-            log.error("action=config.reload_failed error=%r kept=running", str(exc))
             self._sender.configure(**sender_settings(running))
-            return running, None
+            return running, _failed(str(exc))
         catalog = catalog_of(new)
         self._service.catalog = catalog
         self._service.secret_overlap = new.delivery.secret_overlap
         self._api.configure(openapi=document_of(catalog, new))
         self._scheduler.configure(**scheduler_settings(new))
         logs.set_level(new.log.level)
-        summary = (
-            f"endpoints_added={len(synced.added)} endpoints_changed={len(synced.changed)} "
-            f"endpoints_removed={len(synced.removed)} "
-            f"event_types_changed={_event_type_changes(running, new)} "
-            f"settings_changed={len(changed)} refused={len(refused)} "
-            f"settings={','.join(changed) or '-'}"
+        return new, views.Reloaded(
+            applied=True,
+            endpoints_added=synced.added,
+            endpoints_changed=list(synced.changed),
+            endpoints_removed=synced.removed,
+            event_types_changed=_event_type_changes(running, new),
+            settings_changed=changed,
+            refused=[views.ReloadRefusal(*refusal) for refusal in refused],
         )
-        return new, summary
+
+
+def _failed(error: str) -> views.Reloaded:
+    """A reload that changed nothing: its ERROR line, and its outcome."""
+    log.error("action=config.reload_failed error=%r kept=running", error)
+    return views.Reloaded(applied=False, error=error)
+
+
+def _summary(outcome: views.Reloaded) -> str:
+    """The counts and changed keys of an applied reload, as its log line has them."""
+    return (
+        f"endpoints_added={len(outcome.endpoints_added)} "
+        f"endpoints_changed={len(outcome.endpoints_changed)} "
+        f"endpoints_removed={len(outcome.endpoints_removed)} "
+        f"event_types_changed={outcome.event_types_changed} "
+        f"settings_changed={len(outcome.settings_changed)} refused={len(outcome.refused)} "
+        f"settings={','.join(outcome.settings_changed) or '-'}"
+    )
 
 
 def _event_type_changes(running: Config, new: Config) -> int:

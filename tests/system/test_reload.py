@@ -19,6 +19,7 @@ import h11
 import httpx
 import trio
 
+from tests.cli_runner import cli
 from tests.daemon_process import DaemonProcess
 from tests.receiver import Answer, Received, Receiver, serve_receiver
 
@@ -271,6 +272,63 @@ async def test_a_file_that_does_not_check_changes_nothing(short_dir: Path) -> No
         assert erp["url"] == "https://erp.example.com/old"
         audit = (await client.get("/v1/audit")).json()["items"]
         assert [a["action"] for a in audit] == ["create"]
+
+
+async def test_the_api_answers_once_the_reload_is_applied(short_dir: Path) -> None:
+    async with (
+        serve_receiver() as receiver,
+        serving(short_dir, endpoint(receiver.url, "old")) as (daemon, client),
+    ):
+        daemon.rewrite(endpoint(receiver.url, "new") + '[log]\nlevel = "debug"\n')
+        answer = await client.post("/v1/config/reload")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "applied": True,
+            "error": None,
+            "endpoints_added": ["new"],
+            "endpoints_changed": [],
+            "endpoints_removed": ["old"],
+            "event_types_changed": 0,
+            "settings_changed": ["log.level"],
+            "refused": [],
+        }
+        # Applied when the answer came: no waiting for a log line.
+        listed = (await client.get("/v1/endpoints")).json()["items"]
+        assert [e["id"] for e in listed] == ["new"]
+        [line] = daemon.lines("action=config.reloaded")
+        assert "endpoints_added=1 endpoints_changed=0 endpoints_removed=1" in line
+
+
+async def test_the_api_refuses_a_file_that_does_not_check_naming_why(short_dir: Path) -> None:
+    async with serving(short_dir, endpoint("https://erp.example.com/old")) as (daemon, client):
+        daemon.rewrite("[delivery]\nconcurrency = 0\n" + endpoint("https://erp.example.com/new"))
+        answer = await client.post("/v1/config/reload")
+        assert answer.status_code == 409
+        error = answer.json()["error"]
+        assert error["code"] == "not_reloaded"
+        assert "delivery.concurrency: Expected `int` >= 1" in error["message"]
+        erp = (await client.get("/v1/endpoints/erp")).json()
+        assert erp["url"] == "https://erp.example.com/old"
+        assert len(daemon.lines("action=config.reload_failed")) == 1
+
+
+async def test_hookd_config_reload_prints_what_changed_and_fails_on_a_bad_file(
+    short_dir: Path,
+) -> None:
+    async with serving(short_dir) as (daemon, _):
+        other = short_dir / "other.sock"
+        daemon.rewrite(endpoint("https://erp.example.com/") + f'[server]\nsocket = "{other}"\n')
+        ran = await cli(daemon.socket, "config", "reload")
+        assert ran.code == 0, ran.err
+        assert ran.lines[0] == "configuration reloaded"
+        assert "endpoints added      erp\n" in ran.out
+        assert f"kept server.socket = '{daemon.socket}' (the file has '{other}')" in ran.err
+        daemon.config.write_text("[delivery\n")
+        ran = await cli(daemon.socket, "config", "reload")
+        assert ran.code == 1
+        assert ran.out == ""
+        assert "configuration not reloaded" in ran.err
+        assert "not valid TOML" in ran.err
 
 
 async def test_a_ca_file_that_does_not_load_changes_nothing(short_dir: Path) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hookd.cli.client import Answer, Client, UsageError, resolve_target
+from hookd.cli.client import TIMEOUT, Answer, Client, UsageError, resolve_target
 from hookd.cli.output import Screen
 from hookd.domain.durations import parse_duration
 
@@ -48,8 +48,9 @@ class Context:
     def json(self) -> bool:
         return bool(getattr(self.args, "json", False))
 
-    def client(self) -> Client:
-        """The client for the daemon named by the options (made on first use)."""
+    def client(self, timeout: float = TIMEOUT) -> Client:
+        """The client for the daemon named by the options (made on first use, waiting
+        `timeout` seconds for an answer)."""
         if self._client is None:
             args = self.args
             target = resolve_target(
@@ -59,7 +60,7 @@ class Context:
                 token=args.token,
                 config_path=args.config,
             )
-            self._client = Client(target)
+            self._client = Client(target, timeout)
         return self._client
 
     def close(self) -> None:

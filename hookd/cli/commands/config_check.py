@@ -1,4 +1,5 @@
 """`hookd config check [FILE]`: validate a config file and print what hookd would run with;
+`hookd config reload`: have the running daemon apply its file again, and say what changed;
 `hookd config gen-token`: print a new API token.
 
 Rules:
@@ -10,11 +11,17 @@ Rules:
   stays one (`whsec_MASKED`, valid base64), so the output still loads; a token read from
   `server.api_token_file` or `server.api_token_credential` is not printed at all: the
   key that names where it comes from is.
+- `reload` asks the daemon (`POST /v1/config/reload`) and returns once the reload is
+  over: exit 0 when applied, with what changed and any key kept at its running value; 1
+  with the reason when the file was not applied (nothing changed). The unit's
+  `ExecReload` runs it, so `systemctl reload hookd` returns after the reload, and fails
+  when the file was not applied, on every systemd version.
 - `gen-token` prints a random token of 43 URL-safe characters (256 bits) on stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 from typing import Any
@@ -22,7 +29,8 @@ from typing import Any
 import msgspec
 
 from hookd.cli.client import UsageError
-from hookd.cli.commands import Context
+from hookd.cli.commands import Context, subcommand
+from hookd.cli.output import Styled
 from hookd.domain.durations import format_duration
 from hookd.runtime import config
 
@@ -30,9 +38,14 @@ MASK = "********"
 STANDARD_MASK = "whsec_MASKED"  # whsec_ + base64, as domain.endpoints wants such secrets
 
 
-def register(commands: Any) -> None:
-    """Add `config check`."""
-    parser = commands.add_parser("config", help="check a config file; make an API token")
+RELOAD_TIMEOUT = 50.0  # seconds; below the unit's TimeoutStartSec, which bounds ExecReload
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add `config check`, `config reload` and `config gen-token`."""
+    parser = commands.add_parser(
+        "config", help="check a config file; reload the daemon's; make an API token"
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
         "check",
@@ -43,6 +56,18 @@ def register(commands: Any) -> None:
         "file", metavar="FILE", nargs="?", help="default: $HOOKD_CONFIG, else /etc/hookd/hookd.toml"
     )
     check.set_defaults(handler=_check)
+    reload = subcommand(
+        actions,
+        "reload",
+        "have the running daemon read its config file again (what systemctl reload does)",
+        _reload,
+        common,
+        None,
+    )
+    reload.description = (
+        "Exit 0 once the file is applied, printing what changed; 1 with the reason when "
+        "it was not (the daemon runs on with the configuration it had)."
+    )
     token = actions.add_parser(
         "gen-token",
         help="print a new random API token (server.api_token, api_token_file)",
@@ -62,6 +87,34 @@ def _check(context: Context) -> int:
     context.screen.raw(f"# the effective configuration of {path}, secrets masked\n")
     context.screen.raw(effective_toml(settings))
     return 0
+
+
+def _reload(context: Context) -> int:
+    answer = context.client(RELOAD_TIMEOUT).post("/v1/config/reload")
+    if context.printed_json(answer):
+        return 0
+    outcome = answer.data()
+    screen = context.screen
+    screen.line(Styled("configuration reloaded", "green"))
+    screen.fields(
+        [
+            ("endpoints added", _names(outcome["endpoints_added"])),
+            ("endpoints changed", _names(outcome["endpoints_changed"])),
+            ("endpoints removed", _names(outcome["endpoints_removed"])),
+            ("event types changed", str(outcome["event_types_changed"])),
+            ("settings changed", _names(outcome["settings_changed"])),
+        ]
+    )
+    for refused in outcome["refused"]:
+        screen.note(
+            f"kept {refused['key']} = {refused['kept']} (the file has {refused['wanted']}): "
+            f"{refused['reason']}"
+        )
+    return 0
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "-"
 
 
 def _gen_token(context: Context) -> int:
