@@ -145,9 +145,10 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The browser tests (tests/ui/) are `make ui-check`'s.
+# The browser tests (tests/ui/) are `make ui-check`'s. The suite runs on every core
+# (pytest-xdist): each test has its own daemon, socket, database and ports.
 test: venv lint
-	$(BIN)/python -m pytest -q --ignore=tests/ui
+	$(BIN)/python -m pytest -q -n auto --ignore=tests/ui
 
 # The web console in a real browser: Playwright (the dev extra) driving Debian's Chromium,
 # installed from apt when missing (Playwright's own browser download is not used).
