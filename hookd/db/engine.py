@@ -10,12 +10,20 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
   write connection: it takes every write waiting in its queue, runs each in its own
   savepoint inside one transaction, commits once, and only then wakes the callers
   (group commit). With `durability = "full"` the commit is fsynced before anyone is
-  acknowledged, unless every write of the group was submitted `durable=False` (the steps
-  of a longer job that makes itself durable at its end, as an erasure does with its
-  checkpoint): that commit is not fsynced, and what it wrote reaches the disk with the
-  next fsynced commit or checkpoint. `pending` counts the writes submitted and not yet
-  committed, for background work that leaves the writer to everything else. Reads run
-  on a small pool of read-only connections in worker threads.
+  acknowledged. `pending` counts the writes submitted and not yet committed, for
+  background work that leaves the writer to everything else. Reads run on a small pool
+  of read-only connections in worker threads.
+- A background write (`background=True`: the steps of a longer job that makes itself
+  durable at its end, as an erasure does with its checkpoint) runs alone in its own
+  transaction, not fsynced (what it wrote reaches the disk with the next fsynced commit
+  or checkpoint), and only between groups of the other writes: one background write
+  after each group, so neither kind starves. It may end early once `others_waiting()`
+  (returning how far it got), so the writes behind it wait little.
+- Checkpoints are mostly copied off the writer: once the WAL holds PRECOPY_PAGES a
+  checkpointer thread copies it into the database (PASSIVE, its own connection, beside
+  the writer); at CHECKPOINT_PAGES the writer checkpoints itself after waking the
+  writes it committed (SQLite's automatic checkpoint, which would run before, is off),
+  which then has little left to copy and lets the next transaction start the WAL anew.
 - Each write is a plain function of the connection. It may refuse (`domain.errors`)
   (a missing endpoint, say) only before it has written anything; the refusal goes to its
   caller and the others in the group commit. Any other failure rolls the group back
@@ -58,6 +66,8 @@ T = TypeVar("T")
 
 READERS = 4
 MAX_GROUP = 512  # writes committed together at most
+PRECOPY_PAGES = 500  # WAL pages (8 KiB) that wake the checkpointer
+CHECKPOINT_PAGES = 1000  # WAL pages that make the writer checkpoint: SQLite's default
 OWNER_ONLY = 0o600
 OWNER_DIR = 0o700  # a directory hookd makes for its database (the dev one, ./var)
 RESTORE_POINTER = (
@@ -67,11 +77,11 @@ RESTORE_POINTER = (
 
 
 class _Write:
-    __slots__ = ("done", "durable", "error", "fn", "result")
+    __slots__ = ("background", "done", "error", "fn", "result")
 
-    def __init__(self, fn: Callable[[apsw.Connection], Any], durable: bool) -> None:
+    def __init__(self, fn: Callable[[apsw.Connection], Any], background: bool) -> None:
         self.fn = fn
-        self.durable = durable
+        self.background = background
         self.done = trio.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -94,6 +104,15 @@ class Engine:
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._writer: apsw.Connection | None = None
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        # The writes the writer took from the queue and has not run yet (its own).
+        self._waiting: list[_Write] = []  # in order, grouped
+        self._background: list[_Write] = []  # one after each group
+        self._precopy = threading.Event()  # set by the writer: the checkpointer has work
+        self._checkpoint_due = False  # the writer's own, after its next wake
+        # Held by whoever checkpoints: SQLite refuses a second checkpoint at once (BUSY).
+        self._checkpointing = threading.Lock()
+        self._closing = False
         self._readers: list[apsw.Connection] = []
         self._reader_limit = trio.CapacityLimiter(READERS)
         self._token: trio.lowlevel.TrioToken | None = None
@@ -126,6 +145,10 @@ class Engine:
         engine._token = trio.lowlevel.current_trio_token()
         engine._thread = threading.Thread(target=engine._write_loop, name="hookd-writer")
         engine._thread.start()
+        engine._checkpointer = threading.Thread(
+            target=engine._checkpoint_loop, name="hookd-checkpointer"
+        )
+        engine._checkpointer.start()
         return engine
 
     def _connect(self) -> None:
@@ -154,6 +177,7 @@ class Engine:
             writer.pragma("synchronous", "full" if self._durability == "full" else "normal")
             writer.pragma("foreign_keys", False)
             writer.pragma("secure_delete", True)  # what is deleted or replaced is zeroed
+            writer.set_wal_hook(self._wal_grew)  # in place of the automatic checkpoint
             self._setup(writer)
             self._prepare(writer)
             for _ in range(READERS):
@@ -178,6 +202,11 @@ class Engine:
             self._queue.put(None)
             await trio.to_thread.run_sync(self._thread.join)
             self._thread = None
+        if self._checkpointer is not None:
+            self._closing = True
+            self._precopy.set()
+            await trio.to_thread.run_sync(self._checkpointer.join)
+            self._checkpointer = None
         connections = [*self._readers, *([self._writer] if self._writer else [])]
         self._readers, self._writer = [], None
         await trio.to_thread.run_sync(_close_all, connections)
@@ -185,12 +214,13 @@ class Engine:
 
     # -- the writer ---------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[apsw.Connection], T], durable: bool = True) -> T:
+    async def write(self, fn: Callable[[apsw.Connection], T], *, background: bool = False) -> T:
         """Run `fn(connection)` in the writer's next transaction; return once committed
-        (`durable=False`: not fsynced unless a durable write shares the commit)."""
+        (a `background` write: in a transaction of its own, between the others' groups,
+        not fsynced)."""
         if self._thread is None:
             raise StorageError("the database is closed")
-        op = _Write(fn, durable)
+        op = _Write(fn, background)
         self.pending += 1
         if self._no_writes.is_set():
             self._no_writes = trio.Event()
@@ -207,6 +237,11 @@ class Engine:
         result: T = op.result
         return result
 
+    def others_waiting(self) -> bool:
+        """Whether writes wait behind the one running (for a background write, on the
+        writer thread, to end early)."""
+        return bool(self._waiting) or not self._queue.empty()
+
     async def until_no_writes(self) -> None:
         """Return once no write is waiting or running (at once if none is)."""
         while self.pending:
@@ -214,27 +249,78 @@ class Engine:
 
     def _write_loop(self) -> None:
         assert self._writer is not None
-        assert self._token is not None
+        waiting, background = self._waiting, self._background
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
+        while True:
+            idle = not waiting and not background
+            stopping = self._take(waiting, background, block=idle and not stopping) or stopping
+            if not waiting and not background:
+                if stopping:
+                    break
+                continue
+            if waiting:
+                group = waiting[:MAX_GROUP]
+                del waiting[:MAX_GROUP]
+                began = time.perf_counter()
+                self._commit(self._writer, group)
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - began)
+                self._done(group)
+            if background:
+                job = background.pop(0)
+                self._commit(self._writer, [job])
+                self._done([job])
+
+    def _take(self, waiting: list[_Write], background: list[_Write], *, block: bool) -> bool:
+        """Move every queued write to `waiting` or `background` (waiting for one first
+        when `block`); whether the stop came."""
+        try:
+            item = self._queue.get(block=block)
+            while item is not None:
+                (background if item.background else waiting).append(item)
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        return True
+
+    def _done(self, group: list[_Write]) -> None:
+        """Wake the writers of `group`; then checkpoint, when the WAL asks for it."""
+        assert self._token is not None
+        assert self._writer is not None
+        self._token.run_sync_soon(_wake, group)
+        if self._checkpoint_due and self._checkpointing.acquire(blocking=False):
+            self._checkpoint_due = False  # (else the next wake tries again)
+            try:
+                self._writer.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+            except apsw.Error:  # the next commit asks again
+                pass
+            finally:
+                self._checkpointing.release()
+
+    def _wal_grew(self, _conn: apsw.Connection, _name: str, pages: int) -> int:
+        """The writer's WAL hook, after each commit."""
+        if pages >= PRECOPY_PAGES:
+            self._precopy.set()
+        if pages >= CHECKPOINT_PAGES:
+            self._checkpoint_due = True
+        return apsw.SQLITE_OK
+
+    def _checkpoint_loop(self) -> None:
+        conn = None
+        while True:
+            self._precopy.wait()
+            self._precopy.clear()
+            if self._closing:
                 break
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                group.append(more)
-            began = time.perf_counter()
-            self._commit(self._writer, group)
-            if self.on_commit is not None:
-                self.on_commit(time.perf_counter() - began)
-            self._token.run_sync_soon(_wake, group)
+            try:
+                if conn is None:
+                    conn = apsw.Connection(self.path, flags=apsw.SQLITE_OPEN_READWRITE)
+                with self._checkpointing:
+                    next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))  # reads the header
+            except apsw.Error:  # the next commit asks again
+                pass
+        if conn is not None:
+            conn.close()
 
     def _commit(self, conn: apsw.Connection, group: list[_Write]) -> None:
         try:
@@ -251,7 +337,7 @@ class Engine:
 
     def _transaction(self, conn: apsw.Connection, group: list[_Write]) -> None:
         """Run `group` in one transaction; refusals (Refused) are the op's own result."""
-        unsynced = self._durability == "full" and not any(op.durable for op in group)
+        unsynced = self._durability == "full" and group[0].background  # then it is alone
         if unsynced:
             conn.pragma("synchronous", "normal")  # this commit only
         try:
@@ -284,7 +370,7 @@ class Engine:
         to the busy timeout, for readers and the writer); whether it was all copied."""
         if self._thread is None:
             raise StorageError("the database is closed")
-        return await trio.to_thread.run_sync(_truncate_wal, self.path)
+        return await trio.to_thread.run_sync(_truncate_wal, self.path, self._checkpointing)
 
     # -- the readers --------------------------------------------------------------------
 
@@ -330,15 +416,16 @@ def _read_with(conn: apsw.Connection, fn: Callable[[apsw.Connection], T]) -> T:
         raise ReadError(f"database read failed: {exc}") from exc
 
 
-def _truncate_wal(path: str) -> bool:
+def _truncate_wal(path: str, checkpointing: threading.Lock) -> bool:
     try:
         conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         try:
             conn.setbusytimeout(10_000)
-            # Most pages are copied first without holding the writer up; the truncating
-            # checkpoint, which makes the writer wait, then has little left to copy.
-            next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
-            busy, _log, _copied = next(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            with checkpointing:
+                # Most pages are copied first without holding the writer up; the
+                # truncating checkpoint, which makes the writer wait, then has little left.
+                next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+                busy, _log, _copied = next(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
             conn.close()
     except apsw.Error as exc:

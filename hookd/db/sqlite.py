@@ -137,7 +137,8 @@ class SqliteBackend:
 
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
         return await self.engine.write(
-            lambda conn: Erasure(*subjects.erase(conn, seqs, now)), durable=False
+            lambda conn: Erasure(*subjects.erase(conn, seqs, now, self.engine.others_waiting)),
+            background=True,
         )
 
     async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:

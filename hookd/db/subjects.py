@@ -11,7 +11,8 @@ Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
 - A lookup reads `done_seq` first, then the events after it (their rows, compared in
   Python), then the table: whatever the indexer commits meanwhile, no event is missed.
   Several selectors select the events that match any of them.
-- Erasure, per batch of events: each body becomes a tombstone (the envelope's `event`
+- Erasure, per batch of events (SLICE at a time, the batch ending early between two
+  slices when other writes wait): each body becomes a tombstone (the envelope's `event`
   and `timestamp`, no `data`), each pending delivery ends `erased` (never attempted
   again: the scheduler only sends pending ones), the response excerpts of their
   attempts are dropped and their subject rows deleted. Statistics are not touched.
@@ -22,7 +23,7 @@ Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import apsw
@@ -53,6 +54,7 @@ def _matching(hashes: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 
 
 PART_BITS = 10  # the index is searched by hash within each run of 1024 seqs
+SLICE = 20  # events an erasure writes between two looks at the writes waiting
 # The index rows of the events stored from :first to :last, from their `subjects` column
 # (:nth lists 0 .. the most hashes one of them has - 1): one statement for a whole ingest.
 INDEX_EVENTS = """
@@ -195,19 +197,24 @@ def list_page(
 
 
 def erase(
-    conn: apsw.Connection, seqs: Sequence[int], now: float
-) -> tuple[int, list[tuple[int, str]], int]:
-    """Erase the events at `seqs`: how many events were, the (id, endpoint) of the
-    pending deliveries that ended `erased`, and how many excerpts were dropped."""
-    seq_list = msgspec.json.encode(list(seqs))
-    indexed = [(row[0], row[1]) for row in conn.execute(SUBJECTS_OF, (seq_list,))]
-    conn.execute(TOMBSTONE, (seq_list,))
-    events = conn.changes()
-    erased = [(row[0], row[1]) for row in conn.execute(ERASE_PENDING, (seq_list, now))]
-    conn.execute(DROP_EXCERPTS, (seq_list,))
-    excerpts = conn.changes()
-    forget(conn, indexed)
-    return events, erased, excerpts
+    conn: apsw.Connection, seqs: Sequence[int], now: float, stop: Callable[[], bool]
+) -> tuple[int, int, list[tuple[int, str]], int]:
+    """Erase the events at `seqs`, SLICE at a time, until done or `stop()` says other
+    writes wait: how many seqs it took, how many events were erased, the (id, endpoint)
+    of the pending deliveries that ended `erased`, and how many excerpts were dropped."""
+    covered = events = excerpts = 0
+    erased: list[tuple[int, str]] = []
+    while covered < len(seqs) and not (covered and stop()):
+        seq_list = msgspec.json.encode(list(seqs[covered : covered + SLICE]))
+        indexed = [(row[0], row[1]) for row in conn.execute(SUBJECTS_OF, (seq_list,))]
+        conn.execute(TOMBSTONE, (seq_list,))
+        events += conn.changes()
+        erased += [(row[0], row[1]) for row in conn.execute(ERASE_PENDING, (seq_list, now))]
+        conn.execute(DROP_EXCERPTS, (seq_list,))
+        excerpts += conn.changes()
+        forget(conn, indexed)
+        covered += SLICE
+    return min(covered, len(seqs)), events, erased, excerpts
 
 
 def audit(conn: apsw.Connection, now: float, origin: str, fields: Sequence[str]) -> None:
