@@ -253,7 +253,7 @@ class Engine:
         stopping = False
         while True:
             idle = not waiting and not background
-            stopping = self._take(waiting, background, block=idle and not stopping) or stopping
+            stopping = self._take(block=idle and not stopping) or stopping
             if not waiting and not background:
                 if stopping:
                     break
@@ -271,13 +271,13 @@ class Engine:
                 self._commit(self._writer, [job])
                 self._done([job])
 
-    def _take(self, waiting: list[_Write], background: list[_Write], *, block: bool) -> bool:
-        """Move every queued write to `waiting` or `background` (waiting for one first
+    def _take(self, *, block: bool) -> bool:
+        """Move every queued write to `_waiting` or `_background` (waiting for one first
         when `block`); whether the stop came."""
         try:
             item = self._queue.get(block=block)
             while item is not None:
-                (background if item.background else waiting).append(item)
+                (self._background if item.background else self._waiting).append(item)
                 item = self._queue.get_nowait()
         except queue.Empty:
             return False

@@ -114,7 +114,7 @@ def _reload(context: Context) -> int:
 
 
 def _names(names: list[str]) -> str:
-    return ", ".join(names) if names else "-"
+    return ", ".join(names) or "-"
 
 
 def _gen_token(context: Context) -> int:
