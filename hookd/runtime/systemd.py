@@ -5,8 +5,10 @@ Rules:
   `$NOTIFY_SOCKET`: a path, or an abstract name written with a leading `@`. Without the
   variable every notification is a no-op. A notification that cannot be sent is logged
   once and dropped: systemd's bookkeeping never stops deliveries.
-- A reload (Type=notify-reload) is announced with `RELOADING=1` and `MONOTONIC_USEC=`
-  (CLOCK_MONOTONIC, which systemd 253+ requires with it) and ends with `READY=1`.
+- A reload is announced with `RELOADING=1` and `MONOTONIC_USEC=` (CLOCK_MONOTONIC, which
+  systemd 253+ requires with it) and ends with `READY=1`. (The unit stays Type=notify:
+  its ExecReload, `hookd config reload`, is what makes `systemctl reload` wait, on every
+  systemd version.)
 - The watchdog (sd_watchdog_enabled(3)) is on when `$WATCHDOG_USEC` is set and
   `$WATCHDOG_PID` is unset or names this process. Socket activation (sd_listen_fds(3))
   takes `$LISTEN_FDS` sockets from fd 3 on when `$LISTEN_PID` names this process.
