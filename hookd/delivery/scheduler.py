@@ -24,7 +24,9 @@ Rules:
 - A retry tracked after its attempt keeps the job it needs (body, URL, secret) in its
   lane, so it goes out without a read; anything that changes an endpoint drops its lane,
   and a retry through the API drops the kept job. Deliveries erased (their event's
-  data subject erased) are forgotten with any job kept or queued for them.
+  data subject erased) are forgotten with any job kept or queued for them, a worker
+  holding one drops it, and one whose attempt is out is never tracked again, whatever
+  its record (written before or after the erasure) says.
 - After each attempt the decision (`domain.retry`) and the attempt are written together, by
   one recorder that writes whatever attempts have finished in one transaction while the
   workers go on sending; a delivery stays tracked until its record is on disk, and only
@@ -38,7 +40,7 @@ Rules:
 - Each attempt is counted for `GET /metrics` once its record is on disk, and its
   delivery as finished only if that write moved it out of `pending`.
 - An attempt hookd cuts short itself (its endpoint disabled or deleted while it was out,
-  or still out when `shutdown_grace` ran out) is recorded as `interrupted`, saying
+  its event erased, or still out when `shutdown_grace` ran out) is recorded as `interrupted`, saying
   whether the request had gone out. It counts its number (the next attempt carries the
   next `X-Webhook-Attempt`) but not a step of the retry schedule, nor the endpoint's
   health: it says nothing of the receiver.
@@ -141,7 +143,8 @@ class Scheduler:
         self._stopping = False
         self._in_flight = 0
         self._sending: set[int] = set()  # sent, or being sent, and not yet recorded
-        self._cutters: dict[trio.CancelScope, _Lane] = {}  # one per attempt in flight
+        self._cutters: dict[int, tuple[trio.CancelScope, _Lane]] = {}  # per attempt out
+        self._erased_out: set[int] = set()  # erased while their attempt was out
         self._failures: deque[float] = deque()  # when deliveries ended failed, last hour
         self._failure_log = FailureLog()
         self._all_done = trio.Event()
@@ -195,7 +198,7 @@ class Scheduler:
         if lane is not None:
             lane.dropped = True
             if not receiving:
-                for cutter, owner in self._cutters.items():
+                for cutter, owner in self._cutters.values():
                     if owner is lane:
                         cutter.cancel()
             for delivery_id in lane.tracked:
@@ -210,9 +213,15 @@ class Scheduler:
 
     def deliveries_erased(self, erased: Sequence[tuple[int, str]]) -> None:
         """These (delivery id, endpoint id) were committed `erased`: forget them, and the
-        jobs (bodies) kept or queued for them; none of them is attempted again."""
+        jobs (bodies) kept or queued for them; none of them is attempted again. An attempt
+        out is cut short, and its delivery not tracked again even if its record, written
+        before the erasure, left it pending."""
         gone: set[int] = set()
         for delivery_id, endpoint_id in erased:
+            if delivery_id in self._sending:
+                self._erased_out.add(delivery_id)
+                if (out := self._cutters.get(delivery_id)) is not None:
+                    out[0].cancel()
             lane = self._lanes.get(endpoint_id)
             if lane is None or delivery_id not in lane.tracked:
                 continue
@@ -277,7 +286,7 @@ class Scheduler:
                 await self._all_done.wait()
         if self._in_flight:
             log.warning("action=shutdown.cut_off attempts=%d", self._in_flight)
-            for cutter in self._cutters:
+            for cutter, _ in self._cutters.values():
                 cutter.cancel()
             with trio.move_on_after(CUT_OFF_RECORD):
                 await self._all_done.wait()
@@ -424,7 +433,8 @@ class Scheduler:
                 try:
                     if self._stopping or lane.dropped:
                         return
-                    await self._attempt(lane, job)
+                    if job.delivery_id in lane.tracked:  # else erased while it waited
+                        await self._attempt(lane, job)
                 finally:
                     self._slots.release()
         finally:
@@ -441,14 +451,19 @@ class Scheduler:
         began = trio.current_time()
         progress = Progress()
         cutter = trio.CancelScope()
-        self._cutters[cutter] = lane
+        self._cutters[job.delivery_id] = (cutter, lane)
         try:
             with cutter:
                 result = await self._sender.send(job, progress)
         finally:
-            del self._cutters[cutter]
+            del self._cutters[job.delivery_id]
         if cutter.cancelled_caught:
-            why = "hookd stopped" if self._stopping else "the endpoint was disabled or deleted"
+            if self._stopping:
+                why = "hookd stopped"
+            elif job.delivery_id in self._erased_out:
+                why = "its event was erased"
+            else:
+                why = "the endpoint was disabled or deleted"
             result = _interrupted(why, progress.sent)
         duration_ms = (trio.current_time() - began) * 1000
         now = clock.now()
@@ -502,6 +517,8 @@ class Scheduler:
             for (lane, job, record), pending in zip(batch, recorded.moved, strict=True):
                 lane.tracked.discard(job.delivery_id)
                 self._sending.discard(job.delivery_id)
+                erased = job.delivery_id in self._erased_out
+                self._erased_out.discard(job.delivery_id)
                 log_attempt(job, record, pending, disabled.get(job.endpoint_id))
                 if not record.result.ok and record.result.error_kind != INTERRUPTED:
                     self._failure_log.add(job.endpoint_id, record)
@@ -513,8 +530,9 @@ class Scheduler:
                     self._failures.append(record.finished_at)
                     self.failed_since(record.finished_at - FAILURE_WINDOW)
                 current = self._lanes.get(job.endpoint_id)  # the lane may have started anew
-                if pending and record.next_attempt_at is not None and current is not None:
-                    self._track(current, job.delivery_id, record.next_attempt_at)
+                retry_at = record.next_attempt_at if pending and not erased else None
+                if retry_at is not None and current is not None:
+                    self._track(current, job.delivery_id, retry_at)
                     # Keep what the retry needs, unless the endpoint changed (URL, secret)
                     # while this attempt was out: then the job is read afresh when due.
                     if current is lane and job.delivery_id in current.tracked:

@@ -218,6 +218,94 @@ async def test_erasure_tombstones_erases_pending_and_audits(hookd_factory: Facto
         assert stats["windows"]["last_hour"]["attempts"] >= 4  # João's attempts still count
 
 
+async def erase_joao(running: Running) -> None:
+    response = await running.client.post(
+        "/v1/subjects/erase", json={"email": "joao.sigiloso@example.com"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["deliveries_erased"] == 1
+
+
+JOAO_EMAIL = {"contaId": "a1", "mensagemId": "e1", "remetente": "joao.sigiloso@example.com"}
+EVERY_SECOND = "[delivery]\nretry_schedule = [" + ", ".join(['"0s"'] + ['"1s"'] * 30) + "]\n"
+
+
+async def test_an_attempt_recorded_just_before_the_erasure_is_not_retried(
+    hookd_factory: Factory,
+) -> None:
+    """The race of two awaits: the attempt's record (pending, retry in 1 s) commits
+    before the erasure, but the recorder resumes after the erasure was handed to the
+    scheduler. The retry it would track goes out with the kept body unless the
+    scheduler remembers what was erased while out."""
+    async with serve_receiver(lambda _: Answer(503)) as receiver:
+        running = await hookd_factory(EVERY_SECOND)
+        store = running.daemon.store
+        assert store is not None
+        record_attempts = store.record_attempts
+        committed, release = trio.Event(), trio.Event()
+
+        async def held_after_commit(*args: Any) -> Any:
+            recorded = await record_attempts(*args)
+            committed.set()
+            await release.wait()
+            return recorded
+
+        store.record_attempts = held_after_commit  # type: ignore[method-assign,assignment]
+        await create_endpoint(running.client, ["email.*"], url=receiver.url)
+        await ingest(running, "email.recebido", JOAO_EMAIL)
+        await committed.wait()
+        await erase_joao(running)
+        release.set()
+        await trio.sleep(2.5)  # two retries' time
+        assert len(receiver.received) == 1
+
+
+async def test_an_erasure_cuts_short_the_attempt_out(hookd_factory: Factory) -> None:
+    async with serve_receiver(lambda _: Answer(503, delay=30)) as receiver:
+        running = await hookd_factory(EVERY_SECOND)
+        await create_endpoint(running.client, ["email.*"], url=receiver.url)
+        event_id = await ingest(running, "email.recebido", JOAO_EMAIL)
+        await receiver.wait_for(1)
+        await erase_joao(running)
+        [delivery] = (await running.client.get(f"/v1/events/{event_id}")).json()["deliveries"]
+        assert delivery["status"] == "erased"
+        with trio.fail_after(5):  # recorded at once, not when the receiver answers
+            while True:
+                shown = (await running.client.get(f"/v1/deliveries/{delivery['id']}")).json()
+                if shown["attempt_log"]:
+                    break
+                await trio.sleep(0.05)
+        [attempt] = shown["attempt_log"]
+        assert attempt["error_kind"] == "interrupted"
+        assert attempt["error"] == (
+            "interrupted: its event was erased after the request went out; the receiver may have it"
+        )
+        await trio.sleep(1.5)
+        assert len(receiver.received) == 1
+
+
+async def test_a_job_waiting_for_a_slot_when_erased_is_dropped(
+    hookd_factory: Factory,
+) -> None:
+    """With one slot, held by a slow attempt elsewhere, João's job waits in its worker;
+    erased meanwhile, it never goes out."""
+    async with (
+        serve_receiver(lambda _: Answer(200, delay=2)) as slow,
+        serve_receiver() as receiver,
+    ):
+        running = await hookd_factory(EVERY_SECOND + "concurrency = 1\n")
+        await create_endpoint(running.client, ["chamado.*"], url=slow.url)
+        await create_endpoint(running.client, ["email.*"], url=receiver.url)
+        await ingest(running, "chamado.aberto", {"id": "ch1", "clienteId": "cliente_456"})
+        await slow.wait_for(1)
+        await ingest(running, "email.recebido", JOAO_EMAIL)
+        await trio.sleep(0.3)  # its worker has taken the job and waits for the slot
+        await erase_joao(running)
+        await trio.sleep(2.5)
+        assert len(slow.received) == 1
+        assert receiver.received == []
+
+
 async def test_cli_shows_and_erases_after_confirmation(hookd: Running) -> None:
     joao, maria = await about_joao_and_maria(hookd)
     shown = await cli(hookd.socket, "subject", "show", "--email", "JOAO.sigiloso@example.com")
