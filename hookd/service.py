@@ -12,8 +12,8 @@ Rules (docs/ARCHITECTURE.md, "Layers" and "The path of an event"):
   come from `runtime.ids`.
 - Data subjects (README, "Personal data"): ingest stores each event's subject hashes
   (`domain.subjects`, with the per-install key handed in) with it; an erasure goes in
-  background writes of up to ERASE_BATCH events (each stops early when other writes
-  wait, so ingest goes on beside it), each committed and then dropped from the
+  batches of ERASE_BATCH events, each a background job of the writer (it gives way to
+  the other writes, so ingest goes on beside it), committed and then dropped from the
   scheduler, then is written to the audit log (hashes, never values) and the WAL
   truncated. Without
   a key (`storage.subject_index = false`) nothing is indexed and access and erasure
@@ -47,7 +47,7 @@ from hookd.runtime.metrics import Metrics
 
 TEST_EVENT = "hookd.teste"
 RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
-ERASE_BATCH = 1000  # events an erasure's write takes at most; it stops early for others
+ERASE_BATCH = 1000  # events an erasure hands the writer at once (and then the scheduler)
 
 
 class Arrival(NamedTuple):
@@ -166,9 +166,10 @@ class Service:
         hashes = self._selector_hashes(chosen)
         seqs = await self._store.subject_event_seqs(hashes)
         events = erased = excerpts = 0
-        while seqs:
-            done = await self._store.erase_events(seqs[:ERASE_BATCH], self.clock.now())
-            seqs = seqs[done.covered :]
+        for start in range(0, len(seqs), ERASE_BATCH):
+            done = await self._store.erase_events(
+                seqs[start : start + ERASE_BATCH], self.clock.now()
+            )
             self._scheduler.deliveries_erased(done.erased)
             events, erased = events + done.events, erased + len(done.erased)
             excerpts += done.excerpts

@@ -85,10 +85,9 @@ class Backend(Protocol):
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
         """Make the bodies of the events at `seqs` tombstones, end their pending
         deliveries `erased`, drop their attempts' response excerpts and their subject
-        index rows; content replaced is overwritten, not left in free space. It may stop
-        after a first part of `seqs` when other writes wait (`Erasure.covered` says how
-        many it took), so they wait little. Not made durable on its own: `truncate_wal`,
-        which ends an erasure, makes it so."""
+        index rows; content replaced is overwritten, not left in free space. It runs
+        beside the other writes, giving way to them, so they wait little. Not made
+        durable on its own: `truncate_wal`, which ends an erasure, makes it so."""
 
     async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
         """Record an erasure in the audit log (counts and selector hashes, no value)."""

@@ -13,24 +13,27 @@ Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
   acknowledged. `pending` counts the writes submitted and not yet committed, for
   background work that leaves the writer to everything else. Reads run on a small pool
   of read-only connections in worker threads.
-- A background write (`background=True`: the steps of a longer job that makes itself
-  durable at its end, as an erasure does with its checkpoint) runs alone in its own
-  transaction, not fsynced (what it wrote reaches the disk with the next fsynced commit
-  or checkpoint), and only between groups of the other writes: one background write
-  after each group, so neither kind starves. It may end early once `others_waiting()`
-  (returning how far it got), so the writes behind it wait little.
+- A background job (`in_steps`: a longer job that makes itself durable at its end, as an
+  erasure does with its checkpoint) runs in steps, each alone in its own transaction,
+  not fsynced (what it wrote reaches the disk with the next fsynced commit or
+  checkpoint), and only between groups of the other writes: one step after each group,
+  so neither kind starves, and the next step at once when no write waits. A step ends
+  early once `others_waiting()`, so the writes behind it wait little; the job goes on
+  from there in its next step, on the writer thread, with no trip to the trio thread.
 - Checkpoints are mostly copied off the writer: once the WAL holds PRECOPY_PAGES a
   checkpointer thread copies it into the database (PASSIVE, its own connection, beside
-  the writer); at CHECKPOINT_PAGES the writer checkpoints itself after waking the
-  writes it committed (SQLite's automatic checkpoint, which would run before, is off),
-  which then has little left to copy and lets the next transaction start the WAL anew.
+  the writer), again each time it has grown by PRECOPY_STEP pages (not at every commit:
+  each copy ends with an fsync of the database); at CHECKPOINT_PAGES the writer
+  checkpoints itself after waking the writes it committed (SQLite's automatic
+  checkpoint, which would run before, is off), which then has little left to copy and
+  lets the next transaction start the WAL anew.
 - Each write is a plain function of the connection. It may refuse (`domain.errors`)
   (a missing endpoint, say) only before it has written anything; the refusal goes to its
   caller and the others in the group commit. Any other failure rolls the group back
   (`on_rollback` is told, on the writer thread, so caches of the rows can be dropped) and
   its writes are run again one per transaction, so only the failing one fails.
 - The engine never reads the clock, but to time its own group commits for `on_commit`
-  when it is set (`GET /metrics`).
+  when it is set (`GET /metrics`), and to bound how long `truncate_wal` waits.
 - One engine per database: an open one holds an exclusive lock (flock) on `<db>.lock`,
   which names its pid, until it is closed; a second one is refused with that pid. A
   separate file, because SQLite's own POSIX locks on the database would be released by
@@ -67,6 +70,9 @@ T = TypeVar("T")
 READERS = 4
 MAX_GROUP = 512  # writes committed together at most
 PRECOPY_PAGES = 500  # WAL pages (8 KiB) that wake the checkpointer
+PRECOPY_STEP = 100  # WAL pages it must have grown by to wake it again
+TRUNCATE_TIMEOUT = 10.0  # seconds a truncating checkpoint waits for readers and writer
+BUSY_PAUSE = 0.0005  # seconds between its tries
 CHECKPOINT_PAGES = 1000  # WAL pages that make the writer checkpoint: SQLite's default
 OWNER_ONLY = 0o600
 OWNER_DIR = 0o700  # a directory hookd makes for its database (the dev one, ./var)
@@ -107,8 +113,9 @@ class Engine:
         self._checkpointer: threading.Thread | None = None
         # The writes the writer took from the queue and has not run yet (its own).
         self._waiting: list[_Write] = []  # in order, grouped
-        self._background: list[_Write] = []  # one after each group
+        self._background: list[_Write] = []  # one step after each group
         self._precopy = threading.Event()  # set by the writer: the checkpointer has work
+        self._precopy_at = 0  # the WAL's pages when the writer last set it
         self._checkpoint_due = False  # the writer's own, after its next wake
         # Held by whoever checkpoints: SQLite refuses a second checkpoint at once (BUSY).
         self._checkpointing = threading.Lock()
@@ -214,13 +221,21 @@ class Engine:
 
     # -- the writer ---------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[apsw.Connection], T], *, background: bool = False) -> T:
-        """Run `fn(connection)` in the writer's next transaction; return once committed
-        (a `background` write: in a transaction of its own, between the others' groups,
-        not fsynced)."""
+    async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Run `fn(connection)` in the writer's next transaction; return once committed."""
+        result: T = await self._submit(_Write(fn, background=False))
+        return result
+
+    async def in_steps(self, step: Callable[[apsw.Connection], T | None]) -> T:
+        """Run `step(connection)` as a background job: in transactions of its own, not
+        fsynced, one after each group of the other writes, until it returns something
+        other than None (it has more to do while it returns None); return that."""
+        result: T = await self._submit(_Write(step, background=True))
+        return result
+
+    async def _submit(self, op: _Write) -> Any:
         if self._thread is None:
             raise StorageError("the database is closed")
-        op = _Write(fn, background)
         self.pending += 1
         if self._no_writes.is_set():
             self._no_writes = trio.Event()
@@ -234,8 +249,7 @@ class Engine:
                 self._no_writes.set()
         if op.error is not None:
             raise op.error
-        result: T = op.result
-        return result
+        return op.result
 
     def others_waiting(self) -> bool:
         """Whether writes wait behind the one running (for a background write, on the
@@ -267,9 +281,11 @@ class Engine:
                     self.on_commit(time.perf_counter() - began)
                 self._done(group)
             if background:
-                job = background.pop(0)
+                job = background[0]
                 self._commit(self._writer, [job])
-                self._done([job])
+                if job.error is not None or job.result is not None:
+                    del background[0]
+                    self._done([job])
 
     def _take(self, *, block: bool) -> bool:
         """Move every queued write to `_waiting` or `_background` (waiting for one first
@@ -299,7 +315,10 @@ class Engine:
 
     def _wal_grew(self, _conn: apsw.Connection, _name: str, pages: int) -> int:
         """The writer's WAL hook, after each commit."""
-        if pages >= PRECOPY_PAGES:
+        if pages < self._precopy_at:  # the WAL started anew
+            self._precopy_at = 0
+        if pages >= max(PRECOPY_PAGES, self._precopy_at + PRECOPY_STEP):
+            self._precopy_at = pages
             self._precopy.set()
         if pages >= CHECKPOINT_PAGES:
             self._checkpoint_due = True
@@ -420,7 +439,9 @@ def _truncate_wal(path: str, checkpointing: threading.Lock) -> bool:
     try:
         conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         try:
-            conn.setbusytimeout(10_000)
+            # Not SQLite's own busy timeout, whose sleeps grow to 100 ms: a truncating
+            # checkpoint waits for the readers while holding the writer's lock.
+            conn.set_busy_handler(_brief_waits(time.monotonic() + TRUNCATE_TIMEOUT))
             with checkpointing:
                 # Most pages are copied first without holding the writer up; the
                 # truncating checkpoint, which makes the writer wait, then has little left.
@@ -431,6 +452,18 @@ def _truncate_wal(path: str, checkpointing: threading.Lock) -> bool:
     except apsw.Error as exc:
         raise StorageError(f"checkpointing the WAL failed: {exc}") from exc
     return not busy
+
+
+def _brief_waits(deadline: float) -> Callable[[int], bool]:
+    """A busy handler that tries again every BUSY_PAUSE seconds until `deadline`."""
+
+    def again(_tries: int) -> bool:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(BUSY_PAUSE)
+        return True
+
+    return again
 
 
 def _lock(path: str) -> int:

@@ -136,10 +136,8 @@ class SqliteBackend:
         await self.engine.until_no_writes()
 
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
-        return await self.engine.write(
-            lambda conn: Erasure(*subjects.erase(conn, seqs, now, self.engine.others_waiting)),
-            background=True,
-        )
+        eraser = subjects.Eraser(seqs, now, self.engine.others_waiting)
+        return Erasure(*await self.engine.in_steps(eraser))
 
     async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
         await self.engine.write(lambda conn: subjects.audit(conn, now, origin, fields))

@@ -11,8 +11,9 @@ Rules (docs/ARCHITECTURE.md, "Storage"; README, "Personal data"):
 - A lookup reads `done_seq` first, then the events after it (their rows, compared in
   Python), then the table: whatever the indexer commits meanwhile, no event is missed.
   Several selectors select the events that match any of them.
-- Erasure, per batch of events (SLICE at a time, the batch ending early between two
-  slices when other writes wait): each body becomes a tombstone (the envelope's `event`
+- Erasure, per batch of events, in steps of an engine background job (`Eraser`: SLICE
+  events at a time, a step ending between two slices when other writes wait, the next
+  step going on from there): each body becomes a tombstone (the envelope's `event`
   and `timestamp`, no `data`), each pending delivery ends `erased` (never attempted
   again: the scheduler only sends pending ones), the response excerpts of their
   attempts are dropped and their subject rows deleted. Statistics are not touched.
@@ -54,7 +55,7 @@ def _matching(hashes: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 
 
 PART_BITS = 10  # the index is searched by hash within each run of 1024 seqs
-SLICE = 20  # events an erasure writes between two looks at the writes waiting
+SLICE = 5  # events an erasure writes between two looks at the writes waiting
 # The index rows of the events stored from :first to :last, from their `subjects` column
 # (:nth lists 0 .. the most hashes one of them has - 1): one statement for a whole ingest.
 INDEX_EVENTS = """
@@ -196,25 +197,37 @@ def list_page(
     return page
 
 
-def erase(
-    conn: apsw.Connection, seqs: Sequence[int], now: float, stop: Callable[[], bool]
-) -> tuple[int, int, list[tuple[int, str]], int]:
-    """Erase the events at `seqs`, SLICE at a time, until done or `stop()` says other
-    writes wait: how many seqs it took, how many events were erased, the (id, endpoint)
-    of the pending deliveries that ended `erased`, and how many excerpts were dropped."""
-    covered = events = excerpts = 0
-    erased: list[tuple[int, str]] = []
-    while covered < len(seqs) and not (covered and stop()):
-        seq_list = msgspec.json.encode(list(seqs[covered : covered + SLICE]))
+class Eraser:
+    """An erasure of the events at `seqs`, run in steps (an engine background job): each
+    call erases SLICE events at a time until done, or until `stop()` says other writes
+    wait; it returns None while some are left, then (events erased, the (id, endpoint)
+    of the pending deliveries that ended `erased`, excerpts dropped)."""
+
+    def __init__(self, seqs: Sequence[int], now: float, stop: Callable[[], bool]) -> None:
+        self._seqs, self._now, self._stop = seqs, now, stop
+        self._covered = self._events = self._excerpts = 0
+        self._erased: list[tuple[int, str]] = []
+
+    def __call__(self, conn: apsw.Connection) -> tuple[int, list[tuple[int, str]], int] | None:
+        seqs, start = self._seqs, self._covered
+        while self._covered < len(seqs) and not (self._covered > start and self._stop()):
+            self._slice(conn, seqs[self._covered : self._covered + SLICE])
+            self._covered += SLICE
+        if self._covered < len(seqs):
+            return None
+        return self._events, self._erased, self._excerpts
+
+    def _slice(self, conn: apsw.Connection, seqs: Sequence[int]) -> None:
+        seq_list = msgspec.json.encode(list(seqs))
         indexed = [(row[0], row[1]) for row in conn.execute(SUBJECTS_OF, (seq_list,))]
         conn.execute(TOMBSTONE, (seq_list,))
-        events += conn.changes()
-        erased += [(row[0], row[1]) for row in conn.execute(ERASE_PENDING, (seq_list, now))]
+        self._events += conn.changes()
+        self._erased += [
+            (row[0], row[1]) for row in conn.execute(ERASE_PENDING, (seq_list, self._now))
+        ]
         conn.execute(DROP_EXCERPTS, (seq_list,))
-        excerpts += conn.changes()
+        self._excerpts += conn.changes()
         forget(conn, indexed)
-        covered += SLICE
-    return min(covered, len(seqs)), events, erased, excerpts
 
 
 def audit(conn: apsw.Connection, now: float, origin: str, fields: Sequence[str]) -> None:

@@ -83,7 +83,6 @@ class Purged(msgspec.Struct, frozen=True, kw_only=True):
 class Erasure(NamedTuple):
     """What erasing a batch of events did."""
 
-    covered: int  # how many of the seqs given it took (the first ones)
     events: int  # events whose body became a tombstone
     erased: list[tuple[int, str]]  # (delivery id, endpoint id) of the pending ones ended
     excerpts: int  # attempts whose response excerpt was dropped

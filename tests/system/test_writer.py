@@ -1,4 +1,4 @@
-"""The SQLite engine's writer: background writes between the groups of the others.
+"""The SQLite engine's writer: background jobs in steps between the groups of the others.
 
 A real database file, the real writer and checkpointer threads; the writes are plain
 functions, as the query modules bring them.
@@ -7,7 +7,7 @@ functions, as the query modules bring them.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import apsw
@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from hookd.db.engine import Engine
+from hookd.db.errors import StorageError
 
 
 def _schema(conn: apsw.Connection) -> None:
@@ -64,40 +65,72 @@ async def _queued(engine: Engine, count: int) -> None:
     assert engine.pending == count
 
 
-async def test_background_writes_go_one_after_each_group_of_the_others(engine: Engine) -> None:
+async def test_a_background_job_takes_one_step_after_each_group_of_the_others(
+    engine: Engine,
+) -> None:
     order: list[str] = []
+    running, go_on = threading.Event(), threading.Event()
+
+    def step(conn: apsw.Connection) -> str | None:
+        order.append(f"step{len([o for o in order if o.startswith('step')]) + 1}")
+        conn.execute("INSERT INTO t (n) VALUES (?)", (len(order),))
+        if order[-1] == "step1":
+            running.set()
+            go_on.wait(10)
+        return "done" if order[-1] == "step3" else None
+
     async with trio.open_nursery() as nursery:
         release = await _held_writer(engine, nursery)
-        nursery.start_soon(lambda: engine.write(_insert(order, "bg1"), background=True))
+        finished: list[str] = []
+        nursery.start_soon(lambda: _keep(finished, engine.in_steps(step)))
         await _queued(engine, 2)
-        nursery.start_soon(lambda: engine.write(_insert(order, "bg2"), background=True))
-        await _queued(engine, 3)
         nursery.start_soon(engine.write, _insert(order, "fg1"))
-        await _queued(engine, 4)
-        nursery.start_soon(engine.write, _insert(order, "fg2"))
-        await _queued(engine, 5)
+        await _queued(engine, 3)
         commits = engine.commits
         release.set()
-    # The foreground writes queued after the background ones go first, together; then
-    # one background write; then the next (no foreground left): three transactions.
-    assert order == ["fg1", "fg2", "bg1", "bg2"]
-    assert engine.commits - commits == 1 + 3
+        await trio.to_thread.run_sync(running.wait, 10)
+        nursery.start_soon(engine.write, _insert(order, "fg2"))  # while step 1 runs
+        await _queued(engine, 2)
+        go_on.set()
+    # The foreground write queued behind the held one goes first; then one step; the
+    # write that came meanwhile; then the steps left, one after the other, each its own
+    # transaction; the job's answer is its last step's.
+    assert order == ["fg1", "step1", "fg2", "step2", "step3"]
+    assert engine.commits - commits == 1 + 1 + 1 + 1 + 2
+    assert finished == ["done"]
+    assert await engine.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()) == (5,)
 
 
-async def test_a_background_write_sees_the_writes_waiting_behind_it(engine: Engine) -> None:
+async def _keep(into: list[str], job: Awaitable[str]) -> None:
+    into.append(await job)
+
+
+async def test_a_background_step_sees_the_writes_waiting_behind_it(engine: Engine) -> None:
     seen: list[bool] = []
     running, go_on = threading.Event(), threading.Event()
 
-    def look(_: apsw.Connection) -> None:
+    def look(_: apsw.Connection) -> bool:
         running.set()
         go_on.wait(10)
         seen.append(engine.others_waiting())
+        return True
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: engine.write(look, background=True))
+        nursery.start_soon(engine.in_steps, look)
         await trio.to_thread.run_sync(running.wait, 10)
         nursery.start_soon(engine.write, _nothing)
         await _queued(engine, 2)
         go_on.set()
-    await engine.write(look, background=True)  # alone: nothing waits
+    assert await engine.in_steps(look)  # alone: nothing waits
     assert seen == [True, False]
+
+
+async def test_a_failing_step_ends_its_job_and_rolls_back_only_itself(engine: Engine) -> None:
+    def fail(conn: apsw.Connection) -> None:
+        conn.execute("INSERT INTO t (n) VALUES (1)")
+        conn.execute("INSERT INTO nowhere VALUES (1)")
+
+    with pytest.raises(StorageError, match="nowhere"):
+        await engine.in_steps(fail)
+    await engine.write(_insert([], "after"))
+    assert await engine.read(lambda c: c.execute("SELECT n FROM t").fetchall()) == [(1,)]
