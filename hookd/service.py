@@ -75,7 +75,7 @@ class Service:
         catalog: Catalog,
         secret_overlap: float,
         subject_key: bytes | None = None,
-        subjects_stored: Callable[[], None] = lambda: None,
+        subjects_stored: Callable[[int], None] = lambda _: None,
     ) -> None:
         self.clock = clock
         self.catalog = catalog
@@ -88,7 +88,7 @@ class Service:
         self._conformance = Conformance(clock, metrics)
         self._subjects = None if subject_key is None else subjects.Hasher(subject_key)
         self._subject_key = subject_key
-        # Told after a write stored events naming someone (the subject indexer's wake).
+        # Told how many events naming someone a write stored (the subject indexer's wake).
         self._subjects_stored = subjects_stored
 
     # -- events -------------------------------------------------------------------------
@@ -100,8 +100,8 @@ class Service:
         ]
         results = await self._store.ingest(fresh, now)
         self._created(results)
-        if any(a.subjects for a in arrivals):
-            self._subjects_stored()
+        if naming := sum(1 for a in arrivals if a.subjects):
+            self._subjects_stored(naming)
         for arrival, result in zip(arrivals, results, strict=True):
             if arrival.findings and not result.replayed:
                 self._conformance.record(arrival.event.event, arrival.findings)

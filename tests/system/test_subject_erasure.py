@@ -8,6 +8,7 @@ and hashes, no value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -92,6 +93,15 @@ def arrived_for(receiver: Receiver, ids: set[str], since: int = 0) -> int:
     return sum(1 for r in receiver.received[since:] if r.headers["x-webhook-id"] in ids)
 
 
+def indexed(database: Path) -> bool:
+    """Whether the subject index covers every event stored."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        [(done, last)] = db.execute(
+            "SELECT done_seq, (SELECT max(seq) FROM events) FROM subject_index"
+        ).fetchall()
+    return bool(done >= last)
+
+
 def files_holding(database: Path, needles: list[bytes]) -> list[tuple[str, bytes]]:
     """(file, needle) for every needle found in the database, -wal or -shm bytes."""
     found = []
@@ -119,6 +129,11 @@ async def test_erasure_of_one_person_among_100000(tmp_path: Path) -> None:
                     break
                 await trio.sleep(0.2)
         assert files_holding(daemon.database, NEEDLES[:1])  # the grep finds what is there
+        with trio.fail_after(60):  # the index catches up once the import has ended
+            while True:
+                if indexed(daemon.database):
+                    break
+                await trio.sleep(0.2)
 
         response = await client.post("/v1/subjects/erase", json={"email": EMAIL_SENT.upper()})
         daemon.signal(signal.SIGKILL)  # right after the 200

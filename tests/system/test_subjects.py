@@ -12,11 +12,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 from hookd.db.sqlite import SqliteBackend
 from hookd.db.types import NewEvent
 from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
+from hookd.runtime.subject_indexer import BULK_TAIL, SubjectIndexer
 from tests.cli_runner import cli
 from tests.conftest import Running
 from tests.receiver import Answer, serve_receiver
@@ -408,3 +411,81 @@ async def test_lookups_see_events_whether_indexed_yet_or_not(short_dir: Path) ->
             await store.until_no_writes()
     finally:
         await store.aclose()
+
+
+@pytest.fixture
+def virtual_clock() -> trio.testing.MockClock:
+    # Jumps only after a few real milliseconds of idleness: not during the writer's work.
+    return trio.testing.MockClock(autojump_threshold=0.02)
+
+
+async def test_the_indexer_waits_for_a_bulk_import_to_end(
+    short_dir: Path, virtual_clock: trio.testing.MockClock
+) -> None:
+    """Stored faster than BULK_RATE, events are left to the lookups' row-by-row read
+    until the import ends or BULK_TAIL of them wait; then the table is filled."""
+    store = await SqliteBackend.open(str(short_dir / "hookd.db"), "normal")
+    try:
+        for n in range(3):
+            event = prepare(IngestRequest("a.x", {"n": n}), format_timestamp(1.0))
+            await store.ingest([NewEvent(event, f"e{n}", subjects=(bytes(16),))], 1.0)
+        indexer = SubjectIndexer(store)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(indexer.run)
+            await wait_until(lambda: indexed_rows(store), 3)  # at start
+
+            async def bulk(per_tick: int, done: trio.Event) -> None:
+                while not done.is_set():
+                    indexer.wake(per_tick)
+                    await trio.sleep(0.1)
+
+            importing = trio.Event()
+            nursery.start_soon(bulk, 1000, importing)  # 10,000 a second: an import
+            await trio.sleep(1.0)
+            await store.ingest([new_event(n) for n in range(3, 9)], 2.0)
+            indexer.wake(6)
+            await trio.sleep(2.0)
+            assert await indexed_rows(store) == 3
+            importing.set()
+            ended = trio.current_time()
+            await wait_until(lambda: indexed_rows(store), 9)
+            assert trio.current_time() - ended <= 1.5  # once the rate has fallen
+
+            importing = trio.Event()
+            nursery.start_soon(bulk, 10_000, importing)  # 100,000 a second
+            await trio.sleep(1.0)
+            await store.ingest([new_event(n) for n in range(9, 12)], 3.0)
+            indexer.wake(3)
+            await trio.sleep(0.5)
+            assert await indexed_rows(store) == 9  # 150,000 waiting
+            await wait_until(lambda: indexed_rows(store), 12)
+            assert indexer.import_wait() > 0  # indexed under the import: the tail's bound
+            importing.set()
+            nursery.cancel_scope.cancel()
+        assert BULK_TAIL == 250_000
+    finally:
+        await store.aclose()
+
+
+def new_event(n: int) -> NewEvent:
+    event = prepare(IngestRequest("a.x", {"n": n}), format_timestamp(2.0))
+    return NewEvent(event, f"e{n}", subjects=(bytes(16),))
+
+
+async def wait_until(read: Callable[[], Awaitable[Any]], wanted: Any) -> None:
+    """Poll `read` until it gives `wanted`: up to 600 times, 50 ms apart on the test's
+    clock (no deadline: a virtual clock would jump to it while a read runs)."""
+    for _ in range(600):
+        if await read() == wanted:
+            return
+        await trio.sleep(0.05)
+    raise AssertionError(f"still {await read()!r}, not {wanted!r}")
+
+
+async def indexed_rows(store: SqliteBackend) -> int:
+    """The rows of the subject index's table."""
+    [(rows,)] = await store.engine.read(
+        lambda c: c.execute("SELECT count(*) FROM subjects").fetchall()
+    )
+    assert isinstance(rows, int)
+    return rows
