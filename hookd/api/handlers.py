@@ -1,5 +1,8 @@
 """The HTTP API's handlers: decode and check a request, call the service, encode.
 
+Over 400 lines: one short handler per route of the API, side by side as the route
+table (`api.routes`) lists them.
+
 Rules (docs/ARCHITECTURE.md; the contract is the README's API section):
 - Handlers reach storage, the scheduler and the metrics only through `hookd.service`,
   which does each operation's write and then its effects.

@@ -2,6 +2,10 @@
 translation of apsw's errors. It knows no table: the writes and reads it runs are plain
 functions of a connection, brought by the query modules through `sqlite.SqliteBackend`.
 
+Over 400 lines: the writer, the checkpointer and the WAL's truncation share the
+connections, the checkpoint lock and the writes' bookkeeping; apart they would pass
+them around.
+
 Rules (docs/ARCHITECTURE.md, "Storage" and "Group commit"):
 - apsw errors are translated here: a full disk or an unusable file becomes
   `StorageError` (the API answers 503), never a crash; a failed read is `ReadError`.
