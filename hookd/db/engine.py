@@ -256,8 +256,8 @@ class Engine:
         return op.result
 
     def others_waiting(self) -> bool:
-        """Whether writes wait behind the one running (for a background write, on the
-        writer thread, to end early)."""
+        """Whether writes wait behind the one running (for a background job's step, on
+        the writer thread, to end early)."""
         return bool(self._waiting) or not self._queue.empty()
 
     async def until_no_writes(self) -> None:
