@@ -31,6 +31,7 @@ import msgspec
 
 from hookd import __version__
 from hookd.db.backend import Backend
+from hookd.db.errors import PartlyErased
 from hookd.db.types import DISABLED_BY_HAND, ConfigSync, Ingested, NewDelivery, NewEvent
 from hookd.delivery.alerts import alert_events
 from hookd.delivery.client import USER_AGENT
@@ -47,7 +48,7 @@ from hookd.runtime.metrics import Metrics
 
 TEST_EVENT = "hookd.teste"
 RECEIVING = frozenset({"url", "secret", "enabled"})  # changes that start a lane anew
-ERASE_BATCH = 1000  # events an erasure hands the writer at once (and then the scheduler)
+ERASE_BATCH = 100  # events an erasure hands the writer at once (and then the scheduler)
 
 
 class Arrival(NamedTuple):
@@ -100,7 +101,8 @@ class Service:
         ]
         results = await self._store.ingest(fresh, now)
         self._created(results)
-        if naming := sum(1 for a in arrivals if a.subjects):
+        stored = zip(arrivals, results, strict=True)
+        if naming := sum(1 for a, r in stored if a.subjects and not r.replayed):
             self._subjects_stored(naming)
         for arrival, result in zip(arrivals, results, strict=True):
             if arrival.findings and not result.replayed:
@@ -167,9 +169,13 @@ class Service:
         seqs = await self._store.subject_event_seqs(hashes)
         events = erased = excerpts = 0
         for start in range(0, len(seqs), ERASE_BATCH):
-            done = await self._store.erase_events(
-                seqs[start : start + ERASE_BATCH], self.clock.now()
-            )
+            try:
+                done = await self._store.erase_events(
+                    seqs[start : start + ERASE_BATCH], self.clock.now()
+                )
+            except PartlyErased as exc:  # what was committed is erased: never sent
+                self._scheduler.deliveries_erased(exc.erased)
+                raise
             self._scheduler.deliveries_erased(done.erased)
             events, erased = events + done.events, erased + len(done.erased)
             excerpts += done.excerpts

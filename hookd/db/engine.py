@@ -340,7 +340,7 @@ class Engine:
                     conn = apsw.Connection(self.path, flags=apsw.SQLITE_OPEN_READWRITE)
                 with self._checkpointing:
                     next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))  # reads the header
-            except apsw.Error:  # the next commit asks again
+            except apsw.Error:  # asked again once the WAL grows by PRECOPY_STEP
                 pass
         if conn is not None:
             conn.close()
@@ -443,13 +443,13 @@ def _truncate_wal(path: str, checkpointing: threading.Lock) -> bool:
     try:
         conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         try:
-            # Not SQLite's own busy timeout, whose sleeps grow to 100 ms: a truncating
-            # checkpoint waits for the readers while holding the writer's lock.
-            conn.set_busy_handler(_brief_waits(time.monotonic() + TRUNCATE_TIMEOUT))
             with checkpointing:
                 # Most pages are copied first without holding the writer up; the
                 # truncating checkpoint, which makes the writer wait, then has little left.
                 next(conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+                # Not SQLite's own busy timeout, whose sleeps grow to 100 ms: a truncating
+                # checkpoint waits for the readers while holding the writer's lock.
+                conn.set_busy_handler(_brief_waits(time.monotonic() + TRUNCATE_TIMEOUT))
                 busy, _log, _copied = next(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         finally:
             conn.close()

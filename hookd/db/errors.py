@@ -15,3 +15,12 @@ class StorageError(Exception):
 
 class ReadError(StorageError):
     """The database cannot be read (a damaged page, an I/O error)."""
+
+
+class PartlyErased(StorageError):
+    """An erasure failed after some of its steps were committed: `erased` holds the
+    (delivery id, endpoint id) those ended `erased`, which the scheduler must drop."""
+
+    def __init__(self, message: str, erased: list[tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.erased = erased

@@ -29,6 +29,7 @@ from hookd.db import (
     subjects,
 )
 from hookd.db.engine import Engine
+from hookd.db.errors import PartlyErased, StorageError
 from hookd.db.events import ingest as ingest_events
 from hookd.db.types import (
     AlertBuilder,
@@ -137,7 +138,10 @@ class SqliteBackend:
 
     async def erase_events(self, seqs: Sequence[int], now: float) -> Erasure:
         eraser = subjects.Eraser(seqs, now, self.engine.others_waiting)
-        return Erasure(*await self.engine.in_steps(eraser))
+        try:
+            return Erasure(*await self.engine.in_steps(eraser))
+        except StorageError as exc:
+            raise PartlyErased(str(exc), eraser.committed) from exc
 
     async def audit_erasure(self, now: float, origin: str, fields: Sequence[str]) -> None:
         await self.engine.write(lambda conn: subjects.audit(conn, now, origin, fields))

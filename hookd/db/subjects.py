@@ -201,14 +201,23 @@ class Eraser:
     """An erasure of the events at `seqs`, run in steps (an engine background job): each
     call erases SLICE events at a time until done, or until `stop()` says other writes
     wait; it returns None while some are left, then (events erased, the (id, endpoint)
-    of the pending deliveries that ended `erased`, excerpts dropped)."""
+    of the pending deliveries that ended `erased`, excerpts dropped). Should a step
+    fail, `committed` lists the deliveries the steps before it ended `erased`."""
 
     def __init__(self, seqs: Sequence[int], now: float, stop: Callable[[], bool]) -> None:
         self._seqs, self._now, self._stop = seqs, now, stop
         self._covered = self._events = self._excerpts = 0
         self._erased: list[tuple[int, str]] = []
+        self._before_step = 0  # of `_erased`: those of the steps committed
+
+    @property
+    def committed(self) -> list[tuple[int, str]]:
+        """The deliveries ended `erased` by the steps committed (all but the last one
+        called: the engine calls the next step only once the previous one committed)."""
+        return self._erased[: self._before_step]
 
     def __call__(self, conn: apsw.Connection) -> tuple[int, list[tuple[int, str]], int] | None:
+        self._before_step = len(self._erased)
         seqs, start = self._seqs, self._covered
         while self._covered < len(seqs) and not (self._covered > start and self._stop()):
             self._slice(conn, seqs[self._covered : self._covered + SLICE])

@@ -56,17 +56,22 @@ class SubjectIndexer:
 
     def wake(self, events: int) -> None:
         """`events` naming someone were stored: index them when the writer is free."""
-        self._stored.append((trio.current_time(), events))
+        now = trio.current_time()
+        self._forget_before(now - RATE_WINDOW)
+        self._stored.append((now, events))
         self._in_window += events
         self.tail += events
         self._work.set()
+
+    def _forget_before(self, since: float) -> None:
+        while self._stored and self._stored[0][0] < since:
+            self._in_window -= self._stored.popleft()[1]
 
     def import_wait(self) -> float:
         """Seconds until the events stored over the last RATE_WINDOW fall to BULK_RATE,
         if no more come (0: no bulk import runs)."""
         now = trio.current_time()
-        while self._stored and self._stored[0][0] < now - RATE_WINDOW:
-            self._in_window -= self._stored.popleft()[1]
+        self._forget_before(now - RATE_WINDOW)
         left, wait = self._in_window, 0.0
         for when, events in self._stored:
             if left <= BULK_RATE * RATE_WINDOW:

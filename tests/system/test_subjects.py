@@ -16,6 +16,8 @@ import pytest
 import trio
 import trio.testing
 
+from hookd.db import subjects
+from hookd.db.errors import PartlyErased, StorageError
 from hookd.db.sqlite import SqliteBackend
 from hookd.db.types import NewEvent
 from hookd.domain.envelope import IngestRequest, format_timestamp, prepare
@@ -350,11 +352,7 @@ async def test_retention_and_erasure_take_the_index_rows_with_their_events(
 ) -> None:
     store = await SqliteBackend.open(str(short_dir / "hookd.db"), "normal")
     try:
-        await store.create_endpoint(
-            {"id": "ep", "url": "http://127.0.0.1:9/", "events": ["b.*"], "secret": "s"},
-            0.0,
-            origin="socket",
-        )
+        await unreachable_endpoint(store, "b.*")
         hashes = [bytes([n]) * 16 for n in range(4)]
         made = []
         for n, (name, who) in enumerate(
@@ -467,6 +465,12 @@ async def test_the_indexer_waits_for_a_bulk_import_to_end(
         await store.aclose()
 
 
+async def unreachable_endpoint(store: SqliteBackend, events: str) -> None:
+    """Endpoint `ep` for `events`, at a port nothing listens on."""
+    spec = {"id": "ep", "url": "http://127.0.0.1:9/", "events": [events], "secret": "s"}
+    await store.create_endpoint(spec, 0.0, origin="socket")
+
+
 def new_event(n: int) -> NewEvent:
     event = prepare(IngestRequest("a.x", {"n": n}), format_timestamp(2.0))
     return NewEvent(event, f"e{n}", subjects=(bytes(16),))
@@ -489,3 +493,34 @@ async def indexed_rows(store: SqliteBackend) -> int:
     )
     assert isinstance(rows, int)
     return rows
+
+
+async def test_a_failed_erasure_step_reports_what_the_steps_before_it_erased(
+    short_dir: Path,
+) -> None:
+    """A step that fails rolls back alone; the deliveries the committed steps ended
+    `erased` are handed back (PartlyErased), for the scheduler to drop them."""
+    store = await SqliteBackend.open(str(short_dir / "hookd.db"), "normal")
+    try:
+        await unreachable_endpoint(store, "a.*")
+        made = [(await store.ingest([new_event(n)], 2.0))[0] for n in range(12)]
+        deliveries = [m.created[0].id for m in made]
+        # A real failure of SQLite's on the third slice: a value too big (SQLITE_TOOBIG).
+        await store.engine.write(
+            lambda c: c.execute(
+                "CREATE TEMP TRIGGER boom BEFORE UPDATE OF body ON events WHEN old.seq = 11"
+                " BEGIN SELECT zeroblob(2000000000); END"
+            )
+        )
+        eraser = subjects.Eraser(list(range(1, 13)), 5.0, lambda: True)  # a slice a step
+        with pytest.raises(StorageError, match="too big"):
+            await store.engine.in_steps(eraser)
+        assert sorted(d for d, _ in eraser.committed) == deliveries[:10]
+        statuses = "SELECT status, count(*) FROM deliveries GROUP BY 1 ORDER BY 1"
+        assert await db_rows(store.engine.path, statuses) == [("erased", 10), ("pending", 2)]
+
+        with pytest.raises(PartlyErased) as failed:  # through the backend: one step here
+            await store.erase_events([11, 12], 6.0)
+        assert failed.value.erased == []
+    finally:
+        await store.aclose()
